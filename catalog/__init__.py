@@ -1,0 +1,1 @@
+"""Datasets: metadata, package import, hosted tables and the records query engine."""

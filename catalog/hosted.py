@@ -1,0 +1,164 @@
+"""Hosted data: one typed table per dataset version, and the in-memory description of a
+published version that every data request works from.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from catalog.models import Dataset, DatasetField, DatasetVersion, FieldType
+
+
+class FieldLike(Protocol):
+    name: str
+    type: FieldType | str
+
+
+def table_name(dataset_id: str, version: int) -> str:
+    # Dataset ids are [a-z0-9-]; swapping "-" for "_" keeps distinct ids distinct.
+    return f"data_{dataset_id.replace('-', '_')}_v{version}"
+
+
+def _column_type(ftype: FieldType | str, dialect: str) -> sa.types.TypeEngine:
+    ftype = FieldType(ftype)
+    if ftype is FieldType.string:
+        return sa.Text()
+    if ftype is FieldType.integer:
+        return sa.BigInteger() if dialect != "sqlite" else sa.Integer()
+    if ftype is FieldType.number:
+        return sa.Double()
+    if ftype is FieldType.boolean:
+        return sa.Boolean(create_constraint=False)
+    if dialect == "sqlite":  # ISO-8601 text; see catalog.values
+        return sa.Text()
+    return sa.Date() if ftype is FieldType.date else sa.DateTime()
+
+
+def build_table(name: str, fields: Sequence[FieldLike], dialect: str) -> sa.Table:
+    """A Core table for a hosted version, on a private MetaData: Alembic never sees it."""
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        *(sa.Column(f.name, _column_type(f.type, dialect)) for f in fields),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HostedField:
+    name: str
+    type: FieldType
+    title: str
+    description: str
+    level: int
+    pii: str
+    subject_key: bool
+    primary_key: bool
+    has_nulls: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HostedDataset:
+    """A published version as a request sees it: metadata, fields and the table."""
+
+    id: str
+    title: str
+    open_type: str
+    level: int
+    version: int
+    row_count: int
+    updated_at: datetime
+    fields: tuple[HostedField, ...]
+    by_name: dict[str, HostedField]
+    primary_key: str
+    table: sa.Table
+
+
+class HostedCatalog:
+    """Published versions, cached per process for `ttl` seconds.
+
+    A data request must not pay a metadata query. After `--replace` another worker may
+    serve the previous version for up to `ttl` seconds; that table is kept (only versions
+    two behind are dropped), so the answer is always one complete version.
+    """
+
+    def __init__(self, engine: Engine, *, ttl: float = 2.0) -> None:
+        self._engine = engine
+        self._dialect = engine.dialect.name
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, HostedDataset | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, dataset_id: str) -> HostedDataset | None:
+        now = time.monotonic()
+        hit = self._cache.get(dataset_id)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        hosted = self._load(dataset_id)
+        with self._lock:
+            if len(self._cache) > 10_000:  # unknown ids must not grow memory without bound
+                self._cache.clear()
+            self._cache[dataset_id] = (now, hosted)
+        return hosted
+
+    def invalidate(self, dataset_id: str | None = None) -> None:
+        with self._lock:
+            if dataset_id is None:
+                self._cache.clear()
+            else:
+                self._cache.pop(dataset_id, None)
+
+    def _load(self, dataset_id: str) -> HostedDataset | None:
+        with Session(self._engine) as session:
+            dataset = session.get(Dataset, dataset_id)
+            if dataset is None:
+                return None
+            version = session.exec(
+                select(DatasetVersion).where(
+                    DatasetVersion.dataset_id == dataset_id,
+                    DatasetVersion.version == dataset.current_version,
+                )
+            ).one()
+            rows = session.exec(
+                select(DatasetField)
+                .where(
+                    DatasetField.dataset_id == dataset_id,
+                    DatasetField.version == dataset.current_version,
+                )
+                .order_by(DatasetField.position)
+            ).all()
+        fields = tuple(
+            HostedField(
+                name=r.name,
+                type=FieldType(r.type),
+                title=r.title,
+                description=r.description,
+                level=r.level,
+                pii=r.pii,
+                subject_key=r.subject_key,
+                primary_key=r.primary_key,
+                has_nulls=r.has_nulls,
+            )
+            for r in rows
+        )
+        return HostedDataset(
+            id=dataset.id,
+            title=dataset.title,
+            open_type=dataset.open_type,
+            level=dataset.level,
+            version=dataset.current_version,
+            row_count=dataset.row_count,
+            updated_at=dataset.updated_at,
+            fields=fields,
+            by_name={f.name: f for f in fields},
+            primary_key=next(f.name for f in fields if f.primary_key),
+            table=build_table(version.table_name, fields, self._dialect),
+        )

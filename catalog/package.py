@@ -1,0 +1,182 @@
+"""Reading a dataset package (contract §2): `datapackage.json` plus one CSV resource.
+
+Everything about the package that can be checked without reading the data is checked here,
+so the importer only has rows left to worry about.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from catalog.models import FieldType, OpenType, Pii
+
+DATASET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,63}")
+# Field names become column names: keep them to plain identifiers so they never need
+# anything but ordinary quoting, on every database.
+FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+class PackageError(ValueError):
+    """A package that cannot be imported. The message is one line naming what and where."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    name: str
+    type: FieldType
+    title: str
+    description: str
+    level: int
+    pii: Pii
+    subject_key: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PackageSpec:
+    name: str
+    title: str
+    description: str
+    publisher: str
+    theme: str
+    keywords: tuple[str, ...]
+    open_type: OpenType
+    update_frequency: str
+    license: str
+    zone: str
+    primary_key: str
+    fields: tuple[FieldSpec, ...]
+    data_path: Path
+
+    @property
+    def level(self) -> int:
+        return max(f.level for f in self.fields)
+
+
+def _text(doc: dict, key: str, *, required: bool = False) -> str:
+    value = doc.get(key, "")
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise PackageError(f"datapackage.json: '{key}' must be a string")
+    if required and not value.strip():
+        raise PackageError(f"datapackage.json: '{key}' is required")
+    return value
+
+
+def _enum(enum: type, value: object, where: str) -> object:
+    try:
+        return enum(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in enum)
+        raise PackageError(f"{where}: {value!r} is not one of {allowed}") from None
+
+
+def _field(raw: object, index: int) -> FieldSpec:
+    if not isinstance(raw, dict):
+        raise PackageError(f"field #{index + 1}: must be an object")
+    name = raw.get("name")
+    if not isinstance(name, str) or not FIELD_NAME.fullmatch(name):
+        raise PackageError(f"field #{index + 1}: name {name!r} must match {FIELD_NAME.pattern}")
+    where = f"field '{name}'"
+    level = raw.get("level", 1)
+    if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 4:
+        raise PackageError(f"{where}: level must be an integer from 1 to 4, got {level!r}")
+    subject_key = raw.get("subject_key", False)
+    if not isinstance(subject_key, bool):
+        raise PackageError(f"{where}: subject_key must be true or false")
+    for key in ("title", "description"):
+        if not isinstance(raw.get(key, ""), str):
+            raise PackageError(f"{where}: {key} must be a string")
+    return FieldSpec(
+        name=name,
+        type=_enum(FieldType, raw.get("type", "string"), f"{where}: type"),  # type: ignore[arg-type]
+        title=raw.get("title", "") or "",
+        description=raw.get("description", "") or "",
+        level=level,
+        pii=_enum(Pii, raw.get("pii", "none"), f"{where}: pii"),  # type: ignore[arg-type]
+        subject_key=subject_key,
+    )
+
+
+def read_package(folder: Path) -> PackageSpec:
+    """Parse and check the package in `folder` (or the `datapackage.json` path itself)."""
+    descriptor = folder / "datapackage.json" if folder.is_dir() else folder
+    if not descriptor.is_file():
+        raise PackageError(f"{descriptor}: no datapackage.json found")
+    try:
+        doc = json.loads(descriptor.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PackageError(f"{descriptor.name}: not valid UTF-8 JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise PackageError(f"{descriptor.name}: must hold a JSON object")
+
+    name = doc.get("name")
+    if not isinstance(name, str) or not DATASET_NAME.fullmatch(name):
+        raise PackageError(f"datapackage.json: name {name!r} must match {DATASET_NAME.pattern}")
+    open_type = _enum(OpenType, doc.get("open_type"), "datapackage.json: open_type")
+    keywords = doc.get("keywords", [])
+    if not isinstance(keywords, list) or not all(isinstance(k, str) for k in keywords):
+        raise PackageError("datapackage.json: keywords must be a list of strings")
+
+    resources = doc.get("resources")
+    if not isinstance(resources, list) or len(resources) != 1:
+        raise PackageError("datapackage.json: exactly one resource is required")
+    resource = resources[0]
+    if not isinstance(resource, dict) or not isinstance(resource.get("path"), str):
+        raise PackageError("resource: 'path' to a CSV file is required")
+    if resource.get("format", "csv") != "csv":
+        raise PackageError(f"resource: format {resource.get('format')!r} is not csv")
+    data_path = (descriptor.parent / resource["path"]).resolve()
+    if descriptor.parent.resolve() not in data_path.parents:
+        raise PackageError(f"resource: path {resource['path']!r} leaves the package folder")
+    if not data_path.is_file():
+        raise PackageError(f"resource: data file {resource['path']!r} not found")
+
+    schema = resource.get("schema")
+    if not isinstance(schema, dict) or not isinstance(schema.get("fields"), list):
+        raise PackageError("resource: schema.fields is required")
+    fields = tuple(_field(raw, i) for i, raw in enumerate(schema["fields"]))
+    if not fields:
+        raise PackageError("resource: schema.fields is empty")
+    seen: set[str] = set()
+    for f in fields:
+        if f.name.lower() in seen:
+            raise PackageError(f"field '{f.name}': defined twice")
+        seen.add(f.name.lower())
+
+    primary_key = schema.get("primaryKey")
+    if isinstance(primary_key, list) and len(primary_key) == 1:
+        primary_key = primary_key[0]
+    if not isinstance(primary_key, str) or primary_key not in {f.name for f in fields}:
+        raise PackageError(
+            f"resource: primaryKey {primary_key!r} must name one field of the schema"
+        )
+    if sum(f.subject_key for f in fields) > 1:
+        raise PackageError("resource: at most one field may be the subject_key")
+
+    spec = PackageSpec(
+        name=name,
+        title=_text(doc, "title", required=True),
+        description=_text(doc, "description"),
+        publisher=_text(doc, "publisher"),
+        theme=_text(doc, "theme"),
+        keywords=tuple(keywords),
+        open_type=open_type,  # type: ignore[arg-type]
+        update_frequency=_text(doc, "update_frequency"),
+        license=_text(doc, "license"),
+        zone=_text(doc, "zone") or "public",
+        primary_key=primary_key,
+        fields=fields,
+        data_path=data_path,
+    )
+    if spec.open_type is OpenType.unconditional:
+        for f in fields:
+            if f.level > 2:
+                raise PackageError(
+                    f"field '{f.name}': level {f.level} is not allowed in an unconditional "
+                    "dataset (at most 2)"
+                )
+    return spec

@@ -1,0 +1,420 @@
+"""The records query engine: query-string parameters → one parameterized SQL statement.
+
+Identifiers come only from the field dictionary and values are always bound parameters;
+nothing a client sends is ever spliced into SQL text. Pages are keyset-paginated: the
+cursor holds the order-key values of the last row sent, so a page deep in the table costs
+what the first one does (an index seek), and no row is skipped or repeated.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Collection, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from catalog.hosted import HostedDataset, HostedField
+from catalog.models import FieldType
+from catalog.problems import Problem, invalid_parameter
+from catalog.values import parse_value, to_storage
+
+RESERVED = frozenset({"fields", "order_by", "limit", "cursor", "format"})
+OPERATORS = frozenset(
+    {"eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "startswith", "isnull"}
+)
+MAX_IN_VALUES = 1000
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    field: str
+    op: str
+    value: Any  # storage form; a tuple for `in`, a bool for `isnull`
+
+
+@dataclass(frozen=True, slots=True)
+class RecordQuery:
+    fields: tuple[str, ...]
+    filters: tuple[Filter, ...]
+    order: tuple[tuple[str, bool], ...]  # (field, descending); always ends with the key
+    limit: int
+    after: tuple[Any, ...] | None = None
+
+    @property
+    def order_signature(self) -> str:
+        return ",".join(("-" if desc else "") + name for name, desc in self.order)
+
+
+class FieldAccess:
+    """Which fields a caller may see, and which of those it may filter and order on.
+
+    Filtering or ordering on a field that is not sent in clear would turn the filter into
+    an oracle for the hidden value, so only `clear` fields qualify.
+    """
+
+    def __init__(self, visible: Sequence[str], clear: Collection[str]) -> None:
+        self.visible = tuple(visible)
+        self.visible_set = frozenset(visible)
+        self.clear = frozenset(clear)
+
+    def check_usable(self, parameter: str, name: str, hosted: HostedDataset) -> HostedField:
+        field = hosted.by_name.get(name)
+        if field is None or name not in self.visible_set:
+            raise invalid_parameter(
+                parameter, f"参数 {parameter}：数据集 {hosted.id} 没有字段 {name}"
+            )
+        if name not in self.clear:
+            raise Problem(
+                400,
+                "field_not_permitted",
+                f"字段 {name} 未以明文提供给调用方，不能用于筛选或排序",
+                parameter=parameter,
+            )
+        return field
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        raise invalid_parameter("limit", f"limit 必须是 1 到 {MAX_LIMIT} 之间的整数")
+    return limit
+
+
+def _typed(parameter: str, field: HostedField, text: str, dialect: str) -> Any:
+    try:
+        return to_storage(field.type, parse_value(field.type, text), dialect)
+    except ValueError as exc:
+        # The offending value is not echoed: it may belong to a sensitive field.
+        raise invalid_parameter(
+            parameter, f"参数 {parameter} 的值无效：{_expected(field)}"
+        ) from exc
+
+
+def _expected(field: HostedField) -> str:
+    expected = {
+        FieldType.string: "字符串",
+        FieldType.integer: "整数",
+        FieldType.number: "数字",
+        FieldType.boolean: "布尔值 true/false",
+        FieldType.date: "日期 YYYY-MM-DD",
+        FieldType.datetime: "日期时间 YYYY-MM-DDTHH:MM:SS",
+    }[field.type]
+    return f"字段 {field.name} 需要{expected}"
+
+
+def _filter(
+    key: str, text: str, hosted: HostedDataset, access: FieldAccess, dialect: str
+) -> Filter:
+    name, _, op = key.partition("__")
+    op = op or "eq"
+    field = access.check_usable(key, name, hosted)
+    if op not in OPERATORS:
+        raise invalid_parameter(
+            key, f"参数 {key} 使用了未知的运算符 {op}；可用：{', '.join(sorted(OPERATORS))}"
+        )
+    if op == "isnull":
+        if text not in ("true", "false"):
+            raise invalid_parameter(key, f"参数 {key} 只能是 true 或 false")
+        return Filter(name, op, text == "true")
+    if op in ("contains", "startswith"):
+        if field.type is not FieldType.string:
+            raise invalid_parameter(key, f"参数 {key}：运算符 {op} 只适用于字符串字段")
+        if not text:
+            raise invalid_parameter(key, f"参数 {key} 不能为空")
+        return Filter(name, op, text)
+    if op == "in":
+        items = text.split(",")
+        if len(items) > MAX_IN_VALUES:
+            raise invalid_parameter(key, f"参数 {key}：in 最多 {MAX_IN_VALUES} 个值")
+        return Filter(name, op, tuple(_typed(key, field, item, dialect) for item in items))
+    return Filter(name, op, _typed(key, field, text, dialect))
+
+
+def _order(raw: str | None, hosted: HostedDataset, access: FieldAccess) -> list[tuple[str, bool]]:
+    order: list[tuple[str, bool]] = []
+    seen: set[str] = set()
+    for item in (raw or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        desc = item.startswith("-")
+        name = item.lstrip("-+")
+        access.check_usable("order_by", name, hosted)
+        if name in seen:
+            raise invalid_parameter("order_by", f"order_by 中字段 {name} 重复")
+        seen.add(name)
+        order.append((name, desc))
+    if hosted.primary_key not in seen:
+        # The key breaks ties, so the order is total and keyset pages are exact.
+        order.append((hosted.primary_key, False))
+    return order
+
+
+def parse_record_query(
+    params: Iterable[tuple[str, str]],
+    hosted: HostedDataset,
+    access: FieldAccess,
+    *,
+    dialect: str,
+    paged: bool = True,
+) -> RecordQuery:
+    """Validate the query string of a records or export request against the dictionary."""
+    single: dict[str, str] = {}
+    filters: list[Filter] = []
+    for key, value in params:
+        if key in RESERVED:
+            if key in single:
+                raise invalid_parameter(key, f"参数 {key} 只能出现一次")
+            single[key] = value
+        else:
+            filters.append(_filter(key, value, hosted, access, dialect))
+
+    if "fields" in single:
+        names = [n.strip() for n in single["fields"].split(",") if n.strip()]
+        if not names:
+            raise invalid_parameter("fields", "fields 不能为空")
+        for name in names:
+            if name not in access.visible_set:
+                raise invalid_parameter(
+                    "fields", f"参数 fields：数据集 {hosted.id} 没有字段 {name}"
+                )
+        fields = tuple(dict.fromkeys(names))
+    else:
+        fields = access.visible
+
+    order = tuple(_order(single.get("order_by"), hosted, access))
+    query = RecordQuery(
+        fields=fields,
+        filters=tuple(filters),
+        order=order,
+        limit=_limit(single.get("limit")) if paged else 0,
+    )
+    if paged and single.get("cursor"):
+        after = decode_cursor(single["cursor"], query, hosted, dialect)
+        query = RecordQuery(query.fields, query.filters, query.order, query.limit, after)
+    return query
+
+
+# --- cursors ------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def encode_cursor(query: RecordQuery, last_row_keys: Sequence[Any]) -> str:
+    payload = orjson.dumps([query.order_signature, [_jsonable(v) for v in last_row_keys]])
+    return base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+
+
+def decode_cursor(
+    cursor: str, query: RecordQuery, hosted: HostedDataset, dialect: str
+) -> tuple[Any, ...]:
+    bad = invalid_parameter("cursor", "cursor 无效或已过期，请从第一页重新开始")
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        signature, values = orjson.loads(raw)
+    except (binascii.Error, ValueError, TypeError):
+        raise bad from None
+    if signature != query.order_signature or not isinstance(values, list):
+        raise bad
+    if len(values) != len(query.order):
+        raise bad
+    typed: list[Any] = []
+    for (name, _desc), value in zip(query.order, values, strict=True):
+        field = hosted.by_name[name]
+        if value is None:
+            if field.primary_key:
+                raise bad
+            typed.append(None)
+            continue
+        try:
+            typed.append(to_storage(field.type, _cursor_value(field, value), dialect))
+        except (ValueError, TypeError):
+            raise bad from None
+    return tuple(typed)
+
+
+def _cursor_value(field: HostedField, value: Any) -> Any:
+    kind = field.type
+    if kind is FieldType.boolean and isinstance(value, bool):
+        return value
+    if kind is FieldType.integer and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if kind is FieldType.number and isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    if kind is FieldType.string and isinstance(value, str):
+        return value
+    if kind in (FieldType.date, FieldType.datetime) and isinstance(value, str):
+        return parse_value(kind, value)
+    raise TypeError(kind)
+
+
+# --- SQL ----------------------------------------------------------------------------------
+
+
+def _condition(column: sa.ColumnElement, f: Filter) -> sa.ColumnElement[bool]:
+    op = f.op
+    if op == "eq":
+        return column == f.value
+    if op == "ne":
+        return column != f.value
+    if op == "gt":
+        return column > f.value
+    if op == "gte":
+        return column >= f.value
+    if op == "lt":
+        return column < f.value
+    if op == "lte":
+        return column <= f.value
+    if op == "in":
+        return column.in_(f.value)
+    if op == "contains":
+        return column.contains(f.value, autoescape=True)
+    if op == "startswith":
+        return column.startswith(f.value, autoescape=True)
+    return column.is_(None) if f.value else column.is_not(None)
+
+
+def _after(hosted: HostedDataset, query: RecordQuery) -> sa.ColumnElement[bool]:
+    """Rows strictly after the cursor in the query's order (nulls sort last)."""
+    table = hosted.table
+    alternatives = []
+    equal: list[sa.ColumnElement[bool]] = []
+    assert query.after is not None
+    for (name, desc), value in zip(query.order, query.after, strict=True):
+        column = table.c[name]
+        if value is None:
+            equal.append(column.is_(None))
+            continue  # nothing sorts after a null within its group
+        after = column < value if desc else column > value
+        if hosted.by_name[name].has_nulls:
+            after = sa.or_(after, column.is_(None))
+        alternatives.append(sa.and_(*equal, after) if equal else after)
+        equal.append(column == value)
+    return sa.or_(*alternatives) if alternatives else sa.false()
+
+
+def build_select(
+    hosted: HostedDataset,
+    query: RecordQuery,
+    *,
+    row_filter: dict[str, Any] | None = None,
+    extra_conditions: Sequence[sa.ColumnElement[bool]] = (),
+) -> tuple[sa.Select, int]:
+    """The statement, and how many leading columns are the output fields (the rest are
+    order keys kept for the cursor)."""
+    table = hosted.table
+    names = list(query.fields)
+    for name, _ in query.order:
+        if name not in names:
+            names.append(name)
+    conditions = [_condition(table.c[f.field], f) for f in query.filters]
+    for name, value in (row_filter or {}).items():
+        conditions.append(table.c[name] == value)
+    conditions.extend(extra_conditions)
+    if query.after is not None:
+        conditions.append(_after(hosted, query))
+    order_by = []
+    for name, desc in query.order:
+        clause = table.c[name].desc() if desc else table.c[name].asc()
+        if hosted.by_name[name].has_nulls:
+            clause = clause.nulls_last()
+        order_by.append(clause)
+    statement = sa.select(*(table.c[n] for n in names)).where(*conditions).order_by(*order_by)
+    if query.limit:
+        statement = statement.limit(query.limit + 1)  # one more tells whether a next page exists
+    return statement, len(query.fields)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rows: Sequence[Sequence[Any]]  # output fields only, in query.fields order
+    next_cursor: str | None
+
+
+def fetch_page(
+    conn: Connection,
+    hosted: HostedDataset,
+    query: RecordQuery,
+    *,
+    row_filter: dict[str, Any] | None = None,
+    extra_conditions: Sequence[sa.ColumnElement[bool]] = (),
+) -> Page:
+    statement, width = build_select(
+        hosted, query, row_filter=row_filter, extra_conditions=extra_conditions
+    )
+    rows = conn.execute(statement).all()
+    next_cursor = None
+    if len(rows) > query.limit:
+        rows = rows[: query.limit]
+        last = rows[-1]
+        positions = _order_positions(query)
+        next_cursor = encode_cursor(query, [last[i] for i in positions])
+    if rows and width < len(rows[0]):
+        rows = [r[:width] for r in rows]
+    return Page(rows, next_cursor)
+
+
+def _order_positions(query: RecordQuery) -> list[int]:
+    names = list(query.fields)
+    for name, _ in query.order:
+        if name not in names:
+            names.append(name)
+    return [names.index(name) for name, _ in query.order]
+
+
+def stream_rows(
+    conn: Connection,
+    hosted: HostedDataset,
+    query: RecordQuery,
+    *,
+    row_filter: dict[str, Any] | None = None,
+    batch: int = 5000,
+) -> Iterator[list[tuple[Any, ...]]]:
+    """Every matching row, in batches, through a server-side cursor where there is one."""
+    statement, width = build_select(hosted, query, row_filter=row_filter)
+    result = conn.execution_options(stream_results=True, yield_per=batch).execute(statement)
+    for partition in result.partitions(batch):
+        yield [tuple(r[:width]) for r in partition]
+
+
+def fetch_one(
+    conn: Connection, hosted: HostedDataset, fields: Sequence[str], key_text: str, dialect: str
+) -> tuple[Any, ...] | None:
+    key_field = hosted.by_name[hosted.primary_key]
+    try:
+        key = to_storage(key_field.type, parse_value(key_field.type, key_text), dialect)
+    except ValueError:
+        return None  # a key that cannot exist is simply not found
+    table = hosted.table
+    statement = sa.select(*(table.c[n] for n in fields)).where(table.c[hosted.primary_key] == key)
+    row = conn.execute(statement).first()
+    return tuple(row) if row is not None else None
+
+
+__all__ = [
+    "FieldAccess",
+    "Filter",
+    "Page",
+    "RecordQuery",
+    "build_select",
+    "decode_cursor",
+    "encode_cursor",
+    "fetch_one",
+    "fetch_page",
+    "parse_record_query",
+    "stream_rows",
+]

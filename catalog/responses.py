@@ -1,0 +1,19 @@
+"""JSON responses rendered with orjson: fast, and Chinese stays readable (no \\u escapes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+class JSONLDResponse(JSONResponse):
+    media_type = "application/ld+json"

@@ -1,0 +1,202 @@
+"""Catalog reads: search, detail and the DCAT view. Keyword-only functions, session first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from catalog.models import Dataset, DatasetField, OpenType
+from catalog.problems import not_found
+
+MAX_PER_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogFilter:
+    q: str | None = None
+    theme: str | None = None
+    publisher: str | None = None
+    open_type: OpenType | None = None
+    level: int | None = None
+    zone: str | None = None
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def search_datasets(
+    session: Session,
+    *,
+    where: CatalogFilter,
+    page: int,
+    per_page: int,
+    include_closed: bool,
+) -> tuple[int, list[Dataset]]:
+    conditions: list[Any] = []
+    if where.q:
+        conditions.append(col(Dataset.search_text).like(_like_pattern(where.q), escape="\\"))
+    if where.theme:
+        conditions.append(Dataset.theme == where.theme)
+    if where.publisher:
+        conditions.append(Dataset.publisher == where.publisher)
+    if where.open_type:
+        conditions.append(Dataset.open_type == where.open_type.value)
+    if where.level:
+        conditions.append(Dataset.level == where.level)
+    if where.zone:
+        conditions.append(Dataset.zone == where.zone)
+    if not include_closed:
+        conditions.append(Dataset.open_type != OpenType.closed.value)
+    total = session.exec(select(func.count()).select_from(Dataset).where(*conditions)).one()
+    rows = session.exec(
+        select(Dataset)
+        .where(*conditions)
+        .order_by(col(Dataset.updated_at).desc(), Dataset.id)
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).all()
+    return total, list(rows)
+
+
+def get_dataset(session: Session, *, dataset_id: str, include_closed: bool) -> Dataset:
+    dataset = session.get(Dataset, dataset_id)
+    if dataset is None or (dataset.open_type == OpenType.closed and not include_closed):
+        # A closed dataset the caller may not see does not exist for them.
+        raise not_found(f"数据集 {dataset_id} 不存在")
+    return dataset
+
+
+def dataset_fields(session: Session, *, dataset: Dataset) -> list[DatasetField]:
+    return list(
+        session.exec(
+            select(DatasetField)
+            .where(
+                DatasetField.dataset_id == dataset.id,
+                DatasetField.version == dataset.current_version,
+            )
+            .order_by(DatasetField.position)
+        ).all()
+    )
+
+
+def iso_utc(moment: datetime) -> str:
+    if moment.tzinfo is None:  # SQLite hands back naive values; they were stored as UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def dataset_summary(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "id": dataset.id,
+        "title": dataset.title,
+        "description": dataset.description,
+        "publisher": dataset.publisher,
+        "theme": dataset.theme,
+        "keywords": dataset.keywords,
+        "open_type": dataset.open_type,
+        "level": dataset.level,
+        "zone": dataset.zone,
+        "license": dataset.license,
+        "update_frequency": dataset.update_frequency,
+        "version": dataset.current_version,
+        "row_count": dataset.row_count,
+        "created_at": iso_utc(dataset.created_at),
+        "updated_at": iso_utc(dataset.updated_at),
+    }
+
+
+def dataset_detail(dataset: Dataset, fields: list[DatasetField]) -> dict[str, Any]:
+    detail = dataset_summary(dataset)
+    detail["primary_key"] = next((f.name for f in fields if f.primary_key), None)
+    detail["fields"] = [
+        {
+            "name": f.name,
+            "type": f.type,
+            "title": f.title,
+            "description": f.description,
+            "level": f.level,
+            "pii": f.pii,
+            "subject_key": f.subject_key,
+        }
+        for f in fields
+    ]
+    return detail
+
+
+DCAT_CONTEXT = {
+    "dcat": "http://www.w3.org/ns/dcat#",
+    "dct": "http://purl.org/dc/terms/",
+    "foaf": "http://xmlns.com/foaf/0.1/",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+}
+
+
+def dcat_catalog(session: Session, *, base_url: str) -> dict[str, Any]:
+    """The public catalog as DCAT 2 in JSON-LD (closed datasets are not published)."""
+    datasets = session.exec(
+        select(Dataset).where(Dataset.open_type != OpenType.closed.value).order_by(Dataset.id)
+    ).all()
+    api = f"{base_url}/api/v1/datasets"
+    entries = []
+    for d in datasets:
+        distributions = [
+            {
+                "@type": "dcat:Distribution",
+                "dct:format": fmt,
+                "dcat:mediaType": media,
+                "dcat:accessURL": {"@id": f"{api}/{d.id}/records?format={fmt}"},
+                "dcat:downloadURL": {"@id": f"{api}/{d.id}/export?format={fmt}"}
+                if fmt != "json"
+                else None,
+            }
+            for fmt, media in (
+                ("json", "application/json"),
+                ("csv", "text/csv"),
+                ("jsonl", "application/jsonl"),
+            )
+        ]
+        for dist in distributions:
+            if dist["dcat:downloadURL"] is None:
+                del dist["dcat:downloadURL"]
+        entries.append(
+            {
+                "@id": f"{api}/{d.id}",
+                "@type": "dcat:Dataset",
+                "dct:identifier": d.id,
+                "dct:title": {"@value": d.title, "@language": "zh-CN"},
+                "dct:description": {"@value": d.description, "@language": "zh-CN"},
+                "dct:publisher": {"@type": "foaf:Organization", "foaf:name": d.publisher},
+                "dcat:theme": d.theme,
+                "dcat:keyword": d.keywords,
+                "dct:license": d.license,
+                "dct:accrualPeriodicity": d.update_frequency,
+                "dct:accessRights": d.open_type,
+                "dct:issued": {"@value": iso_utc(d.created_at), "@type": "xsd:dateTime"},
+                "dct:modified": {"@value": iso_utc(d.updated_at), "@type": "xsd:dateTime"},
+                "dcat:distribution": distributions,
+            }
+        )
+    return {
+        "@context": DCAT_CONTEXT,
+        "@id": f"{base_url}/api/v1/catalog.jsonld",
+        "@type": "dcat:Catalog",
+        "dct:title": {"@value": "公共数据开放目录", "@language": "zh-CN"},
+        "dcat:dataset": entries,
+    }
+
+
+__all__ = [
+    "MAX_PER_PAGE",
+    "CatalogFilter",
+    "dataset_detail",
+    "dataset_fields",
+    "dataset_summary",
+    "dcat_catalog",
+    "get_dataset",
+    "search_datasets",
+]

@@ -1,0 +1,157 @@
+"""Typed values: parsing text (CSV cells, query strings, cursors) into a field's type, and
+the storage form each database keeps.
+
+SQLite has no date types, so dates and datetimes are stored there as ISO-8601 text, which
+sorts in time order. PostgreSQL gets native `date` and `timestamp` columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from catalog.models import FieldType
+
+TRUE_VALUES = frozenset({"true", "True", "TRUE", "1"})
+FALSE_VALUES = frozenset({"false", "False", "FALSE", "0"})
+
+TYPE_NAMES = {
+    FieldType.string: "a string",
+    FieldType.integer: "an integer",
+    FieldType.number: "a number",
+    FieldType.boolean: "a boolean (true/false)",
+    FieldType.date: "a date (YYYY-MM-DD)",
+    FieldType.datetime: "a datetime (YYYY-MM-DDTHH:MM:SS)",
+}
+
+
+def parse_integer(text: str) -> int:
+    if "_" in text:  # int() accepts "1_000"; a data file should not
+        raise ValueError(text)
+    return int(text)
+
+
+def parse_number(text: str) -> float:
+    value = float(text)
+    if value - value != 0:  # nan and ±inf are not data
+        raise ValueError(text)
+    return value
+
+
+def parse_boolean(text: str) -> bool:
+    if text in TRUE_VALUES:
+        return True
+    if text in FALSE_VALUES:
+        return False
+    raise ValueError(text)
+
+
+def parse_date(text: str) -> date:
+    if len(text) != 10:  # only the extended form YYYY-MM-DD
+        raise ValueError(text)
+    return date.fromisoformat(text)
+
+
+def parse_datetime(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is not None:
+        # One clock in storage: instants with an offset are kept as naive UTC.
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+PARSERS: dict[FieldType, Callable[[str], Any]] = {
+    FieldType.string: str,
+    FieldType.integer: parse_integer,
+    FieldType.number: parse_number,
+    FieldType.boolean: parse_boolean,
+    FieldType.date: parse_date,
+    FieldType.datetime: parse_datetime,
+}
+
+
+def parse_value(ftype: FieldType | str, text: str) -> Any:
+    """Parse `text` as a value of `ftype`; raise ValueError naming the expected type."""
+    try:
+        return PARSERS[FieldType(ftype)](text)
+    except (ValueError, OverflowError):
+        raise ValueError(f"is not {TYPE_NAMES[FieldType(ftype)]}") from None
+
+
+def to_storage(ftype: FieldType | str, value: Any, dialect: str) -> Any:
+    """The form a parsed value is bound as in SQL on `dialect`."""
+    if value is None or dialect != "sqlite":
+        return value
+    if ftype in (FieldType.date, FieldType.datetime):
+        return value.isoformat()
+    return value
+
+
+# --- import: text → storage form, one function per type and database ----------------------
+
+
+def _sqlite_date(text: str) -> str:
+    return parse_date(text).isoformat()
+
+
+def _sqlite_datetime(text: str) -> str:
+    return parse_datetime(text).isoformat()
+
+
+def _sqlite_boolean(text: str) -> int:
+    return 1 if parse_boolean(text) else 0
+
+
+SQLITE_CONVERTERS: dict[FieldType, Callable[[str], Any]] = {
+    FieldType.string: str,
+    FieldType.integer: parse_integer,
+    FieldType.number: parse_number,
+    FieldType.boolean: _sqlite_boolean,
+    FieldType.date: _sqlite_date,
+    FieldType.datetime: _sqlite_datetime,
+}
+
+
+def _copy_text(text: str) -> str:
+    """A string as PostgreSQL COPY text format wants it."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    if "\x00" in text:
+        raise ValueError("contains a NUL character")
+    return text
+
+
+def _copy_integer(text: str) -> str:
+    return str(parse_integer(text))
+
+
+def _copy_number(text: str) -> str:
+    return repr(parse_number(text))
+
+
+def _copy_boolean(text: str) -> str:
+    return "t" if parse_boolean(text) else "f"
+
+
+def _copy_date(text: str) -> str:
+    return parse_date(text).isoformat()
+
+
+def _copy_datetime(text: str) -> str:
+    return parse_datetime(text).isoformat()
+
+
+COPY_CONVERTERS: dict[FieldType, Callable[[str], str]] = {
+    FieldType.string: _copy_text,
+    FieldType.integer: _copy_integer,
+    FieldType.number: _copy_number,
+    FieldType.boolean: _copy_boolean,
+    FieldType.date: _copy_date,
+    FieldType.datetime: _copy_datetime,
+}

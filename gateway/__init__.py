@@ -1,0 +1,1 @@
+"""opengate's composition root: settings, the app factory, middleware and the CLI."""

@@ -1,0 +1,195 @@
+"""The `opengate` command line (contract §1)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from catalog.importer import ImportResult, import_package
+from catalog.package import PackageError
+from gateway.database import create_engine
+from gateway.settings import Settings
+
+app = typer.Typer(
+    help="opengate — 公共数据开放与授权运营网关",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+datasets_app = typer.Typer(help="Dataset packages.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def fail(reason: str) -> None:
+    """One line on stderr, never wrapped, whatever the terminal width."""
+    print(f"opengate: {reason}", file=sys.stderr)
+
+
+class UserError(Exception):
+    """A mistake the user can fix: printed as one line, exit status 1."""
+
+
+@contextmanager
+def user_errors(settings: Settings | None = None) -> Iterator[None]:
+    try:
+        yield
+    except (UserError, PackageError) as exc:
+        fail(str(exc))
+        raise typer.Exit(1) from None
+    except OperationalError as exc:
+        where = (
+            make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
+            if settings
+            else "the database"
+        )
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
+        fail(f"cannot use the database {where}: {reason}")
+        raise typer.Exit(1) from None
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the schema (Alembic upgrade head)."""
+    from gateway.migrate import upgrade
+
+    settings = _settings()
+    with user_errors(settings):
+        upgrade(create_engine(settings.sqlalchemy_url))
+    out.print("schema is up to date")
+
+
+def _require_schema(settings: Settings) -> None:
+    from gateway.migrate import is_current
+
+    with user_errors(settings):
+        if not is_current(create_engine(settings.sqlalchemy_url)):
+            raise UserError("the schema is missing or old; run `opengate migrate` first")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes")] = 1,
+) -> None:
+    """Run the gateway."""
+    import uvicorn
+
+    settings = _settings()
+    _require_schema(settings)
+    uvicorn.run(
+        "gateway.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        proxy_headers=False,  # client IPs come from OPENGATE_TRUSTED_PROXIES only
+        server_header=False,
+    )
+
+
+def _import(path: Path, *, replace: bool, skip_unchanged: bool, settings: Settings) -> ImportResult:
+    engine = create_engine(settings.sqlalchemy_url)
+    progress_bar: Progress | None = None
+    task = None
+    data_size = sum(p.stat().st_size for p in path.glob("*.csv")) if path.is_dir() else 0
+    if err.is_terminal and data_size > 8 << 20:
+        progress_bar = Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+        progress_bar.start()
+        task = progress_bar.add_task(f"importing {path.name}", total=data_size)
+
+    def progress(done: int, total: int) -> None:
+        if progress_bar is not None and task is not None:
+            progress_bar.update(task, completed=done, total=total)
+
+    try:
+        return import_package(
+            engine, path, replace=replace, skip_unchanged=skip_unchanged, progress=progress
+        )
+    finally:
+        if progress_bar is not None:
+            progress_bar.stop()
+        engine.dispose()
+
+
+@datasets_app.command("import")
+def datasets_import(
+    path: Annotated[Path, typer.Argument(help="package folder (or its datapackage.json)")],
+    replace: Annotated[bool, typer.Option("--replace", help="publish a new version")] = False,
+) -> None:
+    """Import a dataset package (all or nothing)."""
+    settings = _settings()
+    _require_schema(settings)
+    with user_errors(settings):
+        result = _import(path, replace=replace, skip_unchanged=False, settings=settings)
+    out.print(
+        f"imported {result.dataset_id} version {result.version}: {result.row_count:,} rows "
+        f"in {result.seconds:.2f} s ({result.rows_per_second:,.0f} rows/s)"
+    )
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="serve after loading")
+    ] = True,
+) -> None:
+    """Migrate, load the Qingdao demo catalog (idempotent), then serve."""
+    from gateway.demo_catalog import write_demo_packages
+    from gateway.migrate import upgrade
+
+    settings = _settings()
+    with user_errors(settings):
+        upgrade(create_engine(settings.sqlalchemy_url))
+        target = settings.data_dir / "demo"
+        for package in write_demo_packages(target):
+            result = _import(package, replace=True, skip_unchanged=True, settings=settings)
+            state = "unchanged" if result.unchanged else f"{result.row_count:,} rows imported"
+            out.print(f"  {result.dataset_id:<22} v{result.version}  {state}")
+    base = f"http://{host}:{port}"
+    out.print(
+        f"\nopengate demo is ready at {base}\n"
+        f"  API docs:  {base}/docs\n"
+        f"  catalog:   {base}/api/v1/datasets?q=空气\n"
+        f"  records:   {base}/api/v1/datasets/air-quality-hourly/records?limit=5\n"
+    )
+    if serve_after:
+        serve(host=host, port=port, workers=1)
+
+
+def main() -> None:
+    try:
+        app()
+    except ProgrammingError as exc:  # e.g. a table that is not there: schema not migrated
+        fail(f"database error: {str(exc.orig).splitlines()[0]}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Settings from `OPENGATE_*` environment variables (and an optional `.env`)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="OPENGATE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = "sqlite:///./var/opengate.db"
+    redis_url: str | None = None
+    data_dir: Path = Path("./var")
+    issuer: str = "http://127.0.0.1:8000"
+    trusted_proxies: str = ""
+    rate_anon: str = "60/minute"
+    rate_app: str = "1200/minute"
+    # How long a worker may serve a dataset's previous version after `--replace`.
+    catalog_cache_seconds: float = Field(default=2.0, ge=0)
+    db_pool_size: int = Field(default=10, ge=1)
+
+    @cached_property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the driver the gateway uses (psycopg 3 on PostgreSQL)."""
+        url = self.database_url
+        for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://"):
+            if url.startswith(prefix):
+                return "postgresql+psycopg://" + url[len(prefix) :]
+        return url

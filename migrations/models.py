@@ -1,0 +1,3 @@
+"""Every package's tables, imported in one place for Alembic."""
+
+import catalog.models  # noqa: F401

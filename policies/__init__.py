@@ -1,0 +1,1 @@
+"""Classification, grants, transforms (masking) and the access decision."""

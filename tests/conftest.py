@@ -1,0 +1,118 @@
+"""Shared fixtures: a real database per test (SQLite file, or a fresh schema on a real
+PostgreSQL server), the app on top of it, and dataset packages written on the fly.
+
+PostgreSQL tests run when OPENGATE_TEST_POSTGRES_URL (default
+postgresql://postgres@127.0.0.1:5432/postgres) answers. Locally they skip with a message
+if it does not; with OPENGATE_REQUIRE_POSTGRES=1 (as `.ci/run` sets) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from gateway.database import create_engine
+from gateway.migrate import upgrade
+from gateway.settings import Settings
+from tests.packages import write_package
+
+warnings.filterwarnings("ignore", message=".*httpx2.*")
+from fastapi.testclient import TestClient  # noqa: E402
+
+PG_URL = os.environ.get(
+    "OPENGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_PG = os.environ.get("OPENGATE_REQUIRE_POSTGRES") == "1"
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _sqlalchemy_url(url: str) -> str:
+    return Settings(database_url=url).sqlalchemy_url
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A throw-away database on the real PostgreSQL server, for this test session."""
+    admin = sa.create_engine(_sqlalchemy_url(PG_URL), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except sa.exc.OperationalError as exc:
+        message = (
+            f"PostgreSQL is not reachable at {PG_URL} ({str(exc.orig).strip()[:80]}). "
+            "Start it, or point OPENGATE_TEST_POSTGRES_URL at a server, to run these tests."
+        )
+        if REQUIRE_PG:
+            pytest.fail(message)
+        pytest.skip(message)
+    name = f"opengate_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    base = sa.engine.make_url(_sqlalchemy_url(PG_URL))
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _reset_postgres(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    backend = getattr(request, "param", "sqlite")
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path}/opengate.db"
+    url = request.getfixturevalue("pg_database")
+    _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = create_engine(database_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path / "var", catalog_cache_seconds=0)
+
+
+@pytest.fixture
+def client(engine: Engine, settings: Settings) -> Iterator[TestClient]:
+    from gateway.app import create_app
+
+    with TestClient(create_app(settings, engine=engine)) as client:
+        yield client
+
+
+@pytest.fixture
+def packages(tmp_path: Path) -> Path:
+    folder = tmp_path / "packages"
+    folder.mkdir()
+    return folder
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Every test that touches the database runs on SQLite and on PostgreSQL.
+    if "database_url" in metafunc.fixturenames and "backend" not in metafunc.fixturenames:
+        metafunc.parametrize("database_url", BACKENDS, indirect=True)
+
+
+__all__ = ["TestClient", "write_package"]

@@ -1,0 +1,90 @@
+"""The `opengate` command line, run as a user runs it: a subprocess with OPENGATE_* set."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.packages import write_package
+
+OPENGATE = [sys.executable, "-m", "gateway.cli"]
+
+
+def run(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {
+        **os.environ,
+        "OPENGATE_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
+        "OPENGATE_DATA_DIR": str(tmp_path / "var"),
+        "COLUMNS": "60",  # a narrow terminal must not wrap the one-line errors
+        **env,
+    }
+    return subprocess.run(
+        OPENGATE + args,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+        cwd=tmp_path,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("opengate: ")
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+def test_migrate_then_import_then_replace(tmp_path: Path):
+    package = write_package(tmp_path / "pkgs")
+    assert run(["migrate"], tmp_path).returncode == 0
+    first = run(["datasets", "import", str(package)], tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "imported air-readings version 1: 250 rows" in first.stdout
+    assert_one_line_error(run(["datasets", "import", str(package)], tmp_path), "--replace")
+    second = run(["datasets", "import", str(package), "--replace"], tmp_path)
+    assert "version 2" in second.stdout
+
+
+def test_broken_package_exits_non_zero_with_one_line(tmp_path: Path):
+    assert run(["migrate"], tmp_path).returncode == 0
+    package = write_package(
+        tmp_path / "pkgs",
+        data_text="reading_id,station,district,aqi,pm25,calibrated,day,observed_at\n"
+        "1,a,b,NaN-ish,1,true,2024-01-01,2024-01-01T00:00:00\n",
+    )
+    assert_one_line_error(
+        run(["datasets", "import", str(package)], tmp_path), "line 2", "field 'aqi'"
+    )
+    assert_one_line_error(run(["datasets", "import", str(tmp_path / "nothing")], tmp_path))
+
+
+def test_commands_refuse_an_unmigrated_or_unreachable_database(tmp_path: Path):
+    package = write_package(tmp_path / "pkgs")
+    assert_one_line_error(run(["datasets", "import", str(package)], tmp_path), "opengate migrate")
+    assert_one_line_error(run(["serve"], tmp_path), "opengate migrate")
+    unreachable = {"OPENGATE_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    assert_one_line_error(run(["migrate"], tmp_path, **unreachable), "cannot use the database")
+
+
+@pytest.mark.slow
+def test_demo_loads_once_and_is_idempotent(tmp_path: Path):
+    first = run(["demo", "--no-serve"], tmp_path)
+    assert first.returncode == 0, first.stderr
+    for name in (
+        "enterprise-registry",
+        "air-quality-hourly",
+        "bus-stops",
+        "social-insurance",
+        "household-registry",
+    ):
+        assert name in first.stdout
+    second = run(["demo", "--no-serve"], tmp_path)
+    assert second.returncode == 0 and second.stdout.count("unchanged") == 5
