@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,8 +26,8 @@ from sqlmodel import Session, select
 
 from catalog.hosted import build_table, table_name
 from catalog.models import Dataset, DatasetField, DatasetVersion, utcnow
-from catalog.package import PackageError, PackageSpec, read_package
-from catalog.values import COPY_CONVERTERS, SQLITE_CONVERTERS, TYPE_NAMES
+from catalog.package import FieldSpec, PackageError, PackageSpec, read_package
+from catalog.values import COPY_CONVERTERS, SQLITE_CONVERTERS, TYPE_NAMES, copy_escape
 
 ProgressCallback = Callable[[int, int], None]
 """Called now and then with (bytes read, bytes in the file)."""
@@ -115,15 +116,22 @@ def _lock_current(conn: Connection, dataset_id: str) -> DatasetVersion | None:
 
 def _rows(
     spec: PackageSpec,
-    converters: list[Callable[[str], Any]],
+    converters: list[Callable[[str], Any] | None],
     has_nulls: list[bool],
     progress: ProgressCallback | None,
+    *,
+    empty_as_none: bool,
+    where: list[int] | None = None,
 ) -> Iterator[list[Any]]:
-    """Converted rows in schema order; raises PackageError naming line, field and reason."""
+    """Rows in schema order, typed columns converted in place, empty cells None (or left
+    as "" when the writer maps those to NULL itself). Raises PackageError naming the line,
+    field and reason. `where[0]` follows the CSV line of the row last yielded."""
     fields = spec.fields
+    where = where if where is not None else [0]
     source = spec.data_path.name
     total = spec.data_path.stat().st_size
     pk_pos = next(i for i, f in enumerate(fields) if f.name == spec.primary_key)
+    typed = [(i, conv) for i, conv in enumerate(converters) if conv is not None]
     seen_keys: set[Any] = set()
     with spec.data_path.open("rb") as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
@@ -147,33 +155,37 @@ def _rows(
                     )
                 if not in_order:
                     row = [row[i] for i in order]
-                try:
-                    values = [
-                        None if v == "" else conv(v)
-                        for conv, v in zip(converters, row, strict=True)
-                    ]
-                except (ValueError, OverflowError):
-                    raise _value_error(source, line, spec, converters, row) from None
-                if None in values:
-                    for i, v in enumerate(values):
-                        if v is None:
+                if "" in row:
+                    for i, v in enumerate(row):
+                        if v == "":
                             has_nulls[i] = True
-                key = values[pk_pos]
-                if key is None:
+                            if empty_as_none:
+                                row[i] = None
+                i = -1
+                try:
+                    for i, conv in typed:
+                        v = row[i]
+                        if v:
+                            row[i] = conv(v)
+                except (ValueError, OverflowError):
+                    raise _value_error(source, line, fields[i], row[i]) from None
+                key = row[pk_pos]
+                if key is None or key == "":
                     raise PackageError(
                         f"{source} line {line}, field '{spec.primary_key}': the primary key "
                         "is empty"
                     )
                 if key in seen_keys:
-                    shown = f" {row[pk_pos]!r}" if fields[pk_pos].level <= 2 else ""
+                    shown = f" {key!r}" if fields[pk_pos].level <= 2 else ""
                     raise PackageError(
                         f"{source} line {line}, field '{spec.primary_key}': primary key"
                         f"{shown} repeats an earlier row"
                     )
                 seen_keys.add(key)
+                where[0] = line
                 if progress is not None and count % 50_000 == 0:
                     progress(raw.tell(), total)
-                yield values
+                yield row
         except UnicodeDecodeError:
             raise PackageError(f"{source} near line {line + 1}: not valid UTF-8") from None
         except csv.Error as exc:
@@ -198,24 +210,28 @@ def _column_order(source: str, header: list[str], spec: PackageSpec) -> list[int
     return [position[f.name] for f in spec.fields]
 
 
-def _value_error(
-    source: str,
-    line: int,
-    spec: PackageSpec,
-    converters: list[Callable[[str], Any]],
-    row: list[str],
-) -> PackageError:
-    for f, conv, value in zip(spec.fields, converters, row, strict=True):
-        if value == "":
-            continue
-        try:
-            conv(value)
-        except (ValueError, OverflowError) as exc:
-            reason = str(exc) if "NUL" in str(exc) else f"is not {TYPE_NAMES[f.type]}"
-            # Values of sensitive fields stay out of messages and logs.
-            shown = f"value {value[:40]!r}" if f.level <= 2 else "value"
-            return PackageError(f"{source} line {line}, field '{f.name}': {shown} {reason}")
-    return PackageError(f"{source} line {line}: a value could not be read")
+def _value_error(source: str, line: int, field: FieldSpec, value: str) -> PackageError:
+    # Values of sensitive fields stay out of messages and logs.
+    shown = f"value {value[:40]!r}" if field.level <= 2 else "value"
+    return PackageError(
+        f"{source} line {line}, field '{field.name}': {shown} is not {TYPE_NAMES[field.type]}"
+    )
+
+
+# A line needs per-value escaping for COPY only if it holds one of these (or a stray tab).
+COPY_SPECIAL = re.compile(r"[\\\n\r\x00]")
+
+
+def _copy_line(row: list[str], width: int, spec: PackageSpec, line: int) -> str:
+    text = "\t".join(row)
+    if text.count("\t") == width - 1 and not COPY_SPECIAL.search(text):
+        return text
+    for f, value in zip(spec.fields, row, strict=True):
+        if "\x00" in value:
+            raise PackageError(
+                f"{spec.data_path.name} line {line}, field '{f.name}': contains a NUL character"
+            )
+    return "\t".join(copy_escape(v) for v in row)
 
 
 def _load_rows(
@@ -225,10 +241,14 @@ def _load_rows(
     dbapi = conn.connection.dbapi_connection
     quote = conn.dialect.identifier_preparer.quote
     columns = ", ".join(quote(f.name) for f in spec.fields)
+    width = len(spec.fields)
     count = 0
     if conn.dialect.name == "postgresql":
         converters = [COPY_CONVERTERS[f.type] for f in spec.fields]
-        statement = f"COPY {quote(table.name)} ({columns}) FROM STDIN"
+        # NULL '': an empty cell is null, as in the package format, with no rewriting.
+        statement = f"COPY {quote(table.name)} ({columns}) FROM STDIN (NULL '')"
+        where = [0]
+        rows = _rows(spec, converters, has_nulls, progress, empty_as_none=False, where=where)
         # The queued writer sends to the server from its own thread while this one parses
         # the next batch.
         with (
@@ -236,8 +256,8 @@ def _load_rows(
             cursor.copy(statement, writer=QueuedLibpqWriter(cursor)) as copy,
         ):
             lines: list[str] = []
-            for values in _rows(spec, converters, has_nulls, progress):
-                lines.append("\t".join(["\\N" if v is None else v for v in values]))
+            for row in rows:
+                lines.append(_copy_line(row, width, spec, where[0]))
                 if len(lines) == BATCH_ROWS:
                     copy.write("\n".join(lines) + "\n")
                     count += len(lines)
@@ -252,8 +272,8 @@ def _load_rows(
         statement = f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({marks})"  # noqa: S608
         cursor = dbapi.cursor()
         batch: list[list[Any]] = []
-        for values in _rows(spec, converters, has_nulls, progress):
-            batch.append(values)
+        for row in _rows(spec, converters, has_nulls, progress, empty_as_none=True):
+            batch.append(row)
             if len(batch) == BATCH_ROWS:
                 cursor.executemany(statement, batch)
                 count += len(batch)

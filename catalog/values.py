@@ -16,6 +16,8 @@ from catalog.models import FieldType
 TRUE_VALUES = frozenset({"true", "True", "TRUE", "1"})
 FALSE_VALUES = frozenset({"false", "False", "FALSE", "0"})
 
+INT64 = 1 << 63
+
 TYPE_NAMES = {
     FieldType.string: "a string",
     FieldType.integer: "an integer",
@@ -29,7 +31,10 @@ TYPE_NAMES = {
 def parse_integer(text: str) -> int:
     if "_" in text:  # int() accepts "1_000"; a data file should not
         raise ValueError(text)
-    return int(text)
+    value = int(text)
+    if not -INT64 <= value < INT64:  # both databases store 64-bit integers
+        raise ValueError(text)
+    return value
 
 
 def parse_number(text: str) -> float:
@@ -88,7 +93,8 @@ def to_storage(ftype: FieldType | str, value: Any, dialect: str) -> Any:
     return value
 
 
-# --- import: text → storage form, one function per type and database ----------------------
+# --- import: text → storage form, per type and database --------------------------------
+# Strings need no conversion (None below): the importer passes them through untouched.
 
 
 def _sqlite_date(text: str) -> str:
@@ -103,8 +109,8 @@ def _sqlite_boolean(text: str) -> int:
     return 1 if parse_boolean(text) else 0
 
 
-SQLITE_CONVERTERS: dict[FieldType, Callable[[str], Any]] = {
-    FieldType.string: str,
+SQLITE_CONVERTERS: dict[FieldType, Callable[[str], Any] | None] = {
+    FieldType.string: None,
     FieldType.integer: parse_integer,
     FieldType.number: parse_number,
     FieldType.boolean: _sqlite_boolean,
@@ -113,21 +119,11 @@ SQLITE_CONVERTERS: dict[FieldType, Callable[[str], Any]] = {
 }
 
 
-def _copy_text(text: str) -> str:
-    """A string as PostgreSQL COPY text format wants it."""
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        text = (
-            text.replace("\\", "\\\\")
-            .replace("\t", "\\t")
-            .replace("\n", "\\n")
-            .replace("\r", "\\r")
-        )
-    if "\x00" in text:
-        raise ValueError("contains a NUL character")
-    return text
-
-
 def _copy_integer(text: str) -> str:
+    # Fast path: plain digits without a leading zero are already the canonical text
+    # (which matters for primary keys: "7" and "007" must not both pass as distinct).
+    if len(text) < 19 and text.isdigit() and text.isascii() and (text[0] != "0" or text == "0"):
+        return text
     return str(parse_integer(text))
 
 
@@ -147,11 +143,18 @@ def _copy_datetime(text: str) -> str:
     return parse_datetime(text).isoformat()
 
 
-COPY_CONVERTERS: dict[FieldType, Callable[[str], str]] = {
-    FieldType.string: _copy_text,
+COPY_CONVERTERS: dict[FieldType, Callable[[str], str] | None] = {
+    FieldType.string: None,
     FieldType.integer: _copy_integer,
     FieldType.number: _copy_number,
     FieldType.boolean: _copy_boolean,
     FieldType.date: _copy_date,
     FieldType.datetime: _copy_datetime,
 }
+
+
+def copy_escape(text: str) -> str:
+    """A string as PostgreSQL's COPY text format wants it."""
+    if "\x00" in text:
+        raise ValueError("contains a NUL character")
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
@@ -207,3 +209,53 @@ def test_missing_descriptor_and_data_file(engine: Engine, tmp_path: Path, packag
     (package / "data.csv").write_bytes(b"reading_id\n\xff\xfe\n")
     with pytest.raises(PackageError):
         import_package(engine, package)
+
+
+def test_special_characters_round_trip(engine: Engine, packages: Path):
+    fields = [
+        {"name": "k", "type": "integer", "level": 1},
+        {"name": "text", "type": "string", "level": 1},
+    ]
+    values = ["tab\there", "back\\slash \\N", "two\nlines", "cr\rlf", 'quote " 引号', "\\."]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerows([["k", "text"], *([i, v] for i, v in enumerate(values, start=1))])
+    package = write_package(packages, name="odd", fields=fields, data_text=buffer.getvalue())
+    import_package(engine, package)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.text("SELECT text FROM data_odd_v1 ORDER BY k")).scalars().all()
+    assert stored == values
+
+
+@pytest.mark.parametrize(
+    ("cells", "reason"),
+    [
+        (["7", "007"], "repeats"),
+        (["1", "9223372036854775808"], "integer"),
+        (["1", "-9223372036854775809"], "integer"),
+    ],
+)
+def test_integer_keys_are_canonical_and_in_range(
+    engine: Engine, packages: Path, cells: list[str], reason: str
+):
+    fields = [{"name": "k", "type": "integer", "level": 1}]
+    with pytest.raises(PackageError, match=reason):
+        import_package(
+            engine, write_package(packages, name="keys", fields=fields, rows=[[c] for c in cells])
+        )
+    assert data_tables(engine) == []
+
+
+def test_nul_characters_are_refused_with_their_line(engine: Engine, packages: Path):
+    fields = [
+        {"name": "k", "type": "integer", "level": 1},
+        {"name": "text", "type": "string", "level": 1},
+    ]
+    text = 'k,text\n1,fine\n2,"multi\nline"\n3,bad\x00byte\n'
+    try:
+        import_package(engine, write_package(packages, name="nul", fields=fields, data_text=text))
+    except PackageError as exc:  # PostgreSQL cannot store NUL in text
+        assert "line 5, field 'text'" in str(exc)
+        assert data_tables(engine) == []
+    else:  # SQLite can
+        assert engine.dialect.name == "sqlite"

@@ -1,0 +1,124 @@
+"""Shared pieces of the benchmarks: synthetic packages, throw-away databases, servers."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+OUT = Path(__file__).parent / "out"
+PG_ADMIN_URL = os.environ.get(
+    "OPENGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+FIELDS = [
+    {"name": "record_id", "type": "integer", "level": 1},
+    {"name": "person_name", "type": "string", "level": 1},
+    {"name": "id_number", "type": "string", "level": 1},
+    {"name": "district", "type": "string", "level": 1},
+    {"name": "employer", "type": "string", "level": 1},
+    {"name": "monthly_base", "type": "integer", "level": 1},
+    {"name": "months_paid", "type": "integer", "level": 1},
+    {"name": "last_paid_month", "type": "date", "level": 1},
+]
+DISTRICTS = ["市南区", "市北区", "黄岛区", "崂山区", "李沧区", "城阳区", "即墨区", "胶州市"]
+SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗"
+
+
+def synthetic_package(rows: int, name: str = "bench-records") -> Path:
+    """A package of `rows` social-insurance-shaped rows (all level 1: the bench measures
+    the engine, not the masking). Written once and reused."""
+    folder = OUT / f"{name}-{rows}"
+    if (folder / "datapackage.json").exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "data.csv").open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow([field["name"] for field in FIELDS])
+        for i in range(1, rows + 1):
+            writer.writerow(
+                [
+                    i,
+                    SURNAMES[i % 20] + "某" + ("华" if i % 3 else ""),
+                    f"3702{i % 90 + 10:02d}19{60 + i % 40:02d}0101{i % 10000:04d}",
+                    DISTRICTS[i % 8],
+                    f"青岛第{i % 500}制造有限公司",
+                    4000 + (i * 37) % 26000,
+                    i % 240,
+                    f"2024-{i % 12 + 1:02d}-01",
+                ]
+            )
+    descriptor = {
+        "name": name,
+        "title": "基准测试数据",
+        "open_type": "unconditional",
+        "resources": [
+            {"name": "records", "path": "data.csv", "format": "csv",
+             "schema": {"primaryKey": "record_id", "fields": FIELDS}}
+        ],
+    }
+    (folder / "datapackage.json").write_text(json.dumps(descriptor, ensure_ascii=False))
+    return folder
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the local PostgreSQL server, dropped afterwards."""
+    admin_url = PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"opengate_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server(args: list[str], port: int, env: dict[str, str], ready_path: str) -> Iterator[str]:
+    """Run a server process until the block ends; yield its base URL once it answers."""
+    process = subprocess.Popen(
+        args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(base + ready_path, timeout=2).status_code == 200:
+                    break
+            if process.poll() is not None:
+                raise RuntimeError(process.stderr.read().decode() if process.stderr else "died")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{args} did not answer on {base}{ready_path}")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+PYTHON = sys.executable
