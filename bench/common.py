@@ -64,8 +64,12 @@ def synthetic_package(rows: int, name: str = "bench-records") -> Path:
         "title": "基准测试数据",
         "open_type": "unconditional",
         "resources": [
-            {"name": "records", "path": "data.csv", "format": "csv",
-             "schema": {"primaryKey": "record_id", "fields": FIELDS}}
+            {
+                "name": "records",
+                "path": "data.csv",
+                "format": "csv",
+                "schema": {"primaryKey": "record_id", "fields": FIELDS},
+            }
         ],
     }
     (folder / "datapackage.json").write_text(json.dumps(descriptor, ensure_ascii=False))

@@ -40,8 +40,9 @@ def main() -> None:
     with postgres_database() as url:
         postgres = measure(url, args.rows)
     print(f"rows: {args.rows:,}")
-    print(f"SQLite:     {sqlite:>10,.0f} rows/s   (bar ≥ 30,000)  {'ok' if sqlite >= 30_000 else 'BELOW'}")
-    print(f"PostgreSQL: {postgres:>10,.0f} rows/s   (bar ≥ 100,000) {'ok' if postgres >= 100_000 else 'BELOW'}")
+    for label, rate, bar in (("SQLite", sqlite, 30_000), ("PostgreSQL", postgres, 100_000)):
+        verdict = "ok" if rate >= bar else "BELOW"
+        print(f"{label + ':':<12}{rate:>10,.0f} rows/s   (bar ≥ {bar:,})  {verdict}")
 
 
 if __name__ == "__main__":

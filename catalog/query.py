@@ -1,22 +1,20 @@
-"""The records query engine: query-string parameters → one parameterized SQL statement.
+"""Records queries: query-string parameters → a validated `RecordQuery`, and cursors.
 
-Identifiers come only from the field dictionary and values are always bound parameters;
-nothing a client sends is ever spliced into SQL text. Pages are keyset-paginated: the
-cursor holds the order-key values of the last row sent, so a page deep in the table costs
-what the first one does (an index seek), and no row is skipped or repeated.
+Everything a client sends is checked against the field dictionary here; `statements.py`
+turns the result into SQL. Pages are keyset-paginated: the cursor holds the order-key
+values of the last row sent, so a page deep in the table costs what the first one does
+(an index seek), and no row is skipped or repeated.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from catalog.hosted import HostedDataset, HostedField
 from catalog.models import FieldType
@@ -262,159 +260,10 @@ def _cursor_value(field: HostedField, value: Any) -> Any:
     raise TypeError(kind)
 
 
-# --- SQL ----------------------------------------------------------------------------------
-
-
-def _condition(column: sa.ColumnElement, f: Filter) -> sa.ColumnElement[bool]:
-    op = f.op
-    if op == "eq":
-        return column == f.value
-    if op == "ne":
-        return column != f.value
-    if op == "gt":
-        return column > f.value
-    if op == "gte":
-        return column >= f.value
-    if op == "lt":
-        return column < f.value
-    if op == "lte":
-        return column <= f.value
-    if op == "in":
-        return column.in_(f.value)
-    if op == "contains":
-        return column.contains(f.value, autoescape=True)
-    if op == "startswith":
-        return column.startswith(f.value, autoescape=True)
-    return column.is_(None) if f.value else column.is_not(None)
-
-
-def _after(hosted: HostedDataset, query: RecordQuery) -> sa.ColumnElement[bool]:
-    """Rows strictly after the cursor in the query's order (nulls sort last)."""
-    table = hosted.table
-    alternatives = []
-    equal: list[sa.ColumnElement[bool]] = []
-    assert query.after is not None
-    for (name, desc), value in zip(query.order, query.after, strict=True):
-        column = table.c[name]
-        if value is None:
-            equal.append(column.is_(None))
-            continue  # nothing sorts after a null within its group
-        after = column < value if desc else column > value
-        if hosted.by_name[name].has_nulls:
-            after = sa.or_(after, column.is_(None))
-        alternatives.append(sa.and_(*equal, after) if equal else after)
-        equal.append(column == value)
-    return sa.or_(*alternatives) if alternatives else sa.false()
-
-
-def build_select(
-    hosted: HostedDataset,
-    query: RecordQuery,
-    *,
-    row_filter: dict[str, Any] | None = None,
-    extra_conditions: Sequence[sa.ColumnElement[bool]] = (),
-) -> tuple[sa.Select, int]:
-    """The statement, and how many leading columns are the output fields (the rest are
-    order keys kept for the cursor)."""
-    table = hosted.table
-    names = list(query.fields)
-    for name, _ in query.order:
-        if name not in names:
-            names.append(name)
-    conditions = [_condition(table.c[f.field], f) for f in query.filters]
-    for name, value in (row_filter or {}).items():
-        conditions.append(table.c[name] == value)
-    conditions.extend(extra_conditions)
-    if query.after is not None:
-        conditions.append(_after(hosted, query))
-    order_by = []
-    for name, desc in query.order:
-        clause = table.c[name].desc() if desc else table.c[name].asc()
-        if hosted.by_name[name].has_nulls:
-            clause = clause.nulls_last()
-        order_by.append(clause)
-    statement = sa.select(*(table.c[n] for n in names)).where(*conditions).order_by(*order_by)
-    if query.limit:
-        statement = statement.limit(query.limit + 1)  # one more tells whether a next page exists
-    return statement, len(query.fields)
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    rows: Sequence[Sequence[Any]]  # output fields only, in query.fields order
-    next_cursor: str | None
-
-
-def fetch_page(
-    conn: Connection,
-    hosted: HostedDataset,
-    query: RecordQuery,
-    *,
-    row_filter: dict[str, Any] | None = None,
-    extra_conditions: Sequence[sa.ColumnElement[bool]] = (),
-) -> Page:
-    statement, width = build_select(
-        hosted, query, row_filter=row_filter, extra_conditions=extra_conditions
-    )
-    rows = conn.execute(statement).all()
-    next_cursor = None
-    if len(rows) > query.limit:
-        rows = rows[: query.limit]
-        last = rows[-1]
-        positions = _order_positions(query)
-        next_cursor = encode_cursor(query, [last[i] for i in positions])
-    if rows and width < len(rows[0]):
-        rows = [r[:width] for r in rows]
-    return Page(rows, next_cursor)
-
-
-def _order_positions(query: RecordQuery) -> list[int]:
-    names = list(query.fields)
-    for name, _ in query.order:
-        if name not in names:
-            names.append(name)
-    return [names.index(name) for name, _ in query.order]
-
-
-def stream_rows(
-    conn: Connection,
-    hosted: HostedDataset,
-    query: RecordQuery,
-    *,
-    row_filter: dict[str, Any] | None = None,
-    batch: int = 5000,
-) -> Iterator[list[tuple[Any, ...]]]:
-    """Every matching row, in batches, through a server-side cursor where there is one."""
-    statement, width = build_select(hosted, query, row_filter=row_filter)
-    result = conn.execution_options(stream_results=True, yield_per=batch).execute(statement)
-    for partition in result.partitions(batch):
-        yield [tuple(r[:width]) for r in partition]
-
-
-def fetch_one(
-    conn: Connection, hosted: HostedDataset, fields: Sequence[str], key_text: str, dialect: str
-) -> tuple[Any, ...] | None:
-    key_field = hosted.by_name[hosted.primary_key]
+def parse_key(hosted: HostedDataset, text: str, dialect: str) -> Any | None:
+    """A primary key from a URL in storage form; None when it cannot be a key at all."""
+    field = hosted.by_name[hosted.primary_key]
     try:
-        key = to_storage(key_field.type, parse_value(key_field.type, key_text), dialect)
+        return to_storage(field.type, parse_value(field.type, text), dialect)
     except ValueError:
-        return None  # a key that cannot exist is simply not found
-    table = hosted.table
-    statement = sa.select(*(table.c[n] for n in fields)).where(table.c[hosted.primary_key] == key)
-    row = conn.execute(statement).first()
-    return tuple(row) if row is not None else None
-
-
-__all__ = [
-    "FieldAccess",
-    "Filter",
-    "Page",
-    "RecordQuery",
-    "build_select",
-    "decode_cursor",
-    "encode_cursor",
-    "fetch_one",
-    "fetch_page",
-    "parse_record_query",
-    "stream_rows",
-]
+        return None

@@ -8,29 +8,63 @@ out and how.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from sqlalchemy.engine import Engine
 from starlette.responses import Response, StreamingResponse
 
 from catalog.hosted import HostedCatalog, HostedDataset
 from catalog.problems import not_found
-from catalog.query import FieldAccess, fetch_one, fetch_page, parse_record_query, stream_rows
+from catalog.query import FieldAccess, parse_key, parse_record_query
+from catalog.statements import StatementCache, fetch_one, fetch_page, stream_rows
 from gateway.formats import MEDIA_TYPES, CsvWriter, jsonl_lines, negotiate
 from policies.plan import Plan, decide
 
-FieldsParam = Annotated[str | None, Query(description="comma-separated field names")]
-OrderParam = Annotated[str | None, Query(description="e.g. `district,-aqi`")]
-LimitParam = Annotated[str | None, Query(description="1–10000, default 100")]
-CursorParam = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
-FormatParam = Annotated[str | None, Query(description="json | csv | jsonl")]
+
+def _documented(*names: str) -> dict[str, Any]:
+    """Query parameters for the OpenAPI document only. The endpoints read the query string
+    themselves (filters are open-ended), and leaving these out of the signature spares
+    FastAPI's per-parameter validation on the hot path."""
+    described = {
+        "fields": "comma-separated field names",
+        "order_by": "e.g. `district,-aqi`; the primary key always breaks ties",
+        "limit": "1–10000, default 100",
+        "cursor": "`next_cursor` of the previous page",
+        "format": "json | csv | jsonl (or the Accept header)",
+    }
+    return {
+        "parameters": [
+            {
+                "name": n,
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": described[n],
+            }
+            for n in names
+        ]
+    }
+
+
+def next_page_reference(request: Request, cursor: str) -> str:
+    """The next page as a path-absolute URI reference (RFC 8288 resolves it against the
+    request URL), so the link is right behind any proxy without trusting its Host."""
+    scope = request.scope
+    kept = [
+        part
+        for part in scope["query_string"].decode("latin-1").split("&")
+        if part and not part.startswith("cursor=")
+    ]
+    kept.append(f"cursor={cursor}")  # base64url: nothing to escape
+    return f"{scope.get('root_path', '')}{scope['path']}?{'&'.join(kept)}"
 
 
 def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
     router = APIRouter(prefix="/api/v1/datasets", tags=["data"])
     dialect = engine.dialect.name
+    statements = StatementCache(engine)
 
     def published(dataset_id: str) -> HostedDataset:
         hosted = hosted_catalog.get(dataset_id)
@@ -49,16 +83,9 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             "contains, startswith, isnull. Keyset pages: follow `next_cursor` or the "
             "`Link: rel=next` header."
         ),
+        openapi_extra=_documented("fields", "order_by", "limit", "cursor", "format"),
     )
-    def records(
-        dataset_id: str,
-        request: Request,
-        fields: FieldsParam = None,
-        order_by: OrderParam = None,
-        limit: LimitParam = None,
-        cursor: CursorParam = None,
-        format: FormatParam = None,
-    ) -> Response:
+    def records(dataset_id: str, request: Request) -> Response:
         hosted = published(dataset_id)
         plan = decide(hosted=hosted, mode="records")
         fmt = negotiate(request)
@@ -66,12 +93,10 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         query = parse_record_query(
             params, hosted, FieldAccess(plan.visible, plan.clear), dialect=dialect
         )
-        with engine.connect() as conn:
-            page = fetch_page(conn, hosted, query, row_filter=dict(plan.row_filter))
+        page = fetch_page(engine, statements, hosted, query, row_filter=plan.row_filter)
         headers = {"X-Dataset-Version": str(hosted.version)}
         if page.next_cursor:
-            next_url = request.url.include_query_params(cursor=page.next_cursor)
-            headers["Link"] = f'<{next_url}>; rel="next"'
+            headers["Link"] = f'<{next_page_reference(request, page.next_cursor)}>; rel="next"'
         names = query.fields
         if fmt == "json":
             body = orjson.dumps(
@@ -90,8 +115,13 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             body = jsonl_lines(names, page.rows)
         return Response(body, media_type=MEDIA_TYPES[fmt], headers=headers)
 
-    @router.get("/{dataset_id}/records/{key}", summary="One record by primary key")
-    def record(dataset_id: str, key: str, fields: FieldsParam = None) -> Response:
+    @router.get(
+        "/{dataset_id}/records/{key}",
+        summary="One record by primary key",
+        openapi_extra=_documented("fields"),
+    )
+    def record(dataset_id: str, key: str, request: Request) -> Response:
+        fields = request.query_params.get("fields")
         hosted = published(dataset_id)
         plan = decide(hosted=hosted, mode="records")
         query = parse_record_query(
@@ -100,13 +130,11 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             FieldAccess(plan.visible, plan.clear),
             dialect=dialect,
         )
-        with engine.connect() as conn:
-            row = fetch_one(conn, hosted, query.fields, key, dialect)
+        value = parse_key(hosted, key, dialect)
+        row = None
+        if value is not None:
+            row = fetch_one(engine, statements, hosted, query, value, row_filter=plan.row_filter)
         if row is None:
-            raise not_found(f"数据集 {dataset_id} 中没有主键为该值的记录")
-        if plan.row_filter and any(
-            row[query.fields.index(k)] != v for k, v in plan.row_filter.items() if k in query.fields
-        ):
             raise not_found(f"数据集 {dataset_id} 中没有主键为该值的记录")
         body: dict[str, Any] = {
             "dataset": hosted.id,
@@ -116,14 +144,12 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         }
         return Response(orjson.dumps(body), media_type=MEDIA_TYPES["json"])
 
-    @router.get("/{dataset_id}/export", summary="Every permitted row, streamed")
-    def export(
-        dataset_id: str,
-        request: Request,
-        fields: FieldsParam = None,
-        order_by: OrderParam = None,
-        format: FormatParam = None,
-    ) -> StreamingResponse:
+    @router.get(
+        "/{dataset_id}/export",
+        summary="Every permitted row, streamed",
+        openapi_extra=_documented("fields", "order_by", "format"),
+    )
+    def export(dataset_id: str, request: Request) -> StreamingResponse:
         hosted = published(dataset_id)
         plan = decide(hosted=hosted, mode="records")
         fmt = negotiate(request, allowed=("csv", "jsonl"))
@@ -133,17 +159,12 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         )
         names = query.fields
         writer = CsvWriter(hosted, names, [plan.transform_of(n) for n in names])
-        row_filter = dict(plan.row_filter)
 
         def body() -> Iterator[bytes]:
-            with engine.connect() as conn:
-                if fmt == "csv":
-                    yield writer.header().encode()
-                for batch in stream_rows(conn, hosted, query, row_filter=row_filter):
-                    if fmt == "csv":
-                        yield writer.rows(batch).encode()
-                    else:
-                        yield jsonl_lines(names, batch)
+            if fmt == "csv":
+                yield writer.header().encode()
+            for batch in stream_rows(engine, statements, hosted, query, row_filter=plan.row_filter):
+                yield writer.rows(batch).encode() if fmt == "csv" else jsonl_lines(names, batch)
 
         filename = f"{hosted.id}-v{hosted.version}.{fmt}"
         return StreamingResponse(

@@ -33,6 +33,10 @@ class Plan:
     fields: tuple[FieldPlan, ...]
     row_filter: Mapping[str, Any] = field(default_factory=dict)
     grant_id: int | None = None
+    transforms: Mapping[str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "transforms", {f.name: f.transform for f in self.fields})
 
     @property
     def visible(self) -> tuple[str, ...]:
@@ -47,7 +51,7 @@ class Plan:
         return all(f.transform == "clear" for f in self.fields)
 
     def transform_of(self, name: str) -> str:
-        return next(f.transform for f in self.fields if f.name == name)
+        return self.transforms[name]
 
 
 def decide(*, hosted: HostedDataset, mode: str) -> Plan:
