@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # The data routes come first: routes are matched in order and these are the hot ones.
     app.include_router(data_api.build_router(engine, hosted_catalog))
     app.include_router(catalog_views.build_router(engine, sees_closed=_anonymous_sees_closed))
-    app.include_router(health.build_router(engine))
+    app.include_router(health.build_router(engine, redis_url=settings.redis_url))
     docs.install(app)
     app.add_middleware(RequestContextMiddleware)
     return app

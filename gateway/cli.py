@@ -28,8 +28,8 @@ app = typer.Typer(
 datasets_app = typer.Typer(help="Dataset packages.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 def fail(reason: str) -> None:

@@ -10,20 +10,32 @@ from catalog.problems import Problem
 from catalog.responses import JSONResponse
 
 
-def build_router(engine: Engine) -> APIRouter:
+def build_router(engine: Engine, *, redis_url: str | None = None) -> APIRouter:
     router = APIRouter(tags=["health"])
+    redis_client = None
+    if redis_url:
+        import redis
+
+        redis_client = redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
 
     @router.get("/healthz", summary="The process is up")
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    @router.get("/readyz", summary="The database is reachable")
+    @router.get("/readyz", summary="The database (and Redis, when configured) answer")
     def readyz() -> JSONResponse:
         try:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception:
-            raise Problem(503, "unavailable", "数据库不可用") from None
-        return JSONResponse({"status": "ready", "database": "ok"})
+            raise Problem(503, "unavailable", "数据库不可用", component="database") from None
+        checks = {"status": "ready", "database": "ok"}
+        if redis_client is not None:
+            try:
+                redis_client.ping()
+            except Exception:
+                raise Problem(503, "unavailable", "Redis 不可用", component="redis") from None
+            checks["redis"] = "ok"
+        return JSONResponse(checks)
 
     return router

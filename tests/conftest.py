@@ -30,6 +30,8 @@ PG_URL = os.environ.get(
     "OPENGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_PG = os.environ.get("OPENGATE_REQUIRE_POSTGRES") == "1"
+REDIS_URL = os.environ.get("OPENGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+REQUIRE_REDIS = os.environ.get("OPENGATE_REQUIRE_REDIS") == "1"
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -61,6 +63,26 @@ def pg_database() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis server (database 15, flushed), or a skip saying how to get one."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        message = (
+            f"Redis is not reachable at {REDIS_URL} ({exc}). Start it, or point "
+            "OPENGATE_TEST_REDIS_URL at a server, to run these tests."
+        )
+        if REQUIRE_REDIS:
+            pytest.fail(message)
+        pytest.skip(message)
+    client.flushdb()
+    return REDIS_URL
 
 
 def _reset_postgres(url: str) -> None:

@@ -91,3 +91,17 @@ def test_database_errors_never_carry_bound_values(engine: Engine):
             sa.text("SELECT * FROM no_such_table WHERE x = :v"), {"v": "370202199001011237"}
         )
     assert "370202199001011237" not in str(info.value)
+
+
+def test_readyz_checks_redis_when_configured(engine: Engine, settings: Settings):
+    down = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    with TestClient(create_app(down, engine=engine)) as client:
+        response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["component"] == "redis"
+
+
+def test_readyz_with_a_real_redis(engine: Engine, settings: Settings, redis_url: str):
+    up = settings.model_copy(update={"redis_url": redis_url})
+    with TestClient(create_app(up, engine=engine)) as client:
+        assert client.get("/readyz").json() == {"status": "ready", "database": "ok", "redis": "ok"}

@@ -1,0 +1,1 @@
+"""The audit log: events, the hash chain, signed checkpoints, verification and export."""

@@ -1,0 +1,1 @@
+"""Users, roles, developer apps (OAuth clients), the authorization server and token checks."""
