@@ -60,3 +60,24 @@ def not_found(detail: str) -> Problem:
 
 def invalid_parameter(parameter: str, detail: str) -> Problem:
     return Problem(400, "invalid_parameter", detail, parameter=parameter)
+
+
+def problem_document(
+    status: int,
+    code: str,
+    detail: str,
+    request_id: str | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The RFC 9457 document every error of the API is rendered as."""
+    document: dict[str, Any] = {
+        "type": f"/problems/{code}",
+        "title": TITLES.get(code, code),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "request_id": request_id,
+    }
+    if extra:
+        document.update(extra)
+    return document

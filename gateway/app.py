@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from sqlalchemy.engine import Engine
 
+from auth import oauth_views
+from auth import views as account_views
+from auth.principal import principal_of
 from catalog import views as catalog_views
 from catalog.hosted import HostedCatalog
 from catalog.responses import JSONResponse
 from gateway import data_api, docs, health, problems
 from gateway.database import create_engine
-from gateway.middleware import RequestContextMiddleware
+from gateway.middleware import AuthenticationMiddleware, RequestContextMiddleware
+from gateway.security import Security, client_ip
 from gateway.settings import Settings
 
 DESCRIPTION = """
@@ -25,15 +29,23 @@ only through a grant; closed ones (不予开放) have no data API. Errors are RF
 """
 
 
-def _anonymous_sees_closed() -> bool:
-    # Until callers authenticate nobody is a data_admin, so closed datasets stay hidden.
-    return False
+def _sees_closed(request: Request) -> bool:
+    principal = principal_of(request)
+    return principal is not None and principal.kind == "user" and principal.role == "data_admin"
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = engine or create_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
     hosted_catalog = HostedCatalog(engine, ttl=settings.catalog_cache_seconds)
+    security = Security.build(settings, engine)
+
+    def describe_person_dataset(dataset_id: str) -> str | None:
+        """A dataset a person can authorize an app to read their own rows of."""
+        hosted = hosted_catalog.get(dataset_id)
+        if hosted is None or hosted.open_type != "conditional":
+            return None
+        return hosted.title if any(f.subject_key for f in hosted.fields) else None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -52,12 +64,39 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = engine
     app.state.hosted_catalog = hosted_catalog
+    app.state.security = security
 
     problems.install(app)
     # The data routes come first: routes are matched in order and these are the hot ones.
     app.include_router(data_api.build_router(engine, hosted_catalog))
-    app.include_router(catalog_views.build_router(engine, sees_closed=_anonymous_sees_closed))
+    app.include_router(catalog_views.build_router(engine, sees_closed=_sees_closed))
+    app.include_router(
+        oauth_views.build_router(
+            security.oauth,
+            security.keys,
+            engine=engine,
+            throttle=security.throttle,
+            client_ip=client_ip,
+            describe_person_dataset=describe_person_dataset,
+        )
+    )
+    app.include_router(
+        account_views.build_router(
+            account_views.AccountServices(
+                engine=engine,
+                issuer=security.issuer,
+                revocations=security.revocations,
+                throttle=security.throttle,
+                identity_key=security.identity_key,
+                allow_registration=settings.allow_registration,
+                jwks_uri_allowlist=settings.jwks_uri_prefixes,
+                client_ip=client_ip,
+            )
+        )
+    )
     app.include_router(health.build_router(engine, redis_url=settings.redis_url))
     docs.install(app)
+    # Added last runs first: request context, then authentication, then the routes.
+    app.add_middleware(AuthenticationMiddleware, authenticator=security.authenticator)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -26,7 +26,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 datasets_app = typer.Typer(help="Dataset packages.", no_args_is_help=True)
+users_app = typer.Typer(help="People and their roles.", no_args_is_help=True)
+apps_app = typer.Typer(help="Developer apps (OAuth clients).", no_args_is_help=True)
+keys_app = typer.Typer(help="Token signing keys.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(users_app, name="users")
+app.add_typer(apps_app, name="apps")
+app.add_typer(keys_app, name="keys")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -91,8 +97,11 @@ def serve(
     """Run the gateway."""
     import uvicorn
 
+    from auth.keys import KeyRing
+
     settings = _settings()
     _require_schema(settings)
+    KeyRing(settings.data_dir / "keys")  # created here once, before the workers race for it
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
@@ -181,6 +190,106 @@ def demo(
     )
     if serve_after:
         serve(host=host, port=port, workers=1)
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Argument(help="login name")],
+    role: Annotated[str, typer.Option(help="developer | data_admin | auditor | sysadmin")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="read the password from standard input")
+    ] = False,
+    email: Annotated[str, typer.Option(help="e-mail address")] = "",
+) -> None:
+    """Create a user. Without --password-stdin a random password is printed once."""
+    from sqlmodel import Session
+
+    from auth.secrets import new_token
+    from auth.users import UserError as AccountError
+    from auth.users import create_user
+
+    settings = _settings()
+    _require_schema(settings)
+    generated = not password_stdin
+    password = new_token(12) if generated else sys.stdin.readline().rstrip("\n")
+    with user_errors(settings), Session(create_engine(settings.sqlalchemy_url)) as session:
+        try:
+            user = create_user(
+                session, username=username, password=password, role=role, email=email
+            )
+        except AccountError as exc:
+            raise UserError(str(exc)) from None
+    out.print(f"created {user.role} {user.username} (id {user.id})")
+    if generated:
+        out.print(f"password: {password}")
+
+
+@users_app.command("token")
+def users_token(
+    username: Annotated[str, typer.Argument(help="login name")],
+    ttl: Annotated[int, typer.Option(min=60, max=86400, help="lifetime in seconds")] = 600,
+) -> None:
+    """Print a bearer token for the user (host-side automation)."""
+    from sqlmodel import Session
+
+    from auth.keys import KeyRing
+    from auth.tokens import TokenIssuer
+    from auth.users import get_user
+    from auth.views import issue_user_token
+
+    settings = _settings()
+    _require_schema(settings)
+    with user_errors(settings), Session(create_engine(settings.sqlalchemy_url)) as session:
+        user = get_user(session, username=username)
+        if user is None or not user.is_active:
+            raise UserError(f"no active user {username!r}")
+        issuer = TokenIssuer(KeyRing(settings.data_dir / "keys"), settings.issuer)
+        token, _ = issue_user_token(issuer, user, ttl)
+    print(token)
+
+
+@apps_app.command("create")
+def apps_create(
+    owner: Annotated[str, typer.Option(help="the developer who owns the app")],
+    name: Annotated[str, typer.Option(help="the app's name")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print only the credentials as JSON")
+    ] = False,
+) -> None:
+    """Register an OAuth client for a developer."""
+    import json
+
+    from sqlmodel import Session
+
+    from auth.apps import create_app
+    from auth.users import get_user
+    from catalog.problems import Problem
+
+    settings = _settings()
+    _require_schema(settings)
+    with user_errors(settings), Session(create_engine(settings.sqlalchemy_url)) as session:
+        user = get_user(session, username=owner)
+        if user is None:
+            raise UserError(f"no user {owner!r}")
+        try:
+            registered, secret = create_app(session, owner=user, name=name)
+        except Problem as problem:
+            raise UserError(problem.detail) from None
+    credentials = {"client_id": registered.client_id, "client_secret": secret}
+    if as_json:
+        print(json.dumps(credentials))
+    else:
+        out.print(f"client_id:     {registered.client_id}\nclient_secret: {secret}  (shown once)")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """Add a new signing key; the old one stays in the JWKS until its tokens expire."""
+    from auth.keys import KeyRing
+
+    settings = _settings()
+    kid = KeyRing(settings.data_dir / "keys").rotate()
+    out.print(f"new signing key {kid}")
 
 
 def main() -> None:

@@ -14,6 +14,9 @@ import uuid
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from auth.principal import Authenticator
+from catalog.problems import Problem, problem_document
+
 log = logging.getLogger("opengate")
 
 SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
@@ -51,24 +54,50 @@ class RequestContextMiddleware:
             log.exception("unhandled error in request %s", request_id.decode())
             if started:
                 raise
-            body = orjson.dumps(
-                {
-                    "type": "/problems/internal_error",
-                    "title": "内部错误",
-                    "status": 500,
-                    "detail": "服务器内部错误，请稍后重试；如需协助请提供 request_id",
-                    "code": "internal_error",
-                    "request_id": request_id.decode(),
-                }
+            problem = Problem(
+                500, "internal_error", "服务器内部错误，请稍后重试；如需协助请提供 request_id"
             )
-            await send_with_id(
-                {
-                    "type": "http.response.start",
-                    "status": 500,
-                    "headers": [
-                        (b"content-type", b"application/problem+json"),
-                        (b"content-length", str(len(body)).encode()),
-                    ],
-                }
-            )
-            await send_with_id({"type": "http.response.body", "body": body})
+            await send_problem(send_with_id, problem, request_id.decode())
+
+
+async def send_problem(send: Send, problem: Problem, request_id: str | None) -> None:
+    body = orjson.dumps(
+        problem_document(problem.status, problem.code, problem.detail, request_id, problem.extra)
+    )
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in problem.headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class AuthenticationMiddleware:
+    """Turns `Authorization: Bearer …` into a `Principal` on the request (scope state).
+
+    A request without a bearer token passes through anonymous (OAuth client credentials
+    use Basic and are the token endpoint's business). A bad token is refused here with 401
+    and `WWW-Authenticate`, on every route: a caller who sends credentials learns at once
+    that they do not work.
+    """
+
+    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+        self.app = app
+        self.authenticator = authenticator
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"authorization":
+                    if value[:7].lower() == b"bearer ":
+                        try:
+                            principal = await self.authenticator.authenticate(
+                                value.decode("latin-1")
+                            )
+                        except Problem as problem:
+                            await send_problem(send, problem, scope["state"].get("request_id"))
+                            return
+                        scope["state"]["principal"] = principal
+                    break
+        await self.app(scope, receive, send)

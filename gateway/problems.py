@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from catalog.problems import TITLES, Problem
+from catalog.problems import TITLES, Problem, problem_document
 
 HTTP_CODES = {
     400: "invalid_parameter",
@@ -37,16 +37,8 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response:
-    document: dict[str, Any] = {
-        "type": f"/problems/{code}",
-        "title": TITLES.get(code, code),
-        "status": status,
-        "detail": detail,
-        "code": code,
-        "request_id": request.scope.get("state", {}).get("request_id"),
-    }
-    if extra:
-        document.update(extra)
+    request_id = request.scope.get("state", {}).get("request_id")
+    document = problem_document(status, code, detail, request_id, extra)
     return Response(
         orjson.dumps(document),
         status_code=status,

@@ -24,6 +24,14 @@ class Settings(BaseSettings):
     # How long a worker may serve a dataset's previous version after `--replace`.
     catalog_cache_seconds: float = Field(default=2.0, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
+    access_token_ttl: int = Field(default=600, ge=60, le=3600)
+    allow_registration: bool = True
+    # Prefixes a developer's `jwks_uri` must start with (private_key_jwt key discovery).
+    jwks_uri_allowlist: str = ""
+
+    @property
+    def jwks_uri_prefixes(self) -> list[str]:
+        return [p.strip() for p in self.jwks_uri_allowlist.split(",") if p.strip()]
 
     @cached_property
     def sqlalchemy_url(self) -> str:

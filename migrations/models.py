@@ -1,3 +1,4 @@
 """Every package's tables, imported in one place for Alembic."""
 
+import auth.models  # noqa: F401
 import catalog.models  # noqa: F401

@@ -138,3 +138,51 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 __all__ = ["TestClient", "write_package"]
+
+
+class LiveServer:
+    """The app served by uvicorn on a real socket, in a thread of the test process."""
+
+    def __init__(self, app: object, port: int) -> None:
+        import threading
+
+        import uvicorn
+
+        self.url = f"http://127.0.0.1:{port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live(engine: Engine, settings: Settings) -> Iterator[LiveServer]:
+    """The gateway on a real port, its issuer set to that address."""
+    from gateway.app import create_app
+
+    port = free_port()
+    live_settings = settings.model_copy(update={"issuer": f"http://127.0.0.1:{port}"})
+    with LiveServer(create_app(live_settings, engine=engine), port) as server:
+        server.app = server.server.config.app  # type: ignore[attr-defined]
+        yield server

@@ -1,0 +1,127 @@
+"""Developer apps (OAuth clients): registration, listing, secret rotation."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from sqlmodel import Session, select
+
+from auth.models import App, User
+from auth.secrets import digest, new_token
+from catalog.models import utcnow
+from catalog.problems import Problem
+
+
+def _check_redirect_uris(uris: list[str]) -> list[str]:
+    for uri in uris:
+        parts = urlsplit(uri)
+        local = parts.hostname in ("127.0.0.1", "localhost", "::1")
+        if parts.scheme not in ("https", "http") or (parts.scheme == "http" and not local):
+            raise Problem(
+                400,
+                "invalid_parameter",
+                "回调地址须为 https（本机调试可用 http）",
+                parameter="redirect_uris",
+            )
+        if parts.fragment:
+            raise Problem(
+                400, "invalid_parameter", "回调地址不能含 #片段", parameter="redirect_uris"
+            )
+    return uris
+
+
+def _check_jwks(jwks: dict | None) -> dict | None:
+    if jwks is None:
+        return None
+    from joserfc.jwk import KeySet
+
+    try:
+        keys = KeySet.import_key_set(jwks)
+    except Exception:
+        raise Problem(
+            400, "invalid_parameter", "jwks 不是有效的 JWK Set", parameter="jwks"
+        ) from None
+    if any(k.is_private for k in keys.keys):
+        raise Problem(400, "invalid_parameter", "jwks 只能包含公钥", parameter="jwks")
+    return jwks
+
+
+def _check_jwks_uri(uri: str | None, allowed_prefixes: list[str]) -> str | None:
+    if uri is None:
+        return None
+    if not any(uri.startswith(prefix) for prefix in allowed_prefixes if prefix):
+        raise Problem(
+            400, "invalid_parameter", "jwks_uri 不在允许的地址列表中", parameter="jwks_uri"
+        )
+    return uri
+
+
+def create_app(
+    session: Session,
+    *,
+    owner: User,
+    name: str,
+    redirect_uris: list[str] | None = None,
+    jwks: dict | None = None,
+    jwks_uri: str | None = None,
+    jwks_uri_allowlist: list[str] | None = None,
+) -> tuple[App, str]:
+    """A new app and its client secret (returned once, stored only as a digest)."""
+    if owner.role != "developer":
+        raise Problem(400, "invalid_parameter", "应用只能属于开发者账号", parameter="owner")
+    name = name.strip()
+    if not 1 <= len(name) <= 100:
+        raise Problem(400, "invalid_parameter", "应用名称需为 1–100 个字符", parameter="name")
+    secret = new_token(32)
+    app = App(
+        client_id="og_" + new_token(12),
+        name=name,
+        owner_id=owner.id,  # type: ignore[arg-type]
+        client_secret_hash=digest(secret),
+        redirect_uris=_check_redirect_uris(redirect_uris or []),
+        jwks=_check_jwks(jwks),
+        jwks_uri=_check_jwks_uri(jwks_uri, jwks_uri_allowlist or []),
+    )
+    session.add(app)
+    session.commit()
+    session.refresh(app)
+    return app, secret
+
+
+def list_apps(session: Session, *, owner: User) -> list[App]:
+    return list(session.exec(select(App).where(App.owner_id == owner.id).order_by(App.created_at)))
+
+
+def own_app(session: Session, *, owner: User, client_id: str) -> App:
+    app = session.get(App, client_id)
+    if app is None or app.owner_id != owner.id:
+        raise Problem(404, "not_found", f"应用 {client_id} 不存在")
+    return app
+
+
+def rotate_secret(session: Session, *, app: App) -> str:
+    secret = new_token(32)
+    app.client_secret_hash = digest(secret)
+    app.secret_rotated_at = utcnow()
+    session.add(app)
+    session.commit()
+    return secret
+
+
+def app_summary(app: App) -> dict:
+    return {
+        "client_id": app.client_id,
+        "name": app.name,
+        "redirect_uris": app.redirect_uris,
+        "token_endpoint_auth_methods": auth_methods(app),
+        "jwks_uri": app.jwks_uri,
+        "created_at": app.created_at.isoformat(),
+        "secret_rotated_at": app.secret_rotated_at.isoformat(),
+    }
+
+
+def auth_methods(app: App) -> list[str]:
+    methods = ["client_secret_basic", "client_secret_post"]
+    if app.jwks or app.jwks_uri:
+        methods.append("private_key_jwt")
+    return methods

@@ -1,0 +1,69 @@
+"""The consent page of personal authorization (个人授权), in Chinese, with no external
+assets (no CDN: it must work on an offline government network)."""
+
+from __future__ import annotations
+
+from html import escape
+
+STYLE = """
+body{font-family:"PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;background:#f4f6f9;
+margin:0;padding:2rem;color:#1f2933}
+main{max-width:32rem;margin:auto;background:#fff;border-radius:8px;padding:2rem;
+box-shadow:0 1px 4px rgba(0,0,0,.1)}
+h1{font-size:1.3rem;margin-top:0}dl{display:grid;grid-template-columns:6rem 1fr;gap:.4rem 1rem}
+dt{color:#52606d}dd{margin:0;font-weight:600}label{display:block;margin-top:1rem}
+input{width:100%;padding:.5rem;margin-top:.3rem;box-sizing:border-box}
+.buttons{display:flex;gap:1rem;margin-top:1.5rem}button{flex:1;padding:.7rem;font-size:1rem;
+border-radius:4px;border:1px solid #9aa5b1;background:#fff;cursor:pointer}
+button[value=approve]{background:#1f6feb;color:#fff;border-color:#1f6feb}
+.note{font-size:.85rem;color:#52606d}.error{color:#b42318}
+"""
+
+
+def consent_page(
+    *,
+    app_name: str,
+    dataset_title: str,
+    dataset_id: str,
+    purpose: str,
+    duration_days: int,
+    hidden: list[tuple[str, str]],
+    error: str | None = None,
+) -> str:
+    fields = "\n".join(
+        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in hidden
+    )
+    problem = f'<p class="error">{escape(error)}</p>' if error else ""
+    return f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>个人数据授权</title><style>{STYLE}</style></head>
+<body><main>
+<h1>个人数据授权确认</h1>
+<p>应用 <strong>{escape(app_name)}</strong>
+申请读取<strong>您本人</strong>在以下数据集中的记录：</p>
+<dl>
+<dt>数据集</dt><dd>{escape(dataset_title)}（{escape(dataset_id)}）</dd>
+<dt>使用目的</dt><dd>{escape(purpose)}</dd>
+<dt>授权期限</dt><dd>{duration_days} 天</dd>
+</dl>
+<p class="note">同意后，该应用只能看到与您本人身份证号对应的记录，看不到其他任何人的数据。
+您可随时在“我的授权”中撤回，撤回后立即失效。</p>
+{problem}
+<form method="post" action="/oauth/authorize">
+{fields}
+<label>用户名<input name="username" autocomplete="username" required></label>
+<label>密码<input name="password" type="password" autocomplete="current-password" required></label>
+<div class="buttons">
+<button type="submit" name="decision" value="deny">拒绝</button>
+<button type="submit" name="decision" value="approve">同意授权</button>
+</div>
+</form>
+</main></body></html>"""
+
+
+def error_page(message: str) -> str:
+    return f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>授权请求无效</title>
+<style>{STYLE}</style></head>
+<body><main><h1>授权请求无效</h1><p class="error">{escape(message)}</p></main></body></html>"""

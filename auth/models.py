@@ -1,0 +1,131 @@
+"""Identity tables: people (users), apps (OAuth clients), and the OAuth server's state.
+
+Secrets are never stored: passwords as Argon2id hashes, client secrets, authorization
+codes and refresh tokens as SHA-256 digests (they are long random strings, so a fast hash
+is enough), identity numbers as an HMAC under a key kept in the data directory.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column, Index
+from sqlmodel import Field, SQLModel
+
+from catalog.models import utcnow
+
+
+class Role(StrEnum):
+    """One role per account (三员分立: system, security/data and audit administrators are
+    never the same account)."""
+
+    developer = "developer"
+    data_admin = "data_admin"
+    auditor = "auditor"
+    sysadmin = "sysadmin"
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True)
+    password_hash: str
+    role: str = Field(max_length=16)
+    email: str = Field(default="", max_length=254)
+    organization: str = Field(default="", max_length=200)
+    # HMAC of the person's identity number: matches rows by subject_key, reveals nothing.
+    identity_hmac: str | None = Field(default=None, max_length=64, index=True)
+    is_active: bool = True
+    failed_logins: int = 0
+    locked_until: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class App(SQLModel, table=True):
+    """A developer's app: an OAuth 2.0 client."""
+
+    __tablename__ = "apps"
+
+    client_id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=100)
+    owner_id: int = Field(foreign_key="users.id", index=True)
+    client_secret_hash: str = Field(max_length=64)
+    redirect_uris: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    jwks: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    jwks_uri: str | None = Field(default=None, max_length=500)
+    is_active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+    secret_rotated_at: datetime = Field(default_factory=utcnow)
+
+
+class Consent(SQLModel, table=True):
+    """A person's approval (个人授权) for one app to read their own rows of one dataset."""
+
+    __tablename__ = "consents"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    client_id: str = Field(foreign_key="apps.client_id", max_length=64)
+    dataset_id: str = Field(max_length=64)
+    purpose: str = Field(max_length=500)
+    scope: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    withdrawn_at: datetime | None = None
+
+
+class AuthorizationCode(SQLModel, table=True):
+    __tablename__ = "oauth_codes"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(max_length=64)
+    user_id: int = Field(foreign_key="users.id")
+    consent_id: int = Field(foreign_key="consents.id")
+    redirect_uri: str = Field(max_length=500)
+    scope: str = Field(max_length=200)
+    code_challenge: str = Field(max_length=128)
+    code_challenge_method: str = Field(max_length=8)
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class RefreshToken(SQLModel, table=True):
+    """Refresh tokens rotate on every use; reusing a spent one revokes its whole family
+    (RFC 9700 §4.14)."""
+
+    __tablename__ = "oauth_refresh_tokens"
+    __table_args__ = (Index("ix_refresh_family", "family_id"),)
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    family_id: str = Field(max_length=32)
+    client_id: str = Field(max_length=64)
+    user_id: int = Field(foreign_key="users.id")
+    consent_id: int | None = Field(default=None, foreign_key="consents.id")
+    scope: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class UsedAssertion(SQLModel, table=True):
+    """`jti`s of private_key_jwt client assertions already seen (replay protection)."""
+
+    __tablename__ = "oauth_used_assertions"
+
+    client_id: str = Field(primary_key=True, max_length=64)
+    jti: str = Field(primary_key=True, max_length=200)
+    expires_at: datetime
+
+
+class Revocation(SQLModel, table=True):
+    """Revoked access tokens (`jti:…`), consents (`consent:…`) and the like, until the
+    tokens they concern expire. Workers mirror this in memory or read it through Redis."""
+
+    __tablename__ = "revocations"
+
+    key: str = Field(primary_key=True, max_length=200)
+    expires_at: datetime = Field(index=True)
+    created_at: datetime = Field(default_factory=utcnow)

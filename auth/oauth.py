@@ -1,0 +1,577 @@
+"""The OAuth 2.0 authorization server: Authlib's framework-agnostic core behind our own
+request adapter.
+
+Authlib ships server integrations for Flask and Django only. Its core
+(`authlib.oauth2.AuthorizationServer`) needs four things from a framework: a request
+object, a response, client lookup and token storage. The views read the body first, build
+a `PlainRequest`, and run this synchronous core in a worker thread.
+
+Grants: client_credentials; authorization_code with PKCE S256 only (exact redirect URI,
+single-use codes that live 60 s); refresh_token with rotation, where reusing a spent token
+revokes its whole family (RFC 9700). No implicit, no password grant. Client
+authentication: client_secret_basic, client_secret_post, private_key_jwt (RFC 7523, `jti`
+replay protection).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from authlib.oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import (
+    ClientMixin,
+    OAuth2Payload,
+    OAuth2Request,
+    TokenMixin,
+    grants,
+)
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from joserfc.jwk import KeySet
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from auth.apps import auth_methods
+from auth.models import App, AuthorizationCode, RefreshToken, UsedAssertion, User
+from auth.revocations import Revocations
+from auth.secrets import digest, matches, new_token
+from auth.tokens import InvalidToken, TokenClaims, TokenIssuer, TokenVerifier
+from catalog.models import utcnow
+
+log = logging.getLogger("opengate.auth")
+
+APP_SCOPE = "data:read"
+CODE_LIFETIME = 60
+REFRESH_LIFETIME = 30 * 24 * 3600
+ALLOWED_ASSERTION_ALGS = ["RS256", "PS256", "ES256", "EdDSA", "Ed25519"]
+
+
+def aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+# --- the request adapter ----------------------------------------------------------------
+
+
+class FormPayload(OAuth2Payload):
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        self._data: dict[str, str] = {}
+        self._datalist: dict[str, list[str]] = {}
+        for key, value in pairs:
+            self._data.setdefault(key, value)
+            self._datalist.setdefault(key, []).append(value)
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> dict[str, list[str]]:  # type: ignore[override]
+        return self._datalist
+
+
+class PlainRequest(OAuth2Request):
+    """An HTTP request already read off the wire, in the shape Authlib's core expects."""
+
+    def __init__(
+        self,
+        method: str,
+        uri: str,
+        headers: dict[str, str],
+        *,
+        query: list[tuple[str, str]],
+        form: list[tuple[str, str]],
+    ) -> None:
+        super().__init__(method, uri, headers=headers)
+        self._args = dict(query)
+        self._form = dict(form)
+        self.payload = FormPayload(form if method == "POST" else query)
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self._args
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self._form
+
+
+# --- clients and tokens as Authlib sees them ---------------------------------------------
+
+
+class OAuthClient(ClientMixin):
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    def get_client_id(self) -> str:
+        return self.app.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        uris = self.app.redirect_uris
+        return uris[0] if len(uris) == 1 else None
+
+    def get_allowed_scope(self, scope: str | None) -> str:
+        if not scope:
+            return APP_SCOPE
+        allowed = [s for s in scope.split() if s == APP_SCOPE or is_person_scope(s)]
+        return " ".join(dict.fromkeys(allowed))
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.app.redirect_uris  # exact match, RFC 9700 §4.1.3
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        return matches(client_secret, self.app.client_secret_hash)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return method in auth_methods(self.app)
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in ("client_credentials", "authorization_code", "refresh_token")
+
+
+def is_person_scope(scope: str) -> bool:
+    parts = scope.split(":")
+    return len(parts) == 3 and parts[0] == "dataset" and parts[2] == "self" and bool(parts[1])
+
+
+@dataclass
+class PersonGrant:
+    """The resource owner of an authorization-code or refresh grant: a person and the
+    consent they gave."""
+
+    user: User
+    consent_id: int | None
+    family_id: str | None = None
+
+    def get_user_id(self) -> int | None:
+        return self.user.id
+
+
+class AccessTokenRecord(TokenMixin):
+    def __init__(self, claims: TokenClaims, revoked: bool) -> None:
+        self.claims = claims
+        self.revoked = revoked
+
+    def check_client(self, client: OAuthClient) -> bool:
+        return self.claims.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.claims.scope
+
+    def get_expires_in(self) -> int:
+        return self.claims.expires_at - self.claims.issued_at
+
+    def is_expired(self) -> bool:
+        return self.claims.expires_at <= time.time()
+
+    def is_revoked(self) -> bool:
+        return self.revoked
+
+
+class RefreshTokenRecord(TokenMixin):
+    def __init__(self, row: RefreshToken) -> None:
+        self.row = row
+
+    def check_client(self, client: OAuthClient) -> bool:
+        return self.row.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def get_expires_in(self) -> int:
+        return int((aware(self.row.expires_at) - aware(self.row.created_at)).total_seconds())
+
+    def is_expired(self) -> bool:
+        return aware(self.row.expires_at) <= utcnow()
+
+    def is_revoked(self) -> bool:
+        return self.row.used_at is not None or self.row.revoked_at is not None
+
+
+# --- grants ------------------------------------------------------------------------------
+
+CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+
+
+class S256Only(CodeChallenge):
+    """PKCE is required of every client, and only with S256 (no `plain`)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]  # noqa: RUF012 (Authlib reads a list)
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("Missing 'code_challenge' (PKCE S256 is required)")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("'code_challenge_method' must be S256")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def validate_code_verifier(self, grant: Any, result: Any) -> None:
+        if not grant.request.form.get("code_verifier"):
+            raise InvalidRequestError("Missing 'code_verifier'")
+        super().validate_code_verifier(grant, result)
+
+    def get_authorization_code_challenge(self, authorization_code: AuthorizationCode) -> str:
+        return authorization_code.code_challenge
+
+    def get_authorization_code_challenge_method(self, authorization_code: AuthorizationCode) -> str:
+        return authorization_code.code_challenge_method
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+    server: OAuthServer
+
+    def generate_authorization_code(self) -> str:
+        return new_token(32)
+
+    def save_authorization_code(self, code: str, request: PlainRequest) -> None:
+        person: PersonGrant = request.user
+        data = request.payload.data
+        with Session(self.server.engine) as session:
+            session.add(
+                AuthorizationCode(
+                    code_hash=digest(code),
+                    client_id=request.client.get_client_id(),
+                    user_id=person.user.id,  # type: ignore[arg-type]
+                    consent_id=person.consent_id,  # type: ignore[arg-type]
+                    redirect_uri=data.get("redirect_uri", ""),
+                    scope=request.scope or "",
+                    code_challenge=data["code_challenge"],
+                    code_challenge_method=data["code_challenge_method"],
+                    expires_at=utcnow() + timedelta(seconds=CODE_LIFETIME),
+                )
+            )
+            session.commit()
+
+    def query_authorization_code(self, code: str, client: OAuthClient) -> Any:
+        with Session(self.server.engine) as session:
+            row = session.get(AuthorizationCode, digest(code))
+        if row is None or row.client_id != client.get_client_id():
+            return None
+        if row.used_at is not None:
+            log.warning("authorization code reused by client %s", row.client_id)
+            return None
+        if aware(row.expires_at) <= utcnow():
+            return None
+        return CodeRecord(row)
+
+    def delete_authorization_code(self, authorization_code: Any) -> None:
+        with Session(self.server.engine) as session:
+            row = session.get(AuthorizationCode, authorization_code.row.code_hash)
+            if row is not None:
+                row.used_at = utcnow()
+                session.add(row)
+                session.commit()
+
+    def authenticate_user(self, authorization_code: Any) -> PersonGrant | None:
+        with Session(self.server.engine) as session:
+            user = session.get(User, authorization_code.row.user_id)
+        if user is None or not user.is_active:
+            return None
+        # The token family starts here; every token of this grant carries its id.
+        return PersonGrant(user, authorization_code.row.consent_id, new_token(12))
+
+
+class CodeRecord:
+    """An authorization code row in the shape Authlib and the PKCE extension read."""
+
+    def __init__(self, row: AuthorizationCode) -> None:
+        self.row = row
+        self.code_challenge = row.code_challenge
+        self.code_challenge_method = row.code_challenge_method
+
+    def get_redirect_uri(self) -> str:
+        return self.row.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+    INCLUDE_NEW_REFRESH_TOKEN = True
+    server: OAuthServer
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshTokenRecord | None:
+        with Session(self.server.engine) as session:
+            row = session.get(RefreshToken, digest(refresh_token))
+        if row is None:
+            return None
+        if row.used_at is not None or row.revoked_at is not None:
+            # A spent token came back: someone holds a copy. End the whole family.
+            log.warning("refresh token reuse detected; revoking family %s", row.family_id)
+            self.server.revoke_family(row.family_id)
+            return None
+        if aware(row.expires_at) <= utcnow():
+            return None
+        return RefreshTokenRecord(row)
+
+    def authenticate_user(self, refresh_token: RefreshTokenRecord) -> PersonGrant | None:
+        with Session(self.server.engine) as session:
+            user = session.get(User, refresh_token.row.user_id)
+        if user is None or not user.is_active:
+            return None
+        row = refresh_token.row
+        return PersonGrant(user, row.consent_id, row.family_id)
+
+    def revoke_old_credential(self, refresh_token: RefreshTokenRecord) -> None:
+        with Session(self.server.engine) as session:
+            row = session.get(RefreshToken, refresh_token.row.token_hash)
+            if row is not None:
+                row.used_at = utcnow()
+                session.add(row)
+                session.commit()
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    """`private_key_jwt` client authentication (RFC 7523 §2.2) with replay protection."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, server: OAuthServer) -> None:
+        super().__init__(validate_jti=True, leeway=30)
+        self.server = server
+
+    def get_audiences(self) -> list[str]:
+        issuer = self.server.issuer
+        return [issuer + "/oauth/token", issuer]
+
+    def validate_jti(self, claims: dict, jti: str) -> bool:
+        expires = datetime.fromtimestamp(int(claims.get("exp", time.time())) + 60, UTC)
+        try:
+            with Session(self.server.engine) as session:
+                session.add(UsedAssertion(client_id=claims["sub"], jti=jti, expires_at=expires))
+                session.commit()
+        except IntegrityError:
+            log.warning("private_key_jwt assertion replayed by client %s", claims.get("sub"))
+            return False
+        return True
+
+    def resolve_client_public_key(self, client: OAuthClient) -> KeySet:
+        app = client.app
+        if app.jwks:
+            return KeySet.import_key_set(app.jwks)
+        if app.jwks_uri:
+            return self.server.remote_jwks(app.jwks_uri)
+        return KeySet([])
+
+
+# --- token and introspection/revocation endpoints --------------------------------------
+
+
+class TokenGenerator(BearerTokenGenerator):
+    def __init__(self, server: OAuthServer) -> None:
+        super().__init__(self._access_token, self._refresh_token, self._expires_in)
+        self.server = server
+
+    def _expires_in(self, client: OAuthClient, grant_type: str) -> int:
+        return self.server.issuer_service.default_ttl
+
+    def _refresh_token(self, client: OAuthClient, grant_type: str, user: Any, scope: str) -> str:
+        return new_token(48)
+
+    def _access_token(self, client: OAuthClient, grant_type: str, user: Any, scope: str) -> str:
+        extra: dict[str, Any] = {}
+        subject = client.get_client_id()
+        if isinstance(user, PersonGrant):
+            subject = user.user.username
+            extra = {"uid": user.user.id, "consent": user.consent_id, "fam": user.family_id}
+        token, _ = self.server.issuer_service.issue(
+            subject=subject, client_id=client.get_client_id(), scope=scope, extra=extra
+        )
+        return token
+
+
+class TokenLookup:
+    """Finds what a token string is: our JWT access token or a stored refresh token."""
+
+    server: OAuthServer
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        if token_type_hint != "refresh_token" and token_string.count(".") == 2:  # noqa: S105
+            try:
+                claims = self.server.verifier.verify(token_string)
+            except InvalidToken:
+                return None
+            revoked = self.server.revocations.revoked_now(claims.revocation_keys())
+            return AccessTokenRecord(claims, revoked)
+        with Session(self.server.engine) as session:
+            row = session.get(RefreshToken, digest(token_string))
+        return RefreshTokenRecord(row) if row is not None else None
+
+
+class Revocation(TokenLookup, RevocationEndpoint):
+    CLIENT_AUTH_METHODS = CLIENT_AUTH
+
+    def revoke_token(self, token: Any, request: PlainRequest) -> None:
+        if isinstance(token, AccessTokenRecord):
+            self.server.revocations.revoke(f"jti:{token.claims.token_id}", token.claims.expires_at)
+        elif isinstance(token, RefreshTokenRecord):
+            self.server.revoke_family(token.row.family_id)
+
+
+class Introspection(TokenLookup, IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = CLIENT_AUTH
+
+    def check_permission(self, token: Any, client: OAuthClient, request: PlainRequest) -> bool:
+        return token.check_client(client)  # an app may introspect its own tokens only
+
+    def introspect_token(self, token: Any) -> dict[str, Any]:
+        if isinstance(token, AccessTokenRecord):
+            c = token.claims.raw
+            return {
+                "active": True,
+                "token_type": "Bearer",
+                "client_id": c.get("client_id"),
+                "scope": c.get("scope"),
+                "sub": c.get("sub"),
+                "aud": c.get("aud"),
+                "iss": c.get("iss"),
+                "exp": c.get("exp"),
+                "iat": c.get("iat"),
+                "jti": c.get("jti"),
+            }
+        row = token.row
+        return {
+            "active": True,
+            "token_type": "refresh_token",
+            "client_id": row.client_id,
+            "scope": row.scope,
+            "exp": int(aware(row.expires_at).timestamp()),
+        }
+
+
+# --- the server --------------------------------------------------------------------------
+
+
+class OAuthServer(AuthorizationServer):
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        issuer_service: TokenIssuer,
+        verifier: TokenVerifier,
+        revocations: Revocations,
+    ) -> None:
+        super().__init__(scopes_supported=None)
+        self.engine = engine
+        self.issuer = issuer_service.issuer
+        self.issuer_service = issuer_service
+        self.verifier = verifier
+        self.revocations = revocations
+        self._remote_jwks: dict[str, tuple[float, KeySet]] = {}
+        if urlsplit(self.issuer).scheme == "http":
+            # Development on plain http (127.0.0.1); production issuers are https.
+            os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
+        self.register_token_generator("default", TokenGenerator(self))
+        self.register_client_auth_method("private_key_jwt", PrivateKeyJWT(self))
+        self.register_grant(ClientCredentialsGrant)
+        self.register_grant(AuthorizationCodeGrant, [S256Only(required=True)])
+        self.register_grant(RefreshTokenGrant)
+        revocation, introspection = Revocation(self), Introspection(self)
+        revocation.server = introspection.server = self
+        self.register_endpoint(revocation)
+        self.register_endpoint(introspection)
+
+    def query_client(self, client_id: str) -> OAuthClient | None:
+        with Session(self.engine) as session:
+            app = session.get(App, client_id)
+        if app is None or not app.is_active:
+            return None
+        return OAuthClient(app)
+
+    def save_token(self, token: dict[str, Any], request: PlainRequest) -> None:
+        refresh = token.get("refresh_token")
+        if not refresh:
+            return
+        person: PersonGrant = request.user
+        family = person.family_id or new_token(12)
+        with Session(self.engine) as session:
+            session.add(
+                RefreshToken(
+                    token_hash=digest(refresh),
+                    family_id=family,
+                    client_id=request.client.get_client_id(),
+                    user_id=person.user.id,  # type: ignore[arg-type]
+                    consent_id=person.consent_id,
+                    scope=token.get("scope", ""),
+                    expires_at=utcnow() + timedelta(seconds=REFRESH_LIFETIME),
+                )
+            )
+            session.commit()
+
+    def revoke_family(self, family_id: str) -> None:
+        """Every refresh token of the family, and the access tokens issued under it."""
+        self.revocations.revoke(
+            f"family:{family_id}", time.time() + self.issuer_service.default_ttl + 60
+        )
+        with Session(self.engine) as session:
+            rows = session.exec(select(RefreshToken).where(RefreshToken.family_id == family_id))
+            for row in rows:
+                row.revoked_at = row.revoked_at or utcnow()
+                session.add(row)
+            session.commit()
+
+    def remote_jwks(self, uri: str) -> KeySet:
+        cached = self._remote_jwks.get(uri)
+        if cached is not None and time.monotonic() - cached[0] < 300:
+            return cached[1]
+        response = httpx.get(uri, timeout=3.0, follow_redirects=False)
+        response.raise_for_status()
+        keys = KeySet.import_key_set(response.json())
+        self._remote_jwks[uri] = (time.monotonic(), keys)
+        return keys
+
+    def create_oauth2_request(self, request: PlainRequest) -> PlainRequest:
+        return request
+
+    def create_json_request(self, request: PlainRequest) -> PlainRequest:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, Any]:
+        return status, body, headers
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def metadata(self) -> dict[str, Any]:
+        """RFC 8414 authorization server metadata."""
+        base = self.issuer
+        return {
+            "issuer": base,
+            "authorization_endpoint": f"{base}/oauth/authorize",
+            "token_endpoint": f"{base}/oauth/token",
+            "introspection_endpoint": f"{base}/oauth/introspect",
+            "revocation_endpoint": f"{base}/oauth/revoke",
+            "jwks_uri": f"{base}/.well-known/jwks.json",
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": CLIENT_AUTH,
+            "token_endpoint_auth_signing_alg_values_supported": ALLOWED_ASSERTION_ALGS,
+            "introspection_endpoint_auth_methods_supported": CLIENT_AUTH,
+            "revocation_endpoint_auth_methods_supported": CLIENT_AUTH,
+            "scopes_supported": [APP_SCOPE, "dataset:{id}:self"],
+            "access_token_signing_alg_values_supported": ["ES256"],
+        }

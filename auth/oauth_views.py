@@ -1,0 +1,224 @@
+"""OAuth routes: /oauth/token, /oauth/introspect, /oauth/revoke, /oauth/authorize and the
+/.well-known documents.
+
+Each endpoint reads the request body on the event loop, then runs Authlib's synchronous
+core in a worker thread, so a database or key operation never blocks other requests.
+OAuth errors keep the RFC 6749 shape (`error`, `error_description`) that every client
+library reads, with the gateway's problem members (`code`, `request_id`, …) beside them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from authlib.oauth2 import OAuth2Error
+from fastapi import APIRouter, Request
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse, Response
+
+from auth import users as user_service
+from auth.consent_page import consent_page, error_page
+from auth.keys import KeyRing
+from auth.models import Consent, User
+from auth.oauth import OAuthServer, PersonGrant, PlainRequest, is_person_scope
+from catalog.models import utcnow
+from catalog.problems import Problem
+from catalog.responses import JSONResponse
+
+OAUTH_ERROR_CODES = {401: "unauthorized", 403: "forbidden"}
+MAX_BODY = 16 * 1024
+CONSENT_FIELDS = ("username", "password", "decision")
+
+
+def _plain(request: Request, method: str, form: list[tuple[str, str]]) -> PlainRequest:
+    # Starlette's Headers look names up case-insensitively, as Authlib expects.
+    return PlainRequest(
+        method,
+        str(request.url),
+        request.headers,  # type: ignore[arg-type]
+        query=list(request.query_params.multi_items()),
+        form=form,
+    )
+
+
+def _response(request: Request, status: int, body: Any, headers: Any) -> Response:
+    headers = dict(headers or [])
+    if isinstance(body, dict):
+        if "error" in body:
+            # RFC 6749 members for OAuth clients, problem members for everyone else.
+            code = OAUTH_ERROR_CODES.get(status, "invalid_parameter")
+            body = {
+                **body,
+                "type": f"/problems/{code}",
+                "title": "OAuth 请求被拒绝",
+                "status": status,
+                "detail": body.get("error_description") or body["error"],
+                "code": code,
+                "request_id": request.scope.get("state", {}).get("request_id"),
+            }
+        headers["Cache-Control"] = "no-store"
+        return Response(
+            orjson.dumps(body), status_code=status, headers=headers, media_type="application/json"
+        )
+    return Response(body or b"", status_code=status, headers=headers)
+
+
+async def _form(request: Request) -> list[tuple[str, str]]:
+    """The url-encoded body (RFC 6749 §3.2: the only body the OAuth endpoints take)."""
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise Problem(413, "payload_too_large", "请求体过大")
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if body and media != "application/x-www-form-urlencoded":
+        raise Problem(415, "invalid_parameter", "请求体须为 application/x-www-form-urlencoded")
+    try:
+        return parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=64)
+    except (UnicodeDecodeError, ValueError):
+        raise Problem(400, "invalid_parameter", "请求体无法解析") from None
+
+
+def build_router(
+    server: OAuthServer,
+    keys: KeyRing,
+    *,
+    engine: Any,
+    throttle: user_service.LoginThrottle,
+    client_ip: Callable[[Request], str],
+    describe_person_dataset: Callable[[str], str | None],
+) -> APIRouter:
+    router = APIRouter(tags=["oauth"])
+
+    @router.post("/oauth/token", summary="Token endpoint (RFC 6749)")
+    async def token(request: Request) -> Response:
+        plain = _plain(request, "POST", await _form(request))
+        result = await run_in_threadpool(server.create_token_response, plain)
+        return _response(request, *result)
+
+    @router.post("/oauth/introspect", summary="Token introspection (RFC 7662)")
+    async def introspect(request: Request) -> Response:
+        plain = _plain(request, "POST", await _form(request))
+        result = await run_in_threadpool(server.create_endpoint_response, "introspection", plain)
+        return _response(request, *result)
+
+    @router.post("/oauth/revoke", summary="Token revocation (RFC 7009)")
+    async def revoke(request: Request) -> Response:
+        plain = _plain(request, "POST", await _form(request))
+        result = await run_in_threadpool(server.create_endpoint_response, "revocation", plain)
+        return _response(request, *result)
+
+    def consent_request(plain: PlainRequest) -> tuple[Any, dict[str, Any]]:
+        """Validate an authorization request; what the consent page shows."""
+        grant = server.get_consent_grant(plain)
+        scopes = (plain.payload.scope or "").split()
+        if len(scopes) != 1 or not is_person_scope(scopes[0]):
+            raise ValueError("scope 须为 dataset:<数据集>:self 形式的单个个人授权范围")
+        dataset_id = scopes[0].split(":")[1]
+        title = describe_person_dataset(dataset_id)
+        if title is None:
+            raise ValueError(f"数据集 {dataset_id} 不支持个人授权")
+        purpose = plain.payload.data.get("purpose", "").strip()
+        if not 2 <= len(purpose) <= 200:
+            raise ValueError("缺少使用目的（purpose，2–200 字）")
+        try:
+            days = int(plain.payload.data.get("duration_days", "30"))
+        except ValueError:
+            days = 0
+        if not 1 <= days <= 365:
+            raise ValueError("授权期限 duration_days 须为 1–365 天")
+        return grant, {
+            "app_name": grant.client.app.name,
+            "dataset_title": title,
+            "dataset_id": dataset_id,
+            "purpose": purpose,
+            "duration_days": days,
+        }
+
+    @router.get("/oauth/authorize", response_class=HTMLResponse, summary="Consent page (个人授权)")
+    async def authorize_page(request: Request) -> Response:
+        plain = _plain(request, "GET", [])
+        try:
+            _grant, shown = await run_in_threadpool(consent_request, plain)
+        except (OAuth2Error, ValueError) as exc:
+            return HTMLResponse(error_page(_describe(exc)), status_code=400)
+        hidden = [(k, v) for k, v in request.query_params.multi_items()]
+        return HTMLResponse(consent_page(hidden=hidden, **shown), headers=NO_FRAMING)
+
+    @router.post("/oauth/authorize", include_in_schema=False)
+    async def authorize_decision(request: Request) -> Response:
+        submitted = await _form(request)
+        params = [(k, v) for k, v in submitted if k not in CONSENT_FIELDS]
+        values = dict(submitted)
+        plain = _plain(request, "POST", params)
+        plain._args = dict(params)  # the consent page posts the query back as the form
+
+        def decide() -> Response:
+            try:
+                grant, shown = consent_request(plain)
+            except (OAuth2Error, ValueError) as exc:
+                return HTMLResponse(error_page(_describe(exc)), status_code=400)
+            if values.get("decision") != "approve":
+                return _response(
+                    request,
+                    *server.create_authorization_response(plain, grant_user=None, grant=grant),
+                )
+            with Session(engine) as session:
+                try:
+                    user = user_service.authenticate(
+                        session,
+                        username=values.get("username", ""),
+                        password=values.get("password", ""),
+                        ip=client_ip(request),
+                        throttle=throttle,
+                    )
+                except Problem as problem:
+                    page = consent_page(hidden=params, error=problem.detail, **shown)
+                    return HTMLResponse(page, status_code=problem.status, headers=NO_FRAMING)
+                if user.role != "developer" or user.identity_hmac is None:
+                    page = consent_page(
+                        hidden=params,
+                        error="该账号尚未绑定本人身份证号，无法进行个人授权",
+                        **shown,
+                    )
+                    return HTMLResponse(page, status_code=403, headers=NO_FRAMING)
+                consent = Consent(
+                    user_id=user.id,  # type: ignore[arg-type]
+                    client_id=grant.client.get_client_id(),
+                    dataset_id=shown["dataset_id"],
+                    purpose=shown["purpose"],
+                    scope=plain.payload.scope,
+                    expires_at=utcnow() + timedelta(days=shown["duration_days"]),
+                )
+                session.add(consent)
+                session.commit()
+                session.refresh(consent)
+                person = PersonGrant(session.get(User, user.id), consent.id)  # type: ignore[arg-type]
+            return _response(
+                request,
+                *server.create_authorization_response(plain, grant_user=person, grant=grant),
+            )
+
+        return await run_in_threadpool(decide)
+
+    @router.get("/.well-known/oauth-authorization-server", summary="RFC 8414 metadata")
+    def metadata() -> JSONResponse:
+        return JSONResponse(server.metadata())
+
+    @router.get("/.well-known/jwks.json", summary="Token signing keys")
+    def jwks() -> JSONResponse:
+        return JSONResponse(keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
+
+    return router
+
+
+NO_FRAMING = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, OAuth2Error):
+        return f"{exc.error}: {exc.description or ''}".strip(": ")
+    return str(exc)

@@ -1,0 +1,219 @@
+"""Account, app and consent routes: /auth/register, /auth/login, /api/v1/me…, /api/v1/apps.
+
+No `from __future__ import annotations`: FastAPI reads the dependency aliases defined in
+`build_router` at import time.
+"""
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, EmailStr, Field
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from auth import apps as app_service
+from auth import users as user_service
+from auth.models import App, Consent, Role, User
+from auth.principal import Principal, require_role
+from auth.revocations import Revocations
+from auth.tokens import TokenIssuer
+from catalog.models import utcnow
+from catalog.problems import Problem
+from catalog.responses import JSONResponse
+
+ALL_ROLES = tuple(Role)
+
+
+class Registration(BaseModel):
+    username: str = Field(min_length=3, max_length=64)
+    password: str = Field(min_length=8, max_length=256)
+    email: EmailStr
+    organization: str = Field(default="", max_length=200)
+
+
+class Credentials(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class IdentityLink(BaseModel):
+    id_number: str = Field(min_length=15, max_length=18)
+
+
+class NewApp(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    redirect_uris: list[str] = Field(default_factory=list, max_length=10)
+    jwks: dict | None = None
+    jwks_uri: str | None = Field(default=None, max_length=500)
+
+
+@dataclass(frozen=True)
+class AccountServices:
+    engine: Engine
+    issuer: TokenIssuer
+    revocations: Revocations
+    throttle: user_service.LoginThrottle
+    identity_key: bytes
+    allow_registration: bool
+    jwks_uri_allowlist: list[str]
+    client_ip: object  # Callable[[Request], str]
+
+
+def user_summary(user: User) -> dict:
+    return {
+        "id": user.id,
+        "username": user.username,
+        "role": user.role,
+        "email": user.email,
+        "organization": user.organization,
+        "identity_linked": user.identity_hmac is not None,
+        "created_at": user.created_at.isoformat(),
+    }
+
+
+def consent_summary(consent: Consent) -> dict:
+    return {
+        "id": consent.id,
+        "client_id": consent.client_id,
+        "dataset_id": consent.dataset_id,
+        "purpose": consent.purpose,
+        "scope": consent.scope,
+        "created_at": consent.created_at.isoformat(),
+        "expires_at": consent.expires_at.isoformat(),
+        "withdrawn_at": consent.withdrawn_at.isoformat() if consent.withdrawn_at else None,
+    }
+
+
+def issue_user_token(issuer: TokenIssuer, user: User, ttl: int | None = None) -> tuple[str, int]:
+    return issuer.issue(
+        subject=user.username,
+        client_id=None,
+        scope="user",
+        ttl=ttl,
+        extra={"role": user.role, "uid": user.id},
+    )
+
+
+def build_router(services: AccountServices) -> APIRouter:
+    router = APIRouter(tags=["accounts"])
+
+    def session() -> Iterator[Session]:
+        with Session(services.engine) as s:
+            yield s
+
+    SessionDep = Annotated[Session, Depends(session)]  # noqa: N806
+    AnyUser = Annotated[Principal, Depends(require_role(*ALL_ROLES))]  # noqa: N806
+    Developer = Annotated[Principal, Depends(require_role(Role.developer))]  # noqa: N806
+
+    def current_user(db: Session, principal: Principal) -> User:
+        user = db.get(User, principal.user_id)
+        if user is None or not user.is_active:
+            raise Problem(401, "unauthorized", "账号不存在或已停用")
+        return user
+
+    @router.post("/auth/register", status_code=201, summary="Register a developer account")
+    def register(body: Registration, db: SessionDep) -> JSONResponse:
+        if not services.allow_registration:
+            raise Problem(403, "forbidden", "本平台未开放自助注册，请联系管理员")
+        try:
+            user = user_service.create_user(
+                db,
+                username=body.username,
+                password=body.password,
+                role=Role.developer,
+                email=str(body.email),
+                organization=body.organization,
+            )
+        except user_service.UserError as exc:
+            raise Problem(400, "invalid_parameter", str(exc)) from None
+        return JSONResponse(user_summary(user), status_code=201)
+
+    @router.post("/auth/login", summary="Sign in: a user access token")
+    def login(body: Credentials, request: Request, db: SessionDep) -> JSONResponse:
+        user = user_service.authenticate(
+            db,
+            username=body.username,
+            password=body.password,
+            ip=services.client_ip(request),  # type: ignore[operator]
+            throttle=services.throttle,
+        )
+        token, expires_in = issue_user_token(services.issuer, user)
+        return JSONResponse(
+            {"access_token": token, "token_type": "Bearer", "expires_in": expires_in},
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @router.get("/api/v1/me", summary="The signed-in account")
+    def me(principal: AnyUser, db: SessionDep) -> JSONResponse:
+        return JSONResponse(user_summary(current_user(db, principal)))
+
+    @router.put("/api/v1/me/identity", summary="Link your identity number (stored as an HMAC)")
+    def link_identity(body: IdentityLink, principal: Developer, db: SessionDep) -> JSONResponse:
+        user = user_service.link_identity(
+            db,
+            user=current_user(db, principal),
+            id_number=body.id_number,
+            key=services.identity_key,
+        )
+        return JSONResponse(user_summary(user))
+
+    @router.get("/api/v1/me/consents", summary="Apps you authorized to read your own data")
+    def consents(principal: Developer, db: SessionDep) -> JSONResponse:
+        rows = db.exec(
+            select(Consent).where(Consent.user_id == principal.user_id).order_by(Consent.id)
+        ).all()
+        return JSONResponse({"data": [consent_summary(c) for c in rows], "next_cursor": None})
+
+    @router.post("/api/v1/me/consents/{consent_id}/withdraw", summary="Withdraw a consent")
+    def withdraw(consent_id: int, principal: Developer, db: SessionDep) -> JSONResponse:
+        consent = db.get(Consent, consent_id)
+        if consent is None or consent.user_id != principal.user_id:
+            raise Problem(404, "not_found", f"授权 {consent_id} 不存在")
+        if consent.withdrawn_at is None:
+            consent.withdrawn_at = utcnow()
+            db.add(consent)
+            db.commit()
+            # Tokens bound to the consent stop on the next request, on every worker.
+            services.revocations.revoke(
+                f"consent:{consent_id}", time.time() + timedelta(days=31).total_seconds()
+            )
+        return JSONResponse(consent_summary(consent))
+
+    @router.post("/api/v1/apps", status_code=201, summary="Register an app (OAuth client)")
+    def create_app(body: NewApp, principal: Developer, db: SessionDep) -> JSONResponse:
+        app, secret = app_service.create_app(
+            db,
+            owner=current_user(db, principal),
+            name=body.name,
+            redirect_uris=body.redirect_uris,
+            jwks=body.jwks,
+            jwks_uri=body.jwks_uri,
+            jwks_uri_allowlist=services.jwks_uri_allowlist,
+        )
+        return JSONResponse(
+            {**app_service.app_summary(app), "client_secret": secret},
+            status_code=201,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @router.get("/api/v1/apps", summary="Your apps")
+    def list_apps(principal: Developer, db: SessionDep) -> JSONResponse:
+        rows = app_service.list_apps(db, owner=current_user(db, principal))
+        return JSONResponse(
+            {"data": [app_service.app_summary(a) for a in rows], "next_cursor": None}
+        )
+
+    @router.post("/api/v1/apps/{client_id}/rotate-secret", summary="Issue a new client secret")
+    def rotate_secret(client_id: str, principal: Developer, db: SessionDep) -> JSONResponse:
+        app: App = app_service.own_app(db, owner=current_user(db, principal), client_id=client_id)
+        secret = app_service.rotate_secret(db, app=app)
+        return JSONResponse(
+            {"client_id": app.client_id, "client_secret": secret},
+            headers={"Cache-Control": "no-store"},
+        )
+
+    return router

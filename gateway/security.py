@@ -1,0 +1,53 @@
+"""The gateway's identity services, built once per process from the settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from starlette.requests import Request
+
+from auth.keys import KeyRing
+from auth.oauth import OAuthServer
+from auth.principal import Authenticator
+from auth.revocations import Revocations
+from auth.secrets import load_or_create_key
+from auth.tokens import TokenIssuer, TokenVerifier
+from auth.users import LoginThrottle
+from gateway.settings import Settings
+
+
+@dataclass(frozen=True)
+class Security:
+    keys: KeyRing
+    issuer: TokenIssuer
+    verifier: TokenVerifier
+    revocations: Revocations
+    authenticator: Authenticator
+    oauth: OAuthServer
+    throttle: LoginThrottle
+    identity_key: bytes
+
+    @classmethod
+    def build(cls, settings: Settings, engine: Engine) -> Security:
+        keys = KeyRing(settings.data_dir / "keys")
+        issuer = TokenIssuer(keys, settings.issuer, default_ttl=settings.access_token_ttl)
+        verifier = TokenVerifier(keys, settings.issuer)
+        revocations = Revocations(engine, redis_url=settings.redis_url)
+        return cls(
+            keys=keys,
+            issuer=issuer,
+            verifier=verifier,
+            revocations=revocations,
+            authenticator=Authenticator(verifier, revocations),
+            oauth=OAuthServer(
+                engine=engine, issuer_service=issuer, verifier=verifier, revocations=revocations
+            ),
+            throttle=LoginThrottle(),
+            identity_key=load_or_create_key(settings.data_dir / "identity.key"),
+        )
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address (the socket peer; trusted proxies come with the limits issue)."""
+    return request.client.host if request.client else "unknown"

@@ -1,0 +1,386 @@
+"""The authorization server, driven by an unmodified third-party client (Authlib's httpx
+OAuth2Client) against the gateway on a real socket."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from authlib.integrations.httpx_client import OAuth2Client
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from joserfc import jwt
+from joserfc.jwk import ECKey
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from auth.users import get_user, link_identity
+from catalog.importer import import_package
+from tests.auth.helpers import PASSWORD, REDIRECT, developer_with_app
+from tests.conftest import LiveServer
+from tests.packages import write_package
+
+PERSON_ID = "370202199001011237"
+
+
+def claims_of(token: str) -> tuple[dict, dict]:
+    header, payload, _ = token.split(".")
+    pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
+    return (
+        json.loads(base64.urlsafe_b64decode(pad(header))),
+        json.loads(base64.urlsafe_b64decode(pad(payload))),
+    )
+
+
+def test_client_credentials_basic_and_post(engine: Engine, live: LiveServer):
+    reg = developer_with_app(engine)
+    for method in ("client_secret_basic", "client_secret_post"):
+        with OAuth2Client(
+            reg.client_id, reg.client_secret, token_endpoint_auth_method=method
+        ) as client:
+            token = client.fetch_token(f"{live.url}/oauth/token", grant_type="client_credentials")
+        assert token["token_type"] == "Bearer" and token["expires_in"] == 600
+        assert token["scope"] == "data:read"
+        header, claims = claims_of(token["access_token"])
+        assert header["typ"] == "at+jwt" and header["alg"] == "ES256"
+        jwks = httpx.get(f"{live.url}/.well-known/jwks.json").json()
+        assert header["kid"] in {k["kid"] for k in jwks["keys"]}
+        assert all("d" not in k for k in jwks["keys"])  # public keys only
+        assert claims["iss"] == live.url and claims["aud"] == f"{live.url}/api"
+        assert claims["client_id"] == claims["sub"] == reg.client_id
+        assert {"exp", "iat", "jti"} <= set(claims)
+        me = httpx.get(
+            f"{live.url}/api/v1/datasets",
+            headers={"Authorization": f"Bearer {token['access_token']}"},
+        )
+        assert me.status_code == 200
+
+
+def test_metadata_names_the_endpoints(live: LiveServer):
+    meta = httpx.get(f"{live.url}/.well-known/oauth-authorization-server").json()
+    assert meta["issuer"] == live.url
+    assert meta["token_endpoint"] == f"{live.url}/oauth/token"
+    assert meta["code_challenge_methods_supported"] == ["S256"]
+    assert "implicit" not in meta["grant_types_supported"]
+    assert "password" not in meta["grant_types_supported"]
+
+
+def ec_key() -> ECKey:
+    return ECKey.generate_key("P-256", {"kid": "dev-key-1"}, private=True)
+
+
+def test_private_key_jwt(engine: Engine, live: LiveServer):
+    key = ec_key()
+    reg = developer_with_app(engine, jwks={"keys": [key.as_dict(private=False)]})
+    token_url = f"{live.url}/oauth/token"
+    with OAuth2Client(
+        reg.client_id, key, token_endpoint_auth_method=PrivateKeyJWT(token_url, alg="ES256")
+    ) as client:
+        token = client.fetch_token(token_url, grant_type="client_credentials")
+    assert claims_of(token["access_token"])[1]["client_id"] == reg.client_id
+
+    def assertion(**overrides: object) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": reg.client_id,
+            "sub": reg.client_id,
+            "aud": token_url,
+            "exp": now + 60,
+            "iat": now,
+            "jti": uuid.uuid4().hex,
+            **overrides,
+        }
+        return jwt.encode({"alg": "ES256", "kid": "dev-key-1"}, claims, key)
+
+    def post(client_assertion: str) -> httpx.Response:
+        return httpx.post(
+            token_url,
+            data={
+                "grant_type": "client_credentials",
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": client_assertion,
+            },
+        )
+
+    once = assertion()
+    assert post(once).status_code == 200
+    replay = post(once)  # the same jti again
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_client"
+    expired = post(assertion(exp=int(time.time()) - 300, iat=int(time.time()) - 400))
+    assert expired.status_code == 400 and expired.json()["error"] == "invalid_client"
+    other = ec_key()
+    forged = jwt.encode(
+        {"alg": "ES256"},
+        {
+            "iss": reg.client_id,
+            "sub": reg.client_id,
+            "aud": token_url,
+            "exp": int(time.time()) + 60,
+            "jti": uuid.uuid4().hex,
+        },
+        other,
+    )
+    assert post(forged).json()["error"] == "invalid_client"
+
+
+@pytest.fixture
+def person(engine: Engine, packages: Path, settings) -> dict:
+    """A conditional dataset with a subject key, an app that may ask for it, and a person
+    whose account is linked to an identity number."""
+    fields = [
+        {"name": "record_id", "type": "integer", "level": 1},
+        {
+            "name": "id_number",
+            "type": "string",
+            "level": 4,
+            "pii": "id_number",
+            "subject_key": True,
+        },
+        {"name": "monthly_base", "type": "integer", "level": 3},
+    ]
+    import_package(
+        engine,
+        write_package(
+            packages,
+            name="social-insurance",
+            title="社会保险参保缴费信息",
+            open_type="conditional",
+            fields=fields,
+            rows=[[1, PERSON_ID, 8000], [2, "370203198502024321", 9000]],
+        ),
+    )
+    reg = developer_with_app(engine)
+    developer_with_app(engine, "zhangsan", redirect_uris=[])
+    from auth.secrets import load_or_create_key
+
+    key = load_or_create_key(settings.data_dir / "identity.key")
+    with Session(engine) as session:
+        link_identity(
+            session, user=get_user(session, username="zhangsan"), id_number=PERSON_ID, key=key
+        )
+    return {"client_id": reg.client_id, "client_secret": reg.client_secret}
+
+
+def authorize(live: LiveServer, client: OAuth2Client, verifier: str, **extra: str) -> str:
+    url, _state = client.create_authorization_url(
+        f"{live.url}/oauth/authorize",
+        code_verifier=verifier,
+        scope="dataset:social-insurance:self",
+        purpose="贷款资格核验",
+        duration_days="30",
+        **extra,
+    )
+    page = httpx.get(url)
+    assert page.status_code == 200, page.text
+    for shown in (
+        "个人数据授权确认",
+        "社会保险参保缴费信息",
+        "贷款资格核验",
+        "30 天",
+        "dev1 的应用",
+    ):
+        assert shown in page.text
+    form = dict(parse_qs(urlsplit(url).query, keep_blank_values=True))
+    data = {k: v[0] for k, v in form.items()}
+    data.update(username="zhangsan", password=PASSWORD, decision="approve")
+    answer = httpx.post(f"{live.url}/oauth/authorize", data=data)
+    assert answer.status_code == 302, answer.text
+    return answer.headers["location"]
+
+
+def test_authorization_code_with_pkce_and_rotating_refresh(
+    engine: Engine, live: LiveServer, person: dict
+):
+    token_url = f"{live.url}/oauth/token"
+    client = OAuth2Client(
+        person["client_id"],
+        person["client_secret"],
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
+    )
+    verifier = "v" * 64
+    location = authorize(live, client, verifier)
+    token = client.fetch_token(token_url, authorization_response=location, code_verifier=verifier)
+    header, claims = claims_of(token["access_token"])
+    assert claims["sub"] == "zhangsan" and claims["consent"] and claims["uid"]
+    assert token["scope"] == "dataset:social-insurance:self"
+    auth = {"Authorization": f"Bearer {token['access_token']}"}
+    assert httpx.get(f"{live.url}/api/v1/datasets", headers=auth).status_code == 200
+
+    # the code is single-use
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    reused = httpx.post(
+        token_url,
+        auth=(person["client_id"], person["client_secret"]),
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+    )
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
+
+    # refresh rotates; reusing the spent one ends the whole family
+    first_refresh = token["refresh_token"]
+    rotated = client.refresh_token(token_url, refresh_token=first_refresh)
+    assert rotated["refresh_token"] != first_refresh
+    reuse = httpx.post(
+        token_url,
+        auth=(person["client_id"], person["client_secret"]),
+        data={"grant_type": "refresh_token", "refresh_token": first_refresh},
+    )
+    assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
+    after = httpx.post(
+        token_url,
+        auth=(person["client_id"], person["client_secret"]),
+        data={"grant_type": "refresh_token", "refresh_token": rotated["refresh_token"]},
+    )
+    assert after.json()["error"] == "invalid_grant"
+    time.sleep(1.2)  # the revocation mirror refreshes every second without Redis
+    revoked = httpx.get(
+        f"{live.url}/api/v1/datasets",
+        headers={"Authorization": f"Bearer {rotated['access_token']}"},
+    )
+    assert revoked.status_code == 401
+
+
+def test_pkce_is_required_and_checked(live: LiveServer, person: dict):
+    client = OAuth2Client(
+        person["client_id"],
+        person["client_secret"],
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
+    )
+    location = authorize(live, client, "a" * 64)
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    mismatch = httpx.post(
+        f"{live.url}/oauth/token",
+        auth=(person["client_id"], person["client_secret"]),
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": "b" * 64,
+        },
+    )
+    assert mismatch.status_code == 400 and mismatch.json()["error"] == "invalid_grant"
+    base = {
+        "response_type": "code",
+        "client_id": person["client_id"],
+        "redirect_uri": REDIRECT,
+        "scope": "dataset:social-insurance:self",
+        "purpose": "贷款资格核验",
+    }
+    no_pkce = httpx.get(f"{live.url}/oauth/authorize", params=base)
+    assert no_pkce.status_code == 400 and "code_challenge" in no_pkce.text
+    plain = httpx.get(
+        f"{live.url}/oauth/authorize",
+        params={**base, "code_challenge": "c" * 43, "code_challenge_method": "plain"},
+    )
+    assert plain.status_code == 400
+    other_redirect = httpx.get(
+        f"{live.url}/oauth/authorize",
+        params={
+            **base,
+            "redirect_uri": "http://127.0.0.1:9/elsewhere",
+            "code_challenge": "c" * 43,
+            "code_challenge_method": "S256",
+        },
+    )
+    assert other_redirect.status_code == 400
+    assert "elsewhere" not in other_redirect.headers.get("location", "")
+
+
+def test_refusing_consent_redirects_with_access_denied(live: LiveServer, person: dict):
+    client = OAuth2Client(
+        person["client_id"],
+        person["client_secret"],
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
+    )
+    url, state = client.create_authorization_url(
+        f"{live.url}/oauth/authorize",
+        code_verifier="d" * 64,
+        scope="dataset:social-insurance:self",
+        purpose="贷款资格核验",
+    )
+    data = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+    data["decision"] = "deny"
+    answer = httpx.post(f"{live.url}/oauth/authorize", data=data)
+    assert answer.status_code == 302
+    query = parse_qs(urlsplit(answer.headers["location"]).query)
+    assert query["error"] == ["access_denied"] and query["state"] == [state]
+
+
+def test_withdrawing_consent_stops_the_token(engine: Engine, live: LiveServer, person: dict):
+    client = OAuth2Client(
+        person["client_id"],
+        person["client_secret"],
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
+    )
+    location = authorize(live, client, "e" * 64)
+    token = client.fetch_token(
+        f"{live.url}/oauth/token", authorization_response=location, code_verifier="e" * 64
+    )
+    person_auth = {"Authorization": f"Bearer {token['access_token']}"}
+    login = httpx.post(
+        f"{live.url}/auth/login", json={"username": "zhangsan", "password": PASSWORD}
+    ).json()
+    mine = {"Authorization": f"Bearer {login['access_token']}"}
+    consents = httpx.get(f"{live.url}/api/v1/me/consents", headers=mine).json()["data"]
+    assert len(consents) == 1 and consents[0]["purpose"] == "贷款资格核验"
+    withdrawn = httpx.post(
+        f"{live.url}/api/v1/me/consents/{consents[0]['id']}/withdraw", headers=mine
+    )
+    assert withdrawn.json()["withdrawn_at"]
+    # this worker learns at once; other workers through Redis or within a second
+    response = httpx.get(f"{live.url}/api/v1/datasets", headers=person_auth)
+    assert response.status_code == 401
+    assert "Bearer" in response.headers["www-authenticate"]
+
+
+def test_wrong_and_unknown_clients(engine: Engine, live: LiveServer):
+    reg = developer_with_app(engine)
+    url = f"{live.url}/oauth/token"
+    wrong = httpx.post(url, auth=(reg.client_id, "nope"), data={"grant_type": "client_credentials"})
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+    assert "nope" not in wrong.text
+    unknown = httpx.post(url, auth=("og_nobody", "x"), data={"grant_type": "client_credentials"})
+    assert unknown.json()["error"] == "invalid_client"
+    password_grant = httpx.post(
+        url,
+        auth=(reg.client_id, reg.client_secret),
+        data={"grant_type": "password", "username": "a", "password": "b"},
+    )
+    assert password_grant.json()["error"] == "unsupported_grant_type"
+
+
+def test_introspection_and_revocation(engine: Engine, live: LiveServer):
+    reg = developer_with_app(engine)
+    other = developer_with_app(engine, "dev2")
+    basic = (reg.client_id, reg.client_secret)
+    token = httpx.post(
+        f"{live.url}/oauth/token", auth=basic, data={"grant_type": "client_credentials"}
+    ).json()["access_token"]
+    active = httpx.post(f"{live.url}/oauth/introspect", auth=basic, data={"token": token}).json()
+    assert active["active"] is True and active["client_id"] == reg.client_id
+    foreign = httpx.post(
+        f"{live.url}/oauth/introspect",
+        auth=(other.client_id, other.client_secret),
+        data={"token": token},
+    )
+    assert foreign.json().get("active") is not True
+    assert (
+        httpx.post(f"{live.url}/oauth/revoke", auth=basic, data={"token": token}).status_code == 200
+    )
+    auth = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(f"{live.url}/api/v1/datasets", headers=auth).status_code == 401
+    after = httpx.post(f"{live.url}/oauth/introspect", auth=basic, data={"token": token}).json()
+    assert after == {"active": False}
