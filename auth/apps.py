@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from auth.models import App, User
 from auth.secrets import digest, new_token
-from catalog.models import utcnow
+from catalog.models import iso_utc, utcnow
 from catalog.problems import Problem
 
 
@@ -115,8 +115,8 @@ def app_summary(app: App) -> dict:
         "redirect_uris": app.redirect_uris,
         "token_endpoint_auth_methods": auth_methods(app),
         "jwks_uri": app.jwks_uri,
-        "created_at": app.created_at.isoformat(),
-        "secret_rotated_at": app.secret_rotated_at.isoformat(),
+        "created_at": iso_utc(app.created_at),
+        "secret_rotated_at": iso_utc(app.secret_rotated_at),
     }
 
 

@@ -51,6 +51,9 @@ from auth.tokens import InvalidToken, TokenClaims, TokenIssuer, TokenVerifier
 from catalog.models import utcnow
 
 log = logging.getLogger("opengate.auth")
+# Authlib logs issued tokens at DEBUG ("Issue token {...}"). Whatever level the operator
+# sets for the application, Authlib's own records stay at INFO and above.
+logging.getLogger("authlib").setLevel(logging.INFO)
 
 APP_SCOPE = "data:read"
 CODE_LIFETIME = 60

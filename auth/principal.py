@@ -18,6 +18,8 @@ from auth.tokens import InvalidToken, TokenVerifier
 from catalog.problems import Problem
 
 REALM = 'Bearer realm="opengate"'
+# RFC 6750 §3: header values are ASCII, so the Chinese reason goes in the body only.
+DESCRIPTIONS = {"invalid_token": "The access token is malformed, expired, revoked or not ours"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +43,7 @@ class Principal:
 def unauthorized(detail: str, *, error: str | None = "invalid_token") -> Problem:
     challenge = REALM
     if error:
-        challenge += f', error="{error}", error_description="{error}"'
+        challenge += f', error="{error}", error_description="{DESCRIPTIONS[error]}"'
     return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": challenge})
 
 

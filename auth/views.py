@@ -21,7 +21,7 @@ from auth.models import App, Consent, Role, User
 from auth.principal import Principal, require_role
 from auth.revocations import Revocations
 from auth.tokens import TokenIssuer
-from catalog.models import utcnow
+from catalog.models import iso_utc, utcnow
 from catalog.problems import Problem
 from catalog.responses import JSONResponse
 
@@ -71,7 +71,7 @@ def user_summary(user: User) -> dict:
         "email": user.email,
         "organization": user.organization,
         "identity_linked": user.identity_hmac is not None,
-        "created_at": user.created_at.isoformat(),
+        "created_at": iso_utc(user.created_at),
     }
 
 
@@ -82,9 +82,9 @@ def consent_summary(consent: Consent) -> dict:
         "dataset_id": consent.dataset_id,
         "purpose": consent.purpose,
         "scope": consent.scope,
-        "created_at": consent.created_at.isoformat(),
-        "expires_at": consent.expires_at.isoformat(),
-        "withdrawn_at": consent.withdrawn_at.isoformat() if consent.withdrawn_at else None,
+        "created_at": iso_utc(consent.created_at),
+        "expires_at": iso_utc(consent.expires_at),
+        "withdrawn_at": iso_utc(consent.withdrawn_at) if consent.withdrawn_at else None,
     }
 
 

@@ -18,6 +18,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso_utc(moment: datetime) -> str:
+    if moment.tzinfo is None:  # SQLite hands back naive values; they were stored as UTC
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 class OpenType(StrEnum):
     unconditional = "unconditional"
     conditional = "conditional"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from catalog.models import Dataset, DatasetField, OpenType
+from catalog.models import Dataset, DatasetField, OpenType, iso_utc
 from catalog.problems import not_found
 
 MAX_PER_PAGE = 100
@@ -82,12 +81,6 @@ def dataset_fields(session: Session, *, dataset: Dataset) -> list[DatasetField]:
             .order_by(DatasetField.position)
         ).all()
     )
-
-
-def iso_utc(moment: datetime) -> str:
-    if moment.tzinfo is None:  # SQLite hands back naive values; they were stored as UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def dataset_summary(dataset: Dataset) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
 from catalog.importer import ImportResult, import_package
 from catalog.package import PackageError
@@ -53,6 +53,9 @@ def user_errors(settings: Settings | None = None) -> Iterator[None]:
         yield
     except (UserError, PackageError) as exc:
         fail(str(exc))
+        raise typer.Exit(1) from None
+    except ArgumentError:
+        fail("OPENGATE_DATABASE_URL is not a database URL (e.g. sqlite:///./var/opengate.db)")
         raise typer.Exit(1) from None
     except OperationalError as exc:
         where = (
@@ -169,7 +172,8 @@ def demo(
         bool, typer.Option("--serve/--no-serve", help="serve after loading")
     ] = True,
 ) -> None:
-    """Migrate, load the Qingdao demo catalog (idempotent), then serve."""
+    """Migrate, load the Qingdao demo catalog, accounts and app (idempotent), then serve."""
+    from gateway.demo_accounts import ACCOUNTS, DEMO_PASSWORD, ensure_demo_accounts
     from gateway.demo_catalog import write_demo_packages
     from gateway.migrate import upgrade
 
@@ -181,12 +185,20 @@ def demo(
             result = _import(package, replace=True, skip_unchanged=True, settings=settings)
             state = "unchanged" if result.unchanged else f"{result.row_count:,} rows imported"
             out.print(f"  {result.dataset_id:<22} v{result.version}  {state}")
+        credentials = ensure_demo_accounts(
+            create_engine(settings.sqlalchemy_url), settings.data_dir
+        )
     base = f"http://{host}:{port}"
+    accounts = ", ".join(f"{name} ({role})" for name, role, _ in ACCOUNTS)
     out.print(
         f"\nopengate demo is ready at {base}\n"
         f"  API docs:  {base}/docs\n"
         f"  catalog:   {base}/api/v1/datasets?q=空气\n"
         f"  records:   {base}/api/v1/datasets/air-quality-hourly/records?limit=5\n"
+        f"  sign in:   POST {base}/auth/login with one of {accounts}, "
+        f"password {DEMO_PASSWORD!r}\n"
+        f"  demo app:  client_id {credentials['client_id']} "
+        f"client_secret {credentials['client_secret']} (POST {base}/oauth/token)\n"
     )
     if serve_after:
         serve(host=host, port=port, workers=1)

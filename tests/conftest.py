@@ -186,3 +186,63 @@ def live(engine: Engine, settings: Settings) -> Iterator[LiveServer]:
     with LiveServer(create_app(live_settings, engine=engine), port) as server:
         server.app = server.server.config.app  # type: ignore[attr-defined]
         yield server
+
+
+class GatewayProcess:
+    """`opengate` as a user runs it: CLI commands and a real `serve` with workers."""
+
+    def __init__(self, tmp_path: Path, **env: str) -> None:
+        import os
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.command = [sys.executable, "-m", "gateway.cli"]
+        self.env = {
+            **os.environ,
+            "OPENGATE_DATABASE_URL": f"sqlite:///{tmp_path}/gateway.db",
+            "OPENGATE_DATA_DIR": str(tmp_path / "var"),
+            "OPENGATE_ISSUER": self.url,
+            **env,
+        }
+        self.process: object = None
+
+    def cli(self, *args: str) -> str:
+        import subprocess
+
+        return subprocess.run(
+            [*self.command, *args],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+
+    def serve(self, workers: int = 2) -> GatewayProcess:
+        import subprocess
+        import time
+
+        import httpx
+
+        self.process = process = subprocess.Popen(
+            [*self.command, "serve", "--port", str(self.port), "--workers", str(workers)],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server did not become ready"
+            assert process.poll() is None, process.stderr.read().decode()  # type: ignore[union-attr]
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()  # type: ignore[attr-defined]
+            self.process.wait(timeout=30)  # type: ignore[attr-defined]

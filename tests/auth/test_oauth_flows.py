@@ -206,7 +206,7 @@ def test_authorization_code_with_pkce_and_rotating_refresh(
     verifier = "v" * 64
     location = authorize(live, client, verifier)
     token = client.fetch_token(token_url, authorization_response=location, code_verifier=verifier)
-    header, claims = claims_of(token["access_token"])
+    _header, claims = claims_of(token["access_token"])
     assert claims["sub"] == "zhangsan" and claims["consent"] and claims["uid"]
     assert token["scope"] == "dataset:social-insurance:self"
     auth = {"Authorization": f"Bearer {token['access_token']}"}
@@ -384,3 +384,58 @@ def test_introspection_and_revocation(engine: Engine, live: LiveServer):
     assert httpx.get(f"{live.url}/api/v1/datasets", headers=auth).status_code == 401
     after = httpx.post(f"{live.url}/oauth/introspect", auth=basic, data={"token": token}).json()
     assert after == {"active": False}
+
+
+def test_private_key_jwt_with_an_allow_listed_jwks_uri(engine: Engine, tmp_path: Path, settings):
+    import http.server
+    import threading
+
+    from gateway.app import create_app
+    from tests.conftest import LiveServer, free_port
+
+    key = ec_key()
+    (tmp_path / "jwks.json").write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(  # noqa: E731
+        *a, directory=str(tmp_path), **k
+    )
+    jwks_server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=jwks_server.serve_forever, daemon=True).start()
+    jwks_uri = f"http://127.0.0.1:{jwks_server.server_port}/jwks.json"
+    port = free_port()
+    live_settings = settings.model_copy(
+        update={
+            "issuer": f"http://127.0.0.1:{port}",
+            "jwks_uri_allowlist": f"http://127.0.0.1:{jwks_server.server_port}/",
+        }
+    )
+    try:
+        with LiveServer(create_app(live_settings, engine=engine), port) as live:
+            from tests.auth.helpers import user as make_user
+
+            make_user(engine, "jwks-dev", "developer")
+            login = httpx.post(
+                f"{live.url}/auth/login", json={"username": "jwks-dev", "password": PASSWORD}
+            ).json()
+            auth = {"Authorization": f"Bearer {login['access_token']}"}
+            refused = httpx.post(
+                f"{live.url}/api/v1/apps",
+                headers=auth,
+                json={"name": "x", "jwks_uri": "http://127.0.0.1:1/other.json"},
+            )
+            assert refused.status_code == 400
+            app = httpx.post(
+                f"{live.url}/api/v1/apps",
+                headers=auth,
+                json={"name": "远程公钥", "jwks_uri": jwks_uri},
+            ).json()
+            assert "private_key_jwt" in app["token_endpoint_auth_methods"]
+            token_url = f"{live.url}/oauth/token"
+            with OAuth2Client(
+                app["client_id"],
+                key,
+                token_endpoint_auth_method=PrivateKeyJWT(token_url, alg="ES256"),
+            ) as client:
+                token = client.fetch_token(token_url, grant_type="client_credentials")
+            assert token["access_token"]
+    finally:
+        jwks_server.shutdown()

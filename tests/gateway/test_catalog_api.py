@@ -155,3 +155,25 @@ def test_dcat_jsonld(client: TestClient, catalog: None):
     assert bus["dct:title"]["@value"] == "公交站点信息"
     assert bus["dct:publisher"]["foaf:name"] == "市交通运输局"
     assert {d["dct:format"] for d in bus["dcat:distribution"]} == {"json", "csv", "jsonl"}
+
+
+def test_closed_datasets_are_listed_to_data_admins_only(
+    client: TestClient, engine: Engine, catalog: None
+):
+    from tests.auth.helpers import PASSWORD, user
+
+    for role in ("data_admin", "developer", "auditor"):
+        user(engine, f"cat-{role}", role)
+
+    def visible(role: str) -> set[str]:
+        token = client.post(
+            "/auth/login", json={"username": f"cat-{role}", "password": PASSWORD}
+        ).json()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        listed = {d["id"] for d in client.get("/api/v1/datasets", headers=headers).json()["data"]}
+        detail = client.get("/api/v1/datasets/household-registry", headers=headers)
+        return listed | ({"detail"} if detail.status_code == 200 else set())
+
+    assert {"household-registry", "detail"} <= visible("data_admin")
+    for role in ("developer", "auditor"):
+        assert not {"household-registry", "detail"} & visible(role)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -88,3 +89,50 @@ def test_demo_loads_once_and_is_idempotent(tmp_path: Path):
         assert name in first.stdout
     second = run(["demo", "--no-serve"], tmp_path)
     assert second.returncode == 0 and second.stdout.count("unchanged") == 5
+
+
+def test_users_apps_and_keys_commands(tmp_path: Path):
+    assert run(["migrate"], tmp_path).returncode == 0
+    created = subprocess.run(
+        [
+            *OPENGATE,
+            "users",
+            "create",
+            "alice",
+            "--role",
+            "developer",
+            "--password-stdin",
+            "--email",
+            "alice@example.com",
+        ],
+        input="a-long-password\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "OPENGATE_DATABASE_URL": f"sqlite:///{tmp_path}/cli.db",
+            "OPENGATE_DATA_DIR": str(tmp_path / "var"),
+        },
+    )
+    assert created.returncode == 0, created.stderr
+    assert "a-long-password" not in created.stdout
+    generated = run(["users", "create", "bob", "--role", "auditor"], tmp_path)
+    assert "password: " in generated.stdout
+    assert_one_line_error(
+        run(["users", "create", "alice", "--role", "developer"], tmp_path), "已存在"
+    )
+    assert_one_line_error(
+        run(["users", "create", "carol", "--role", "wizard"], tmp_path), "未知角色"
+    )
+    as_json = run(["apps", "create", "--owner", "alice", "--name", "测试", "--json"], tmp_path)
+    credentials = json.loads(as_json.stdout)
+    assert set(credentials) == {"client_id", "client_secret"}
+    assert_one_line_error(run(["apps", "create", "--owner", "bob", "--name", "x"], tmp_path))
+    assert_one_line_error(run(["apps", "create", "--owner", "nobody", "--name", "x"], tmp_path))
+    token = run(["users", "token", "alice", "--ttl", "120"], tmp_path).stdout.strip()
+    assert token.count(".") == 2
+    assert_one_line_error(run(["users", "token", "nobody"], tmp_path))
+    rotated = run(["keys", "rotate"], tmp_path)
+    assert rotated.returncode == 0 and "new signing key" in rotated.stdout

@@ -1,0 +1,63 @@
+"""Demo accounts and app (idempotent): one account per role, a developer with an app, and a
+person (张三丰) linked to the first row of the social-insurance demo data."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from auth.apps import create_app
+from auth.secrets import load_or_create_key
+from auth.users import create_user, get_user, link_identity
+from gateway.demo_catalog import DEMO_PERSON
+
+DEMO_PASSWORD = "opengate-demo"  # noqa: S105 (demo only: printed for people to try)
+ACCOUNTS = (
+    ("admin", "data_admin", "市大数据局数据管理员"),
+    ("auditor", "auditor", "市大数据局审计员"),
+    ("sysadmin", "sysadmin", "市大数据局系统管理员"),
+    ("bank-dev", "developer", "青岛某银行科技部"),
+    ("zhangsanfeng", "developer", "个人用户"),
+)
+
+
+def ensure_demo_accounts(engine: Engine, data_dir: Path) -> dict[str, str]:
+    """Create what is missing; return the demo app's credentials (kept in the data dir,
+    since the secret itself is stored only as a digest)."""
+    with Session(engine) as session:
+        for username, role, organization in ACCOUNTS:
+            if get_user(session, username=username) is None:
+                create_user(
+                    session,
+                    username=username,
+                    password=DEMO_PASSWORD,
+                    role=role,
+                    organization=organization,
+                )
+        person = get_user(session, username="zhangsanfeng")
+        if person is not None and person.identity_hmac is None:
+            link_identity(
+                session,
+                user=person,
+                id_number=DEMO_PERSON.id_number,
+                key=load_or_create_key(data_dir / "identity.key"),
+            )
+        saved = data_dir / "demo-app.json"
+        if saved.exists():
+            return json.loads(saved.read_text())
+        owner = get_user(session, username="bank-dev")
+        app, secret = create_app(
+            session,
+            owner=owner,
+            name="授信评估（演示）",  # type: ignore[arg-type]
+            redirect_uris=["http://127.0.0.1:8765/callback"],
+        )
+    credentials = {"client_id": app.client_id, "client_secret": secret}
+    fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(credentials, f)
+    return credentials

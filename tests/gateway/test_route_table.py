@@ -1,0 +1,111 @@
+"""Every route says who may call it: no route is public by accident.
+
+A route is either in PUBLIC (deliberately open: catalog, open data, OAuth endpoints that
+authenticate their own callers, probes, docs) or depends on `require_role(...)` /
+`require_caller()`, whose required roles the dependency carries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from starlette.routing import Mount, Route
+
+from gateway.app import create_app
+from gateway.settings import Settings
+
+PUBLIC = {
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/openapi.json"),
+    ("GET", "/docs"),
+    ("GET", "/api/v1/datasets"),
+    ("GET", "/api/v1/datasets/{dataset_id}"),
+    ("GET", "/api/v1/catalog.jsonld"),
+    # data routes decide per dataset: open data needs no token, the rest is refused by plan
+    ("GET", "/api/v1/datasets/{dataset_id}/records"),
+    ("GET", "/api/v1/datasets/{dataset_id}/records/{key}"),
+    ("GET", "/api/v1/datasets/{dataset_id}/export"),
+    # OAuth endpoints authenticate the client or the person themselves
+    ("POST", "/oauth/token"),
+    ("POST", "/oauth/introspect"),
+    ("POST", "/oauth/revoke"),
+    ("GET", "/oauth/authorize"),
+    ("POST", "/oauth/authorize"),
+    ("GET", "/.well-known/oauth-authorization-server"),
+    ("GET", "/.well-known/jwks.json"),
+    ("POST", "/auth/register"),
+    ("POST", "/auth/login"),
+}
+
+EXPECTED_ROLES = {
+    ("GET", "/api/v1/me"): {"developer", "data_admin", "auditor", "sysadmin"},
+    ("PUT", "/api/v1/me/identity"): {"developer"},
+    ("GET", "/api/v1/me/consents"): {"developer"},
+    ("POST", "/api/v1/me/consents/{consent_id}/withdraw"): {"developer"},
+    ("POST", "/api/v1/apps"): {"developer"},
+    ("GET", "/api/v1/apps"): {"developer"},
+    ("POST", "/api/v1/apps/{client_id}/rotate-secret"): {"developer"},
+}
+
+
+def walk(routes: list) -> Iterator[APIRoute | Route | Mount]:
+    for route in routes:
+        original = getattr(route, "original_router", None)
+        if original is not None:
+            yield from walk(original.routes)
+        else:
+            yield route
+
+
+def required_roles(dependant: Dependant) -> set[str]:
+    roles: set[str] = set()
+    for dep in dependant.dependencies:
+        roles |= set(getattr(dep.call, "required_roles", ()))
+        roles |= required_roles(dep)
+    return roles
+
+
+def test_every_route_names_its_required_role(tmp_path):
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/t.db", data_dir=tmp_path))
+    seen: set[tuple[str, str]] = set()
+    for route in walk(app.router.routes):
+        if isinstance(route, Mount):
+            assert route.path == "/docs-assets"  # static files of the offline docs
+            continue
+        for method in sorted((route.methods or set()) - {"HEAD"}):
+            key = (method, route.path)
+            seen.add(key)
+            roles = required_roles(route.dependant) if isinstance(route, APIRoute) else set()
+            if key in PUBLIC:
+                assert not roles, f"{key} is listed public but requires {roles}"
+            else:
+                assert roles, f"{key} is neither public nor guarded by a role"
+                assert roles == EXPECTED_ROLES[key], f"{key}: {roles}"
+    assert PUBLIC | set(EXPECTED_ROLES) == seen, "the lists above must match the app"
+
+
+def test_guarded_routes_answer_401_then_403_then_let_the_right_role_in(client, engine):
+    from tests.auth.helpers import PASSWORD, user
+
+    tokens = {}
+    for role in ("developer", "data_admin", "auditor", "sysadmin"):
+        user(engine, f"role-{role}", role)
+        tokens[role] = client.post(
+            "/auth/login", json={"username": f"role-{role}", "password": PASSWORD}
+        ).json()["access_token"]
+    for (method, path), allowed in EXPECTED_ROLES.items():
+        url = path.replace("{consent_id}", "999").replace("{client_id}", "og_none")
+        anonymous = client.request(method, url, json={})
+        assert anonymous.status_code == 401, (method, path)
+        assert anonymous.headers["www-authenticate"].startswith("Bearer")
+        for role, token in tokens.items():
+            answer = client.request(
+                method, url, json={}, headers={"Authorization": f"Bearer {token}"}
+            )
+            if role in allowed:
+                assert answer.status_code not in (401, 403), (method, path, role)
+            else:
+                assert answer.status_code == 403, (method, path, role)
