@@ -21,6 +21,12 @@ from catalog.models import Dataset, DatasetField, DatasetVersion, FieldType
 class FieldLike(Protocol):
     name: str
     type: FieldType | str
+    subject_key: bool
+
+
+# Beside a subject_key column, the keyed HMAC of its value: a person's rows are found by
+# the HMAC of their identity number, so the gateway never needs the number itself.
+SUBJECT_COLUMN = "_subject_hmac"
 
 
 def table_name(dataset_id: str, version: int) -> str:
@@ -45,11 +51,10 @@ def _column_type(ftype: FieldType | str, dialect: str) -> sa.types.TypeEngine:
 
 def build_table(name: str, fields: Sequence[FieldLike], dialect: str) -> sa.Table:
     """A Core table for a hosted version, on a private MetaData: Alembic never sees it."""
-    return sa.Table(
-        name,
-        sa.MetaData(),
-        *(sa.Column(f.name, _column_type(f.type, dialect)) for f in fields),
-    )
+    columns = [sa.Column(f.name, _column_type(f.type, dialect)) for f in fields]
+    if any(f.subject_key for f in fields):
+        columns.append(sa.Column(SUBJECT_COLUMN, sa.String(64)))
+    return sa.Table(name, sa.MetaData(), *columns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +85,10 @@ class HostedDataset:
     by_name: dict[str, HostedField]
     primary_key: str
     table: sa.Table
+
+    @property
+    def subject_field(self) -> HostedField | None:
+        return next((f for f in self.fields if f.subject_key), None)
 
 
 class HostedCatalog:

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from catalog.hosted import build_table, table_name
+from catalog.hosted import SUBJECT_COLUMN, build_table, table_name
 from catalog.models import Dataset, DatasetField, DatasetVersion, utcnow
 from catalog.package import FieldSpec, PackageError, PackageSpec, read_package
 from catalog.values import COPY_CONVERTERS, SQLITE_CONVERTERS, TYPE_NAMES, copy_escape
@@ -64,11 +64,14 @@ def import_package(
     replace: bool = False,
     skip_unchanged: bool = False,
     progress: ProgressCallback | None = None,
+    subject_hmac: Callable[[str], str] | None = None,
 ) -> ImportResult:
     """Import the package at `path`. Raises PackageError (nothing changed) on bad input.
 
     `replace` publishes a new version of an existing dataset; without it an existing
     dataset is an error. `skip_unchanged` makes re-importing identical files a no-op.
+    `subject_hmac` keys the subject_key column's values for personal authorization
+    (without it the HMAC column stays empty and no person matches any row).
     """
     started = time.perf_counter()
     spec = read_package(path)
@@ -88,7 +91,7 @@ def import_package(
             version = 1 if current is None else current.version + 1
             table = build_table(table_name(spec.name, version), spec.fields, conn.dialect.name)
             table.create(conn)
-            row_count, has_nulls = _load_rows(conn, spec, table, progress)
+            row_count, has_nulls = _load_rows(conn, spec, table, progress, subject_hmac)
             _add_primary_key(conn, table, spec.primary_key)
             _publish(conn, spec, version, table.name, row_count, digest, has_nulls)
     except IntegrityError:
@@ -226,7 +229,7 @@ def _copy_line(row: list[str], width: int, spec: PackageSpec, line: int) -> str:
     text = "\t".join(row)
     if text.count("\t") == width - 1 and not COPY_SPECIAL.search(text):
         return text
-    for f, value in zip(spec.fields, row, strict=True):
+    for f, value in zip(spec.fields, row, strict=False):  # the row may end in the HMAC
         if "\x00" in value:
             raise PackageError(
                 f"{spec.data_path.name} line {line}, field '{f.name}': contains a NUL character"
@@ -234,21 +237,47 @@ def _copy_line(row: list[str], width: int, spec: PackageSpec, line: int) -> str:
     return "\t".join(copy_escape(v) for v in row)
 
 
+def _with_subject_hmac(
+    rows: Iterator[list[Any]],
+    spec: PackageSpec,
+    subject_hmac: Callable[[str], str] | None,
+    *,
+    empty: Any,
+) -> Iterator[list[Any]]:
+    position = next((i for i, f in enumerate(spec.fields) if f.subject_key), None)
+    if position is None:
+        yield from rows
+        return
+    for row in rows:
+        value = row[position]
+        row.append(subject_hmac(value) if subject_hmac is not None and value else empty)
+        yield row
+
+
 def _load_rows(
-    conn: Connection, spec: PackageSpec, table: sa.Table, progress: ProgressCallback | None
+    conn: Connection,
+    spec: PackageSpec,
+    table: sa.Table,
+    progress: ProgressCallback | None,
+    subject_hmac: Callable[[str], str] | None = None,
 ) -> tuple[int, list[bool]]:
     has_nulls = [False] * len(spec.fields)
     dbapi = conn.connection.dbapi_connection
     quote = conn.dialect.identifier_preparer.quote
-    columns = ", ".join(quote(f.name) for f in spec.fields)
-    width = len(spec.fields)
+    columns = ", ".join(quote(c.name) for c in table.columns)
+    width = len(table.columns)
     count = 0
     if conn.dialect.name == "postgresql":
         converters = [COPY_CONVERTERS[f.type] for f in spec.fields]
         # NULL '': an empty cell is null, as in the package format, with no rewriting.
         statement = f"COPY {quote(table.name)} ({columns}) FROM STDIN (NULL '')"
         where = [0]
-        rows = _rows(spec, converters, has_nulls, progress, empty_as_none=False, where=where)
+        rows = _with_subject_hmac(
+            _rows(spec, converters, has_nulls, progress, empty_as_none=False, where=where),
+            spec,
+            subject_hmac,
+            empty="",
+        )
         # The queued writer sends to the server from its own thread while this one parses
         # the next batch.
         with (
@@ -267,12 +296,13 @@ def _load_rows(
                 count += len(lines)
     else:
         converters = [SQLITE_CONVERTERS[f.type] for f in spec.fields]
-        marks = ", ".join("?" for _ in spec.fields)
+        marks = ", ".join("?" for _ in table.columns)
         # Identifiers come from the validated schema, quoted; values are bound.
         statement = f"INSERT INTO {quote(table.name)} ({columns}) VALUES ({marks})"  # noqa: S608
         cursor = dbapi.cursor()
         batch: list[list[Any]] = []
-        for row in _rows(spec, converters, has_nulls, progress, empty_as_none=True):
+        rows = _rows(spec, converters, has_nulls, progress, empty_as_none=True)
+        for row in _with_subject_hmac(rows, spec, subject_hmac, empty=None):
             batch.append(row)
             if len(batch) == BATCH_ROWS:
                 cursor.executemany(statement, batch)
@@ -297,6 +327,11 @@ def _add_primary_key(conn: Connection, table: sa.Table, primary_key: str) -> Non
         conn.exec_driver_sql(
             f"CREATE UNIQUE INDEX {quote('ux_' + table.name)} "
             f"ON {quote(table.name)} ({quote(primary_key)})"
+        )
+    if SUBJECT_COLUMN in table.c:
+        conn.exec_driver_sql(
+            f"CREATE INDEX {quote('ix_' + table.name + '_subject')} "
+            f"ON {quote(table.name)} ({quote(SUBJECT_COLUMN)})"
         )
 
 

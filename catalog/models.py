@@ -18,6 +18,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they were stored as UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def iso_utc(moment: datetime) -> str:
     if moment.tzinfo is None:  # SQLite hands back naive values; they were stored as UTC
         moment = moment.replace(tzinfo=UTC)

@@ -112,7 +112,7 @@ def _expected(field: HostedField) -> str:
     return f"字段 {field.name} 需要{expected}"
 
 
-def _filter(
+def parse_filter(
     key: str, text: str, hosted: HostedDataset, access: FieldAccess, dialect: str
 ) -> Filter:
     name, _, op = key.partition("__")
@@ -177,7 +177,7 @@ def parse_record_query(
                 raise invalid_parameter(key, f"参数 {key} 只能出现一次")
             single[key] = value
         else:
-            filters.append(_filter(key, value, hosted, access, dialect))
+            filters.append(parse_filter(key, value, hosted, access, dialect))
 
     if "fields" in single:
         names = [n.strip() for n in single["fields"].split(",") if n.strip()]

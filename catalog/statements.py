@@ -73,14 +73,22 @@ def bound_values(query: RecordQuery, row_filter: Mapping[str, Any]) -> dict[str,
     return values
 
 
-def _condition(column: sa.ColumnElement, op: str, name: str, value: Any) -> sa.ColumnElement:
+def condition(
+    column: sa.ColumnElement, op: str, name: str, value: Any, *, bind_value: bool = False
+) -> sa.ColumnElement:
+    """The SQL of one filter. Parameters are named (so compiled SQL can be cached per
+    shape); with `bind_value` they also carry the value, for statements run once."""
+
+    def param(key: str, v: Any) -> sa.BindParameter:
+        return sa.bindparam(key, v) if bind_value else sa.bindparam(key)
+
     if op == "in":
-        return column.in_([sa.bindparam(f"{name}_{j}") for j in range(len(value))])
+        return column.in_([param(f"{name}_{j}", item) for j, item in enumerate(value)])
     if op == "isnull":
         return column.is_(None) if value else column.is_not(None)
     if op in ("contains", "startswith"):
-        return column.like(sa.bindparam(name), escape=LIKE_ESCAPE)
-    parameter = sa.bindparam(name)
+        return column.like(param(name, _like_pattern(op, value)), escape=LIKE_ESCAPE)
+    parameter = param(name, value)
     return {
         "eq": column.__eq__,
         "ne": column.__ne__,
@@ -118,7 +126,7 @@ def build_select(
     names = list(query.fields)
     names.extend(name for name, _ in query.order if name not in names)
     conditions = [
-        _condition(table.c[f.field], f.op, f"f{i}", f.value) for i, f in enumerate(query.filters)
+        condition(table.c[f.field], f.op, f"f{i}", f.value) for i, f in enumerate(query.filters)
     ]
     conditions.extend(table.c[name] == sa.bindparam(f"r{i}") for i, name in enumerate(row_filter))
     if query.after is not None:

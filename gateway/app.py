@@ -14,11 +14,13 @@ from auth.principal import principal_of
 from catalog import views as catalog_views
 from catalog.hosted import HostedCatalog
 from catalog.responses import JSONResponse
-from gateway import data_api, docs, health, problems
+from gateway import analysis_api, data_api, docs, grants_api, health, problems
+from gateway.access import AccessResolver
 from gateway.database import create_engine
 from gateway.middleware import AuthenticationMiddleware, RequestContextMiddleware
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
+from policies.transforms import load_master_key
 
 DESCRIPTION = """
 公共数据开放与授权运营网关 — the public-data open-service and authorized-operation gateway.
@@ -68,8 +70,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     problems.install(app)
     # The data routes come first: routes are matched in order and these are the hot ones.
-    app.include_router(data_api.build_router(engine, hosted_catalog))
+    access = AccessResolver(engine, load_master_key(settings.data_dir))
+    app.include_router(data_api.build_router(engine, hosted_catalog, access))
+    app.include_router(analysis_api.build_router(engine, hosted_catalog, access))
     app.include_router(catalog_views.build_router(engine, sees_closed=_sees_closed))
+    app.include_router(grants_api.build_router(engine, hosted_catalog))
     app.include_router(
         oauth_views.build_router(
             security.oauth,

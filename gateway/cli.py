@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
+from auth.secrets import identity_hmac, load_or_create_key
 from catalog.importer import ImportResult, import_package
 from catalog.package import PackageError
 from gateway.database import create_engine
@@ -139,8 +141,14 @@ def _import(path: Path, *, replace: bool, skip_unchanged: bool, settings: Settin
             progress_bar.update(task, completed=done, total=total)
 
     try:
+        key = load_or_create_key(settings.data_dir / "identity.key")
         return import_package(
-            engine, path, replace=replace, skip_unchanged=skip_unchanged, progress=progress
+            engine,
+            path,
+            replace=replace,
+            skip_unchanged=skip_unchanged,
+            progress=progress,
+            subject_hmac=partial(identity_hmac, key),
         )
     finally:
         if progress_bar is not None:

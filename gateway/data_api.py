@@ -1,8 +1,8 @@
 """Data endpoints: records (paged), one record, export (streamed).
 
-Each request: find the published version → `decide()` a plan → parse the query against
-the plan → one SQL statement → render. The plan is the single source of which fields go
-out and how.
+Each request: find the published version → `decide()` a plan (via AccessResolver) →
+parse the query against the plan → one SQL statement → mask row by row → render. The plan
+is the single source of which fields go out and how.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from catalog.hosted import HostedCatalog, HostedDataset
 from catalog.problems import not_found
 from catalog.query import FieldAccess, parse_key, parse_record_query
 from catalog.statements import StatementCache, fetch_one, fetch_page, stream_rows
+from gateway.access import AccessResolver
 from gateway.formats import MEDIA_TYPES, CsvWriter, jsonl_lines, negotiate
-from policies.plan import Plan, decide
+from policies.decide import Plan
 
 
 def _documented(*names: str) -> dict[str, Any]:
@@ -61,7 +62,9 @@ def next_page_reference(request: Request, cursor: str) -> str:
     return f"{scope.get('root_path', '')}{scope['path']}?{'&'.join(kept)}"
 
 
-def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
+def build_router(
+    engine: Engine, hosted_catalog: HostedCatalog, access: AccessResolver
+) -> APIRouter:
     router = APIRouter(prefix="/api/v1/datasets", tags=["data"])
     dialect = engine.dialect.name
     statements = StatementCache(engine)
@@ -87,32 +90,34 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
     )
     def records(dataset_id: str, request: Request) -> Response:
         hosted = published(dataset_id)
-        plan = decide(hosted=hosted, mode="records")
+        plan = access.plan(request, hosted, "records")
         fmt = negotiate(request)
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "format"]
         query = parse_record_query(
             params, hosted, FieldAccess(plan.visible, plan.clear), dialect=dialect
         )
         page = fetch_page(engine, statements, hosted, query, row_filter=plan.row_filter)
+        names = query.fields
+        mask = access.row_transformer(plan, hosted, names)
+        rows = mask(page.rows) if mask else page.rows
         headers = {"X-Dataset-Version": str(hosted.version)}
         if page.next_cursor:
             headers["Link"] = f'<{next_page_reference(request, page.next_cursor)}>; rel="next"'
-        names = query.fields
         if fmt == "json":
             body = orjson.dumps(
                 {
                     "dataset": hosted.id,
                     "version": hosted.version,
                     "fields": fields_header(plan, names),
-                    "data": [dict(zip(names, row, strict=True)) for row in page.rows],
+                    "data": [dict(zip(names, row, strict=True)) for row in rows],
                     "next_cursor": page.next_cursor,
                 }
             )
         elif fmt == "csv":
             writer = CsvWriter(hosted, names, [plan.transform_of(n) for n in names])
-            body = (writer.header() + writer.rows(page.rows)).encode()
+            body = (writer.header() + writer.rows(rows)).encode()
         else:
-            body = jsonl_lines(names, page.rows)
+            body = jsonl_lines(names, rows)
         return Response(body, media_type=MEDIA_TYPES[fmt], headers=headers)
 
     @router.get(
@@ -123,7 +128,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
     def record(dataset_id: str, key: str, request: Request) -> Response:
         fields = request.query_params.get("fields")
         hosted = published(dataset_id)
-        plan = decide(hosted=hosted, mode="records")
+        plan = access.plan(request, hosted, "records")
         query = parse_record_query(
             [("fields", fields)] if fields else [],
             hosted,
@@ -136,6 +141,9 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             row = fetch_one(engine, statements, hosted, query, value, row_filter=plan.row_filter)
         if row is None:
             raise not_found(f"数据集 {dataset_id} 中没有主键为该值的记录")
+        mask = access.row_transformer(plan, hosted, query.fields)
+        if mask:
+            row = mask([row])[0]
         body: dict[str, Any] = {
             "dataset": hosted.id,
             "version": hosted.version,
@@ -151,7 +159,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
     )
     def export(dataset_id: str, request: Request) -> StreamingResponse:
         hosted = published(dataset_id)
-        plan = decide(hosted=hosted, mode="records")
+        plan = access.plan(request, hosted, "records")
         fmt = negotiate(request, allowed=("csv", "jsonl"))
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "format"]
         query = parse_record_query(
@@ -159,12 +167,14 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         )
         names = query.fields
         writer = CsvWriter(hosted, names, [plan.transform_of(n) for n in names])
+        mask = access.row_transformer(plan, hosted, names)
 
         def body() -> Iterator[bytes]:
             if fmt == "csv":
                 yield writer.header().encode()
             for batch in stream_rows(engine, statements, hosted, query, row_filter=plan.row_filter):
-                yield writer.rows(batch).encode() if fmt == "csv" else jsonl_lines(names, batch)
+                out = mask(batch) if mask else batch
+                yield writer.rows(out).encode() if fmt == "csv" else jsonl_lines(names, out)
 
         filename = f"{hosted.id}-v{hosted.version}.{fmt}"
         return StreamingResponse(

@@ -2,3 +2,4 @@
 
 import auth.models  # noqa: F401
 import catalog.models  # noqa: F401
+import policies.models  # noqa: F401

@@ -28,6 +28,9 @@ PUBLIC = {
     ("GET", "/api/v1/datasets/{dataset_id}/records"),
     ("GET", "/api/v1/datasets/{dataset_id}/records/{key}"),
     ("GET", "/api/v1/datasets/{dataset_id}/export"),
+    ("GET", "/api/v1/datasets/{dataset_id}/aggregate"),
+    ("POST", "/api/v1/datasets/{dataset_id}/verify"),
+    ("GET", "/api/v1/datasets/{dataset_id}/policy"),
     # OAuth endpoints authenticate the client or the person themselves
     ("POST", "/oauth/token"),
     ("POST", "/oauth/introspect"),
@@ -48,6 +51,15 @@ EXPECTED_ROLES = {
     ("POST", "/api/v1/apps"): {"developer"},
     ("GET", "/api/v1/apps"): {"developer"},
     ("POST", "/api/v1/apps/{client_id}/rotate-secret"): {"developer"},
+    ("POST", "/api/v1/applications"): {"developer"},
+    ("GET", "/api/v1/applications"): {"developer"},
+    ("GET", "/api/v1/applications/{application_id}"): {"developer"},
+    ("GET", "/api/v1/admin/applications"): {"data_admin"},
+    ("POST", "/api/v1/admin/applications/{application_id}/approve"): {"data_admin"},
+    ("POST", "/api/v1/admin/applications/{application_id}/reject"): {"data_admin"},
+    ("POST", "/api/v1/admin/grants"): {"data_admin"},
+    ("GET", "/api/v1/admin/grants"): {"data_admin"},
+    ("POST", "/api/v1/admin/grants/{grant_id}/revoke"): {"data_admin"},
 }
 
 
@@ -97,7 +109,8 @@ def test_guarded_routes_answer_401_then_403_then_let_the_right_role_in(client, e
             "/auth/login", json={"username": f"role-{role}", "password": PASSWORD}
         ).json()["access_token"]
     for (method, path), allowed in EXPECTED_ROLES.items():
-        url = path.replace("{consent_id}", "999").replace("{client_id}", "og_none")
+        url = (path.replace("{consent_id}", "999").replace("{client_id}", "og_none")
+               .replace("{application_id}", "999").replace("{grant_id}", "999"))
         anonymous = client.request(method, url, json={})
         assert anonymous.status_code == 401, (method, path)
         assert anonymous.headers["www-authenticate"].startswith("Bearer")

@@ -1,0 +1,214 @@
+"""Applications and grants over HTTP: developers apply; data_admins approve, reject, grant
+directly (授权运营) and revoke.
+
+No `from __future__ import annotations`: FastAPI reads the aliases made in `build_router`.
+"""
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from auth.models import App, Role
+from auth.principal import Principal, require_role
+from catalog.hosted import HostedCatalog, HostedDataset
+from catalog.problems import Problem, not_found
+from catalog.responses import JSONResponse
+from policies import grants as service
+from policies.models import Application, Grant
+
+
+class NewApplication(BaseModel):
+    client_id: str = Field(max_length=64)
+    dataset_id: str = Field(max_length=64)
+    purpose: str = Field(min_length=2, max_length=500)
+    modes: list[str] = Field(min_length=1, max_length=3)
+    fields: list[str] | None = Field(default=None, max_length=200)
+    duration_days: int = Field(default=90, ge=1, le=3650)
+
+
+class Conditions(BaseModel):
+    """What a data_admin may set when approving (every member optional)."""
+
+    fields: list[str] | None = Field(default=None, max_length=200)
+    transforms: dict[str, str] | None = None
+    modes: list[str] | None = Field(default=None, max_length=3)
+    row_filter: dict[str, Any] | None = None
+    duration_days: int | None = Field(default=None, ge=1, le=3650)
+    quotas: dict[str, int] | None = None
+    k: int | None = None
+    epsilon: float | None = None
+
+
+class DirectGrant(Conditions):
+    client_id: str = Field(max_length=64)
+    dataset_id: str = Field(max_length=64)
+    purpose: str = Field(min_length=2, max_length=500)
+    modes: list[str] = Field(min_length=1, max_length=3)  # type: ignore[assignment]
+
+
+class Reason(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["grants"])
+
+    def session() -> Iterator[Session]:
+        with Session(engine) as s:
+            yield s
+
+    SessionDep = Annotated[Session, Depends(session)]  # noqa: N806
+    Developer = Annotated[Principal, Depends(require_role(Role.developer))]  # noqa: N806
+    DataAdmin = Annotated[Principal, Depends(require_role(Role.data_admin))]  # noqa: N806
+
+    def dataset(dataset_id: str) -> HostedDataset:
+        hosted = hosted_catalog.get(dataset_id)
+        if hosted is None or hosted.open_type == "closed":
+            raise not_found(f"数据集 {dataset_id} 不存在")
+        return hosted
+
+    def existing_app(db: Session, client_id: str) -> App:
+        app = db.get(App, client_id)
+        if app is None:
+            raise Problem(
+                400, "invalid_parameter", f"应用 {client_id} 不存在", parameter="client_id"
+            )
+        return app
+
+    def application_of(db: Session, application_id: int) -> Application:
+        row = db.get(Application, application_id)
+        if row is None:
+            raise not_found(f"申请 {application_id} 不存在")
+        return row
+
+    @router.post("/applications", status_code=201, summary="Apply for conditional data")
+    def apply(body: NewApplication, principal: Developer, db: SessionDep) -> JSONResponse:
+        app = existing_app(db, body.client_id)
+        if app.owner_id != principal.user_id:
+            raise Problem(403, "forbidden", "只能为自己的应用申请")
+        row = service.apply(
+            db,
+            applicant_id=principal.user_id,
+            client_id=app.client_id,  # type: ignore[arg-type]
+            hosted=dataset(body.dataset_id),
+            purpose=body.purpose,
+            modes=body.modes,
+            fields=body.fields,
+            duration_days=body.duration_days,
+        )
+        return JSONResponse(service.application_summary(row), status_code=201)
+
+    @router.get("/applications", summary="Your applications")
+    def my_applications(principal: Developer, db: SessionDep) -> JSONResponse:
+        rows = db.exec(
+            select(Application)
+            .where(Application.applicant_id == principal.user_id)
+            .order_by(col(Application.id).desc())
+        ).all()
+        return JSONResponse(
+            {"data": [service.application_summary(r) for r in rows], "next_cursor": None}
+        )
+
+    @router.get("/applications/{application_id}", summary="One of your applications")
+    def my_application(application_id: int, principal: Developer, db: SessionDep) -> JSONResponse:
+        row = application_of(db, application_id)
+        if row.applicant_id != principal.user_id:
+            raise not_found(f"申请 {application_id} 不存在")
+        return JSONResponse(service.application_summary(row))
+
+    @router.get("/admin/applications", summary="Applications to review")
+    def review_queue(
+        principal: DataAdmin,
+        db: SessionDep,
+        status: Annotated[str | None, Query(pattern="^(pending|approved|rejected)$")] = None,
+    ) -> JSONResponse:
+        query = select(Application).order_by(Application.id)
+        if status:
+            query = query.where(Application.status == status)
+        rows = db.exec(query).all()
+        return JSONResponse(
+            {"data": [service.application_summary(r) for r in rows], "next_cursor": None}
+        )
+
+    @router.post(
+        "/admin/applications/{application_id}/approve", summary="Approve (with conditions)"
+    )
+    def approve(
+        application_id: int, body: Conditions, principal: DataAdmin, db: SessionDep
+    ) -> JSONResponse:
+        row = application_of(db, application_id)
+        granted = service.approve(
+            db,
+            application=row,
+            admin_id=principal.user_id,  # type: ignore[arg-type]
+            hosted=dataset(row.dataset_id),
+            overrides=body.model_dump(exclude_none=True),
+        )
+        return JSONResponse(service.grant_summary(granted))
+
+    @router.post("/admin/applications/{application_id}/reject", summary="Reject with a reason")
+    def reject(
+        application_id: int, body: Reason, principal: DataAdmin, db: SessionDep
+    ) -> JSONResponse:
+        row = application_of(db, application_id)
+        service.reject(
+            db,
+            application=row,
+            admin_id=principal.user_id,  # type: ignore[arg-type]
+            reason=body.reason,
+        )
+        return JSONResponse(service.application_summary(row))
+
+    @router.post("/admin/grants", status_code=201, summary="Grant directly (授权运营)")
+    def direct(body: DirectGrant, principal: DataAdmin, db: SessionDep) -> JSONResponse:
+        existing_app(db, body.client_id)
+        hosted = dataset(body.dataset_id)
+        if hosted.open_type != "conditional":
+            raise Problem(
+                400, "invalid_parameter", "只有有条件开放数据需要授权", parameter="dataset_id"
+            )
+        terms = service.validate_terms(
+            hosted,
+            modes=body.modes,
+            fields=body.fields,
+            transforms=body.transforms,
+            row_filter=body.row_filter,
+            quotas=body.quotas,
+            k=body.k if body.k is not None else 5,
+            epsilon=body.epsilon,
+            duration_days=body.duration_days or 365,
+        )
+        granted = service.grant(
+            db,
+            admin_id=principal.user_id,  # type: ignore[arg-type]
+            client_id=body.client_id,
+            dataset_id=hosted.id,
+            purpose=body.purpose,
+            terms=terms,
+            note="direct grant",
+        )
+        return JSONResponse(service.grant_summary(granted), status_code=201)
+
+    @router.get("/admin/grants", summary="Every grant")
+    def grants(principal: DataAdmin, db: SessionDep) -> JSONResponse:
+        rows = db.exec(select(Grant).order_by(Grant.id)).all()
+        return JSONResponse({"data": [service.grant_summary(r) for r in rows], "next_cursor": None})
+
+    @router.post("/admin/grants/{grant_id}/revoke", summary="Revoke (effective at once)")
+    def revoke(grant_id: int, body: Reason, principal: DataAdmin, db: SessionDep) -> JSONResponse:
+        row = db.get(Grant, grant_id)
+        if row is None:
+            raise not_found(f"授权 {grant_id} 不存在")
+        revoked = service.revoke(
+            db,
+            grant_row=row,
+            admin_id=principal.user_id,  # type: ignore[arg-type]
+            reason=body.reason,
+        )
+        return JSONResponse(service.grant_summary(revoked))
+
+    return router

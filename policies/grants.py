@@ -1,0 +1,348 @@
+"""Applications and grants: apply → approve (with conditions) or reject → use → expire or
+revoke. Keyword-only service functions, session first. Terms are validated against the
+dataset's field dictionary and the classification rules before anything is stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from catalog.hosted import HostedDataset
+from catalog.models import aware, iso_utc, utcnow
+from catalog.problems import Problem
+from catalog.values import parse_value
+from policies.models import Application, Grant, GrantVersion
+from policies.transforms import grantable, parse_transform
+
+MODES = ("records", "aggregate", "verify")
+QUOTA_KEYS = ("requests_per_day", "rows_per_day", "verifies_per_day")
+MAX_DURATION_DAYS = 3650
+
+
+def bad(parameter: str, detail: str) -> Problem:
+    return Problem(400, "invalid_parameter", detail, parameter=parameter)
+
+
+@dataclass(frozen=True)
+class Terms:
+    """What a grant allows, validated."""
+
+    modes: list[str]
+    fields: list[str] | None
+    transforms: dict[str, str]
+    row_filter: dict[str, str]
+    quotas: dict[str, int]
+    k: int
+    epsilon: float | None
+    duration_days: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "modes": self.modes,
+            "fields": self.fields,
+            "transforms": self.transforms,
+            "row_filter": self.row_filter,
+            "quotas": self.quotas,
+            "k": self.k,
+            "epsilon": self.epsilon,
+            "duration_days": self.duration_days,
+        }
+
+
+def validate_terms(
+    hosted: HostedDataset,
+    *,
+    modes: list[str],
+    fields: list[str] | None,
+    transforms: dict[str, str] | None = None,
+    row_filter: dict[str, Any] | None = None,
+    quotas: dict[str, int] | None = None,
+    k: int = 5,
+    epsilon: float | None = None,
+    duration_days: int = 365,
+) -> Terms:
+    if not modes or any(m not in MODES for m in modes):
+        raise bad("modes", f"modes 须为 {', '.join(MODES)} 的非空子集")
+    modes = list(dict.fromkeys(modes))
+    if fields is not None:
+        if not fields:
+            raise bad("fields", "fields 不能为空列表（省略表示全部字段）")
+        for name in fields:
+            if name not in hosted.by_name:
+                raise bad("fields", f"数据集 {hosted.id} 没有字段 {name}")
+        fields = list(dict.fromkeys(fields))
+    checked: dict[str, str] = {}
+    for name, spec in (transforms or {}).items():
+        field = hosted.by_name.get(name)
+        if field is None:
+            raise bad("transforms", f"数据集 {hosted.id} 没有字段 {name}")
+        try:
+            spec = parse_transform(spec)
+        except ValueError as exc:
+            raise bad("transforms", f"字段 {name} 的脱敏方式无效：{exc}") from None
+        if not grantable(field.level, field.pii, spec):
+            raise bad(
+                "transforms",
+                f"字段 {name} 为 {field.level} 级敏感字段，脱敏方式不能宽于 pseudonym（就高从严）",
+            )
+        checked[name] = spec
+    filters: dict[str, str] = {}
+    for name, value in (row_filter or {}).items():
+        field = hosted.by_name.get(name)
+        if field is None:
+            raise bad("row_filter", f"数据集 {hosted.id} 没有字段 {name}")
+        if field.level > 2:
+            raise bad("row_filter", f"行过滤只能使用 1–2 级字段，{name} 为 {field.level} 级")
+        try:
+            parse_value(field.type, str(value))
+        except ValueError:
+            raise bad("row_filter", f"行过滤字段 {name} 的取值类型不符") from None
+        filters[name] = str(value)
+    limits: dict[str, int] = {}
+    for key, value in (quotas or {}).items():
+        if key not in QUOTA_KEYS:
+            raise bad("quotas", f"未知配额 {key}；可用：{', '.join(QUOTA_KEYS)}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad("quotas", f"配额 {key} 须为非负整数")
+        limits[key] = value
+    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
+        raise bad("k", "k 须为不小于 2 的整数（小单元格抑制）")
+    if epsilon is not None and (isinstance(epsilon, bool) or not epsilon > 0):
+        raise bad("epsilon", "epsilon 须大于 0")
+    if not 1 <= duration_days <= MAX_DURATION_DAYS:
+        raise bad("duration_days", f"授权期限须为 1–{MAX_DURATION_DAYS} 天")
+    return Terms(modes, fields, checked, filters, limits, k, epsilon, duration_days)
+
+
+def apply(
+    session: Session,
+    *,
+    applicant_id: int,
+    client_id: str,
+    hosted: HostedDataset,
+    purpose: str,
+    modes: list[str],
+    fields: list[str] | None,
+    duration_days: int,
+) -> Application:
+    if hosted.open_type != "conditional":
+        raise bad("dataset_id", f"数据集 {hosted.id} 不是有条件开放数据，无需申请")
+    if not 2 <= len(purpose.strip()) <= 500:
+        raise bad("purpose", "请说明使用目的（2–500 字）")
+    terms = validate_terms(hosted, modes=modes, fields=fields, duration_days=duration_days)
+    application = Application(
+        client_id=client_id,
+        applicant_id=applicant_id,
+        dataset_id=hosted.id,
+        purpose=purpose.strip(),
+        modes=terms.modes,
+        fields=terms.fields,
+        duration_days=terms.duration_days,
+    )
+    session.add(application)
+    session.commit()
+    session.refresh(application)
+    return application
+
+
+def _store_version(session: Session, grant: Grant, terms: Terms, by: int, note: str) -> None:
+    session.add(
+        GrantVersion(
+            grant_id=grant.id,  # type: ignore[arg-type]
+            version=grant.version,
+            terms={
+                **terms.as_dict(),
+                "purpose": grant.purpose,
+                "expires_at": iso_utc(grant.expires_at),
+            },
+            created_by=by,
+            note=note,
+        )
+    )
+
+
+def grant(
+    session: Session,
+    *,
+    admin_id: int,
+    client_id: str,
+    dataset_id: str,
+    purpose: str,
+    terms: Terms,
+    application_id: int | None = None,
+    note: str = "",
+) -> Grant:
+    """Grant access; if the app already holds an active grant on the dataset, its terms
+    change and a new version is written (one active grant per app and dataset)."""
+    expires = utcnow() + timedelta(days=terms.duration_days)
+    current = active_grant(session, client_id=client_id, dataset_id=dataset_id)
+    if current is None:
+        current = Grant(
+            client_id=client_id,
+            dataset_id=dataset_id,
+            purpose=purpose,
+            modes=terms.modes,
+            created_by=admin_id,
+            expires_at=expires,
+        )
+    else:
+        current.version += 1
+    current.purpose = purpose
+    current.modes = terms.modes
+    current.fields = terms.fields
+    current.transforms = terms.transforms
+    current.row_filter = terms.row_filter
+    current.quotas = terms.quotas
+    current.k = terms.k
+    if terms.epsilon != current.epsilon:
+        current.epsilon, current.epsilon_spent = terms.epsilon, 0.0
+    current.expires_at = expires
+    current.application_id = application_id or current.application_id
+    session.add(current)
+    session.flush()
+    _store_version(session, current, terms, admin_id, note)
+    session.commit()
+    session.refresh(current)
+    return current
+
+
+def approve(
+    session: Session,
+    *,
+    application: Application,
+    admin_id: int,
+    hosted: HostedDataset,
+    overrides: dict[str, Any],
+) -> Grant:
+    if application.status != "pending":
+        raise Problem(409, "conflict", f"申请 {application.id} 已处理（{application.status}）")
+    terms = validate_terms(
+        hosted,
+        modes=overrides.get("modes") or application.modes,
+        fields=overrides["fields"] if overrides.get("fields") is not None else application.fields,
+        transforms=overrides.get("transforms"),
+        row_filter=overrides.get("row_filter"),
+        quotas=overrides.get("quotas"),
+        k=overrides["k"] if overrides.get("k") is not None else 5,
+        epsilon=overrides.get("epsilon"),
+        duration_days=overrides.get("duration_days") or application.duration_days,
+    )
+    granted = grant(
+        session,
+        admin_id=admin_id,
+        client_id=application.client_id,
+        dataset_id=application.dataset_id,
+        purpose=application.purpose,
+        terms=terms,
+        application_id=application.id,
+        note="approved application",
+    )
+    application.status = "approved"
+    application.decided_at = utcnow()
+    application.decided_by = admin_id
+    application.grant_id = granted.id
+    session.add(application)
+    session.commit()
+    return granted
+
+
+def reject(session: Session, *, application: Application, admin_id: int, reason: str) -> None:
+    if application.status != "pending":
+        raise Problem(409, "conflict", f"申请 {application.id} 已处理（{application.status}）")
+    if not reason.strip():
+        raise bad("reason", "驳回须说明理由")
+    application.status = "rejected"
+    application.reason = reason.strip()
+    application.decided_at = utcnow()
+    application.decided_by = admin_id
+    session.add(application)
+    session.commit()
+
+
+def revoke(session: Session, *, grant_row: Grant, admin_id: int, reason: str) -> Grant:
+    if not reason.strip():
+        raise bad("reason", "撤销须说明理由")
+    if grant_row.status == "revoked":
+        raise Problem(409, "conflict", f"授权 {grant_row.id} 已撤销")
+    grant_row.status = "revoked"
+    grant_row.revoked_at = utcnow()
+    grant_row.revoked_by = admin_id
+    grant_row.revoke_reason = reason.strip()
+    session.add(grant_row)
+    session.commit()
+    session.refresh(grant_row)
+    return grant_row
+
+
+def active_grant(session: Session, *, client_id: str, dataset_id: str) -> Grant | None:
+    """The app's grant on the dataset, if active and not expired (read on every request:
+    a revocation or expiry takes effect on the very next one, on every worker)."""
+    row = session.exec(
+        select(Grant).where(
+            Grant.client_id == client_id,
+            Grant.dataset_id == dataset_id,
+            Grant.status == "active",
+        )
+    ).first()
+    if row is None or aware(row.expires_at) <= utcnow():
+        return None
+    return row
+
+
+def spend_epsilon(session: Session, *, grant_id: int, epsilon: float) -> bool:
+    """Atomically spend privacy budget; False when it would exceed the grant's total."""
+    result = session.execute(
+        update(Grant)
+        .where(
+            Grant.id == grant_id,
+            Grant.epsilon.is_not(None),  # type: ignore[union-attr]
+            Grant.epsilon_spent + epsilon <= Grant.epsilon + 1e-9,
+        )
+        .values(epsilon_spent=Grant.epsilon_spent + epsilon)
+    )
+    session.commit()
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def grant_summary(row: Grant) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "version": row.version,
+        "client_id": row.client_id,
+        "dataset_id": row.dataset_id,
+        "purpose": row.purpose,
+        "status": row.status,
+        "modes": row.modes,
+        "fields": row.fields,
+        "transforms": row.transforms,
+        "row_filter": row.row_filter,
+        "quotas": row.quotas,
+        "k": row.k,
+        "epsilon": row.epsilon,
+        "epsilon_spent": row.epsilon_spent,
+        "created_at": iso_utc(row.created_at),
+        "expires_at": iso_utc(row.expires_at),
+        "revoked_at": iso_utc(row.revoked_at) if row.revoked_at else None,
+        "revoke_reason": row.revoke_reason or None,
+    }
+
+
+def application_summary(row: Application) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "client_id": row.client_id,
+        "dataset_id": row.dataset_id,
+        "purpose": row.purpose,
+        "modes": row.modes,
+        "fields": row.fields,
+        "duration_days": row.duration_days,
+        "status": row.status,
+        "reason": row.reason or None,
+        "grant_id": row.grant_id,
+        "created_at": iso_utc(row.created_at),
+        "decided_at": iso_utc(row.decided_at) if row.decided_at else None,
+    }

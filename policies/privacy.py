@@ -1,0 +1,304 @@
+"""Differential privacy for `/aggregate`: noisy counts and sums and the per-grant budget.
+
+Noise comes only from OpenDP's vetted Laplace mechanism (`opendp.measurements.make_laplace`).
+On integers it samples the discrete Laplace distribution exactly; on floats it samples on a
+2^k lattice with exact arithmetic, so it is not open to Mironov's (2012) floating-point attack.
+OpenDP draws its random bits from OpenSSL's CSPRNG (`RAND_bytes`, statically linked into the
+wheel); this module never uses `random`.
+
+Neighbouring data sets differ by one added or removed row. A count then has sensitivity 1, and
+a sum whose rows the caller clamped to `[lower, upper]` has sensitivity `max(|lower|, |upper|)`.
+The noise scale is `sensitivity / epsilon`, nudged up by a few ulps if OpenDP's own privacy map
+says the rounded scale would spend more than `epsilon`.
+
+`Budget` is the pure arithmetic of a grant's budget; the gateway keeps `total` and `spent` on
+the grant row and must update them atomically.
+
+OpenDP puts `make_laplace` behind its "contrib" feature flag, so importing this module calls
+`opendp.prelude.enable_features("contrib")`. That setting is global to the process. The
+"floating-point" flag (for mechanisms that are open to floating-point attacks) is not enabled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any
+
+import opendp.prelude as dp
+from opendp.accuracy import discrete_laplacian_scale_to_accuracy, laplacian_scale_to_accuracy
+
+dp.enable_features("contrib")
+
+TOLERANCE = 1e-9
+"""Slack when comparing budget sums: repeated float additions must not fail a budget that
+spends exactly its total (for example ten queries of 0.1 against a total of 1.0)."""
+
+_I64_MAX = 2**63 - 1
+Number = int | float | Decimal
+_MAX_SCALE_NUDGES = 64
+
+
+class PrivacyError(ValueError):
+    """A parameter that no differentially private release can accept."""
+
+
+class BudgetExhausted(PrivacyError):  # noqa: N818 - the name the gateway and issue use
+    """Spending `requested` would take the grant past its total budget."""
+
+    def __init__(self, requested: float, remaining: float) -> None:
+        super().__init__(
+            f"privacy budget exhausted: requested epsilon {requested:g}, remaining {remaining:g}"
+        )
+        self.requested = requested
+        self.remaining = remaining
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _epsilon(epsilon: Any) -> float:
+    if isinstance(epsilon, bool) or not isinstance(epsilon, int | float):
+        raise PrivacyError(f"epsilon must be a number, not {type(epsilon).__name__}")
+    value = float(epsilon)
+    if not math.isfinite(value) or value <= 0:
+        raise PrivacyError(f"epsilon must be finite and > 0, got {epsilon!r}")
+    return value
+
+
+def _finite(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise PrivacyError(f"{name} must be a number, not {type(value).__name__}")
+    try:
+        result = float(value)
+    except OverflowError:
+        raise PrivacyError(f"{name} is too large: {value!r}") from None
+    if not math.isfinite(result):
+        raise PrivacyError(f"{name} must be finite, got {value!r}")
+    return result
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PrivacyError(f"a count must be an int, not {type(value).__name__}")
+    if not 0 <= value <= _I64_MAX:
+        raise PrivacyError(f"a count must be between 0 and 2**63 - 1, got {value}")
+    return value
+
+
+def _whole_bound(value: float) -> bool:
+    return float(value).is_integer() and abs(value) < 2**53
+
+
+def sum_sensitivity(lower: float, upper: float) -> float:
+    """How far one added or removed row can move a sum of values clamped to `[lower, upper]`."""
+    lo, hi = _finite("lower", lower), _finite("upper", upper)
+    if lo > hi:
+        raise PrivacyError(f"lower ({lower!r}) must not exceed upper ({upper!r})")
+    sensitivity = max(abs(lo), abs(hi))
+    if sensitivity == 0:
+        raise PrivacyError("lower and upper are both 0: the sum is always 0, nothing to release")
+    return sensitivity
+
+
+# --------------------------------------------------------------------------- OpenDP measurements
+
+
+@lru_cache(maxsize=512)
+def _laplace(epsilon: float, sensitivity: float, integer: bool, vector: bool) -> tuple[Any, float]:
+    """An OpenDP Laplace measurement whose privacy map proves `sensitivity -> <= epsilon`,
+    and its scale.
+
+    Built once per `(epsilon, sensitivity, type, shape)`; calling it only samples noise.
+    """
+    atom = dp.atom_domain(T="i64") if integer else dp.atom_domain(T=float, nan=False)
+    if vector:
+        domain, metric = dp.vector_domain(atom), dp.l1_distance(T="i64" if integer else float)
+    else:
+        domain, metric = atom, dp.absolute_distance(T="i64" if integer else float)
+    d_in: int | float = int(sensitivity) if integer else sensitivity
+    scale = sensitivity / epsilon
+    for _ in range(_MAX_SCALE_NUDGES):
+        measurement = dp.m.make_laplace(domain, metric, scale=scale)
+        if measurement.map(d_in) <= epsilon:
+            return measurement, scale
+        # sensitivity / epsilon rounded down; a slightly wider scale keeps the promise.
+        scale = math.nextafter(scale, math.inf)
+    raise PrivacyError(f"no Laplace scale spends at most epsilon={epsilon!r}")  # pragma: no cover
+
+
+def noise_scale(*, epsilon: float, sensitivity: float, integer: bool = True) -> float:
+    """The Laplace scale actually used for this `(epsilon, sensitivity)`; report it to callers.
+
+    Standard deviation of the (continuous) noise is `scale * sqrt(2)`.
+    """
+    eps = _epsilon(epsilon)
+    sens = _finite("sensitivity", sensitivity)
+    if sens <= 0 or (integer and not sens.is_integer()):
+        raise PrivacyError(f"sensitivity must be > 0 (and whole for integers), got {sensitivity!r}")
+    return _laplace(eps, sens, integer, False)[1]
+
+
+def accuracy(scale: float, *, alpha: float = 0.05, integer: bool = True) -> float:
+    """Half-width `a` such that the noise exceeds `a` in magnitude with probability `alpha`."""
+    if not 0 < alpha < 1:
+        raise PrivacyError(f"alpha must be in (0, 1), got {alpha!r}")
+    if not 0 < _finite("scale", scale) < math.inf:
+        raise PrivacyError(f"scale must be > 0, got {scale!r}")
+    if integer:
+        return float(discrete_laplacian_scale_to_accuracy(scale, alpha))
+    return float(laplacian_scale_to_accuracy(scale, alpha))
+
+
+# --------------------------------------------------------------------------- releases
+
+
+def noisy_count(true_count: int, *, epsilon: float) -> int:
+    """An epsilon-DP count: discrete Laplace noise of scale `1 / epsilon`, clamped at 0.
+
+    The clamp is post-processing of a DP value, so it costs no privacy; it biases counts near
+    zero upwards.
+    """
+    count = _count(true_count)
+    noisy = _laplace(_epsilon(epsilon), 1.0, True, False)[0](count)
+    return max(0, int(noisy))
+
+
+def noisy_counts(true_counts: Sequence[int], *, epsilon: float) -> list[int]:
+    """`noisy_count` for every group of one group-by in one OpenDP call.
+
+    Each row is in exactly one group, so adding or removing a row changes the vector of counts
+    by 1 in L1 norm: all groups together spend `epsilon` once (parallel composition).
+    """
+    counts = [_count(value) for value in true_counts]
+    if not counts:
+        return []
+    noisy = _laplace(_epsilon(epsilon), 1.0, True, True)[0](counts)
+    return [max(0, int(value)) for value in noisy]
+
+
+def _i64(value: Number) -> int:
+    """An integer column's sum as i64: floored (a float or Decimal SUM of integers is whole
+    anyway) and saturated. Both maps are monotone and move two sums at most as far apart as
+    they were, for whole sensitivities, so the sensitivity holds."""
+    return max(-_I64_MAX, min(_I64_MAX, math.floor(value)))
+
+
+def _sum_path(values: Sequence[Number], lower: float, upper: float, integer: bool | None) -> bool:
+    """True when the discrete (integer) mechanism applies.
+
+    `integer=None` looks at the Python *type* of the sums (`int` only), never at whether a
+    float sum happens to be whole: a data-dependent choice of mechanism would show in the
+    output (a whole number or not) and leak whether the true sum was whole. Callers that
+    know the column's declared type should pass `integer` explicitly: some databases return a
+    float SUM of an integer column once a float clamp bound replaced a value.
+    """
+    whole = _whole_bound(lower) and _whole_bound(upper)
+    if integer is None:
+        return whole and all(isinstance(v, int) for v in values)
+    if integer and not whole:
+        raise PrivacyError(f"integer sums need whole-number bounds, got [{lower!r}, {upper!r}]")
+    return integer
+
+
+def noisy_sum(
+    true_sum: Number,
+    *,
+    epsilon: float,
+    lower: float,
+    upper: float,
+    integer: bool | None = None,
+) -> float:
+    """An epsilon-DP sum of values the caller clamped to `[lower, upper]` row by row.
+
+    Scale is `max(|lower|, |upper|) / epsilon`. An integer column (`integer=True`, which needs
+    whole-number bounds) uses the discrete Laplace mechanism and the result is a whole number;
+    anything else uses OpenDP's lattice-based float Laplace. With `integer=None` the mechanism
+    follows the Python type of `true_sum` (`int` → discrete); pass the column's declared type
+    instead whenever it is known. `Decimal` (PostgreSQL's SUM of bigint) is accepted.
+    """
+    total = _finite("true_sum", true_sum)
+    sensitivity = sum_sensitivity(lower, upper)
+    eps = _epsilon(epsilon)
+    if _sum_path([true_sum], lower, upper, integer):
+        return float(_laplace(eps, sensitivity, True, False)[0](_i64(true_sum)))
+    return float(_laplace(eps, sensitivity, False, False)[0](total))
+
+
+def noisy_sums(
+    true_sums: Sequence[Number],
+    *,
+    epsilon: float,
+    lower: float,
+    upper: float,
+    integer: bool | None = None,
+) -> list[float]:
+    """`noisy_sum` for every group of one group-by in one OpenDP call (parallel composition:
+    one row moves only its own group's sum, by at most `max(|lower|, |upper|)`)."""
+    sums = [_finite("true_sum", value) for value in true_sums]
+    sensitivity = sum_sensitivity(lower, upper)
+    eps = _epsilon(epsilon)
+    if not sums:
+        return []
+    if _sum_path(list(true_sums), lower, upper, integer):
+        noisy = _laplace(eps, sensitivity, True, True)[0]([_i64(value) for value in true_sums])
+    else:
+        noisy = _laplace(eps, sensitivity, False, True)[0](sums)
+    return [float(value) for value in noisy]
+
+
+# --------------------------------------------------------------------------- composition
+
+
+def split_epsilon(epsilon: float, parts: int) -> float:
+    """Equal share of `epsilon` for `parts` releases under sequential composition.
+
+    The share is rounded down so that `parts` shares never add up to more than `epsilon`.
+    """
+    eps = _epsilon(epsilon)
+    if isinstance(parts, bool) or not isinstance(parts, int) or parts < 1:
+        raise PrivacyError(f"parts must be an int >= 1, got {parts!r}")
+    share = eps / parts
+    while share > 0 and Fraction(share) * parts > Fraction(eps):
+        share = math.nextafter(share, 0.0)
+    return share
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A grant's privacy budget: `total` epsilon, of which `spent` is used. Immutable."""
+
+    total: float
+    spent: float = 0.0
+
+    def __post_init__(self) -> None:
+        total, spent = _finite("total", self.total), _finite("spent", self.spent)
+        if total < 0 or spent < 0:
+            raise PrivacyError(f"budget total and spent must be >= 0, got {total!r}, {spent!r}")
+        object.__setattr__(self, "total", total)
+        object.__setattr__(self, "spent", spent)
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self.total - self.spent)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.remaining <= TOLERANCE
+
+    def can_spend(self, epsilon: float) -> bool:
+        return self.spent + _epsilon(epsilon) <= self.total + TOLERANCE
+
+    def spend(self, epsilon: float) -> Budget:
+        """The budget after spending `epsilon`; raises `BudgetExhausted` if it does not fit."""
+        eps = _epsilon(epsilon)
+        spent = self.spent + eps
+        if spent > self.total + TOLERANCE:
+            raise BudgetExhausted(eps, self.remaining)
+        if abs(spent - self.total) <= TOLERANCE:
+            spent = self.total  # within the tolerance of the total is exactly the total
+        return Budget(total=self.total, spent=spent)

@@ -1,0 +1,265 @@
+"""Differential privacy helpers: parameter checks, budget arithmetic, and the noise itself.
+
+The statistical checks use tolerances many standard errors wide so they do not flake: the
+discrete Laplace noise of scale 1 has variance 2e^-1 / (1 - e^-1)^2 ≈ 1.84 (continuous: 2).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+
+from policies.privacy import (
+    Budget,
+    BudgetExhausted,
+    PrivacyError,
+    accuracy,
+    noise_scale,
+    noisy_count,
+    noisy_counts,
+    noisy_sum,
+    noisy_sums,
+    split_epsilon,
+    sum_sensitivity,
+)
+
+BAD_EPSILONS = [0, 0.0, -1.0, math.nan, math.inf, -math.inf, "1", None, True]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def test_errors_are_value_errors() -> None:
+    assert issubclass(PrivacyError, ValueError)
+    assert issubclass(BudgetExhausted, PrivacyError)
+
+
+@pytest.mark.parametrize("epsilon", BAD_EPSILONS)
+def test_bad_epsilon_is_refused_everywhere(epsilon: object) -> None:
+    with pytest.raises(PrivacyError):
+        noisy_count(10, epsilon=epsilon)  # type: ignore[arg-type]
+    with pytest.raises(PrivacyError):
+        noisy_counts([10], epsilon=epsilon)  # type: ignore[arg-type]
+    with pytest.raises(PrivacyError):
+        noisy_sum(10, epsilon=epsilon, lower=0, upper=5)  # type: ignore[arg-type]
+    with pytest.raises(PrivacyError):
+        split_epsilon(epsilon, 2)  # type: ignore[arg-type]
+    with pytest.raises(PrivacyError):
+        Budget(total=1.0, spent=0.0).spend(epsilon)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("count", [-1, 1.5, True, "3", None, 2**63])
+def test_bad_count_is_refused(count: object) -> None:
+    with pytest.raises(PrivacyError):
+        noisy_count(count, epsilon=1.0)  # type: ignore[arg-type]
+    with pytest.raises(PrivacyError):
+        noisy_counts([1, count], epsilon=1.0)  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(
+    ("true_sum", "lower", "upper"),
+    [
+        (10.0, 5.0, 1.0),  # lower > upper
+        (10.0, 0, 0),  # nothing to release
+        (math.nan, 0, 5),
+        (math.inf, 0, 5),
+        (10.0, -math.inf, 5),
+        (10.0, 0, math.nan),
+        ("10", 0, 5),
+        (10**400, 0, 5),
+    ],
+)
+def test_bad_sum_parameters_are_refused(true_sum: object, lower: float, upper: float) -> None:
+    with pytest.raises(PrivacyError):
+        noisy_sum(true_sum, epsilon=1.0, lower=lower, upper=upper)  # type: ignore[arg-type]
+    with pytest.raises(PrivacyError):
+        noisy_sums([true_sum], epsilon=1.0, lower=lower, upper=upper)  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("parts", [0, -3, 1.5, True, None])
+def test_split_epsilon_refuses_bad_parts(parts: object) -> None:
+    with pytest.raises(PrivacyError):
+        split_epsilon(1.0, parts)  # type: ignore[arg-type]
+
+
+def test_empty_batches_release_nothing() -> None:
+    assert noisy_counts([], epsilon=1.0) == []
+    assert noisy_sums([], epsilon=1.0, lower=0, upper=1) == []
+
+
+# --------------------------------------------------------------------------- composition, budget
+
+
+@pytest.mark.parametrize(("epsilon", "parts"), [(1.0, 1), (1.0, 3), (0.3, 3), (0.7, 7), (2, 10)])
+def test_split_epsilon_is_an_equal_share_that_never_overspends(epsilon: float, parts: int) -> None:
+    share = split_epsilon(epsilon, parts)
+    assert share == pytest.approx(epsilon / parts, rel=1e-12)
+    assert Fraction(share) * parts <= Fraction(epsilon)
+    assert split_epsilon(epsilon, 1) == epsilon
+
+
+def test_budget_spends_exactly() -> None:
+    budget = Budget(total=1.0, spent=0.25)
+    after = budget.spend(0.5)
+    assert after == Budget(total=1.0, spent=0.75)
+    assert after.remaining == 0.25
+    assert budget.spent == 0.25  # pure: the original is unchanged
+    with pytest.raises(AttributeError):
+        budget.spent = 0.0  # type: ignore[misc]
+
+
+def test_budget_of_equal_shares_is_spent_to_exactly_zero() -> None:
+    budget = Budget(total=1.0, spent=0.0)
+    share = split_epsilon(1.0, 10)
+    for _ in range(10):
+        budget = budget.spend(share)
+    assert budget.spent == 1.0
+    assert budget.remaining == 0.0
+    assert budget.exhausted
+    # 0.1 + 0.1 + ... drifts past 1.0 by an ulp; the tolerance absorbs that.
+    budget = Budget(total=1.0, spent=0.0)
+    for _ in range(10):
+        budget = budget.spend(0.1)
+    assert budget.spent == 1.0
+
+
+def test_budget_exhausted() -> None:
+    budget = Budget(total=1.0, spent=0.7)
+    assert budget.can_spend(0.3)
+    assert not budget.can_spend(0.31)
+    with pytest.raises(BudgetExhausted) as caught:
+        budget.spend(0.5)
+    assert caught.value.requested == 0.5
+    assert caught.value.remaining == pytest.approx(0.3)
+    assert "exhausted" in str(caught.value)
+    # Within the 1e-9 tolerance counts as fitting; beyond it does not.
+    assert budget.spend(0.3 + 5e-10).spent == 1.0
+    with pytest.raises(BudgetExhausted):
+        budget.spend(0.3 + 1e-8)
+    done = Budget(total=1.0, spent=1.0)
+    with pytest.raises(BudgetExhausted):
+        done.spend(1e-6)
+    with pytest.raises(BudgetExhausted):
+        Budget(total=0.0, spent=0.0).spend(0.01)
+
+
+def test_budget_overspent_row_reports_zero_remaining() -> None:
+    assert Budget(total=1.0, spent=1.5).remaining == 0.0
+
+
+@pytest.mark.parametrize(
+    ("total", "spent"), [(-1.0, 0.0), (1.0, -0.1), (math.nan, 0.0), (1.0, math.inf), ("1", 0)]
+)
+def test_budget_refuses_bad_values(total: object, spent: object) -> None:
+    with pytest.raises(PrivacyError):
+        Budget(total=total, spent=spent)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- scale and accuracy
+
+
+@pytest.mark.parametrize("epsilon", [1.0, 3.0, 0.7, 1 / 3, 0.01, 50.0])
+def test_scale_never_spends_more_than_epsilon(epsilon: float) -> None:
+    scale = noise_scale(epsilon=epsilon, sensitivity=1)
+    assert scale == pytest.approx(1 / epsilon, rel=1e-12)
+    assert 1 / scale <= epsilon
+    float_scale = noise_scale(epsilon=epsilon, sensitivity=2.5, integer=False)
+    assert float_scale == pytest.approx(2.5 / epsilon, rel=1e-12)
+    assert 2.5 / float_scale <= epsilon
+
+
+def test_noise_scale_and_accuracy_parameters() -> None:
+    with pytest.raises(PrivacyError):
+        noise_scale(epsilon=1.0, sensitivity=0)
+    with pytest.raises(PrivacyError):
+        noise_scale(epsilon=1.0, sensitivity=1.5)  # not whole: integer mechanism
+    with pytest.raises(PrivacyError):
+        accuracy(1.0, alpha=0)
+    # 95% of discrete Laplace(1) draws land within about 3.4 of the truth.
+    assert 2.5 < accuracy(1.0) < 4.0
+    assert accuracy(1.0, integer=False) == pytest.approx(math.log(1 / 0.05))
+
+
+def test_sum_sensitivity() -> None:
+    assert sum_sensitivity(0, 10) == 10
+    assert sum_sensitivity(-5, 3) == 5
+    assert sum_sensitivity(-2.5, -1.0) == 2.5
+
+
+# --------------------------------------------------------------------------- the noise
+
+
+def test_noise_is_added() -> None:
+    draws = [noisy_count(50, epsilon=1.0) for _ in range(200)]
+    assert len(set(draws)) > 1
+    assert all(isinstance(value, int) for value in draws)
+
+
+def test_noisy_count_is_unbiased_with_laplace_variance() -> None:
+    draws = [noisy_count(1000, epsilon=1.0) for _ in range(2000)]
+    assert abs(statistics.fmean(draws) - 1000) <= 0.3
+    assert 1.0 <= statistics.variance(draws) <= 4.0  # ≈ 1.84; continuous Laplace: 2 / eps²
+
+
+def test_batch_counts_have_the_same_distribution() -> None:
+    draws = noisy_counts([1000] * 2000, epsilon=1.0)
+    assert len(draws) == 2000
+    assert abs(statistics.fmean(draws) - 1000) <= 0.3
+    assert 1.0 <= statistics.variance(draws) <= 4.0
+
+
+def test_larger_epsilon_gives_less_spread() -> None:
+    wide = [noisy_count(500, epsilon=0.5) for _ in range(200)]  # variance ≈ 7.8
+    narrow = [noisy_count(500, epsilon=2.0) for _ in range(200)]  # variance ≈ 0.36
+    assert statistics.variance(narrow) * 4 < statistics.variance(wide)
+
+
+def test_clamped_count_is_never_negative() -> None:
+    draws = [noisy_count(0, epsilon=0.1) for _ in range(200)]
+    assert min(draws) >= 0
+    assert max(draws) > 0  # noise is still there
+    assert min(noisy_counts([0] * 300, epsilon=0.1)) >= 0
+
+
+def test_noisy_sum_scale_follows_bounds_and_epsilon() -> None:
+    # Integer data: discrete Laplace, scale max(|-5|, |10|) / 1 = 10, so E|noise| ≈ 10.
+    draws = [noisy_sum(400, epsilon=1.0, lower=-5, upper=10) for _ in range(200)]
+    assert all(value.is_integer() for value in draws)
+    assert 6.5 <= statistics.fmean(abs(v - 400) for v in draws) <= 13.5
+    batch = noisy_sums([400] * 2000, epsilon=1.0, lower=-5, upper=10)
+    assert abs(statistics.fmean(batch) - 400) <= 1.5
+    assert 8.5 <= statistics.fmean(abs(v - 400) for v in batch) <= 11.5
+    # Halving epsilon doubles the scale.
+    halved = noisy_sums([400] * 2000, epsilon=0.5, lower=-5, upper=10)
+    assert 17.0 <= statistics.fmean(abs(v - 400) for v in halved) <= 23.0
+
+
+def test_noisy_sum_on_floats_uses_the_float_mechanism() -> None:
+    # scale = max(2.5, 1.0) / 2 = 1.25
+    one = noisy_sum(12.0, epsilon=2.0, lower=-2.5, upper=1.0)
+    assert isinstance(one, float)
+    draws = noisy_sums([12.0] * 2000, epsilon=2.0, lower=-2.5, upper=1.0)
+    assert abs(statistics.fmean(draws) - 12.0) <= 0.2
+    assert 1.1 <= statistics.fmean(abs(v - 12.0) for v in draws) <= 1.4
+    # A float sum that happens to be whole still gets float noise: the mechanism is chosen
+    # by the column's type, never by the value.
+    whole = noisy_sums([12.0] * 50, epsilon=1.0, lower=0, upper=10)
+    assert any(not value.is_integer() for value in whole)
+
+
+def test_declared_column_type_picks_the_mechanism() -> None:
+    # An integer column whose SUM came back as float or Decimal still gets integer noise.
+    assert noisy_sum(12.0, epsilon=1.0, lower=0, upper=10.0, integer=True).is_integer()
+    assert noisy_sum(Decimal(12), epsilon=1.0, lower=0, upper=10, integer=True).is_integer()
+    assert all(
+        v.is_integer() for v in noisy_sums([3.0, 4], epsilon=1, lower=0, upper=5, integer=True)
+    )
+    # A float column whose SUM happens to be an int still gets float noise.
+    floats = noisy_sums([12] * 50, epsilon=1.0, lower=0, upper=10, integer=False)
+    assert any(not value.is_integer() for value in floats)
+    with pytest.raises(PrivacyError):
+        noisy_sum(12, epsilon=1.0, lower=0, upper=2.5, integer=True)

@@ -1,0 +1,608 @@
+"""Transforms of contract §3: golden outputs, default rules, grant limits, keys, properties."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import threading
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policies import transforms as t
+from policies.transforms import (
+    STRICTNESS,
+    TRANSFORM_NAMES,
+    bucket,
+    compile_transform,
+    default_transform,
+    derive_app_key,
+    grantable,
+    load_master_key,
+    mask_address,
+    mask_bank_card,
+    mask_default,
+    mask_email,
+    mask_id_number,
+    mask_name,
+    mask_phone,
+    parse_transform,
+    pseudonym,
+    stricter,
+    strictness,
+    year_only,
+)
+
+KEY = bytes(range(32))
+PII = ["none", "name", "id_number", "phone", "bank_card", "email", "address", "date_of_birth"]
+PII += ["other"]
+ALL_SPECS = [*sorted(TRANSFORM_NAMES), "bucket:1", "bucket:5000", "bucket:1000000000000"]
+MASKS = ["mask_name", "mask_id_number", "mask_phone", "mask_bank_card", "mask_email"]
+MASKS += ["mask_address", "mask_default"]
+PSEUDONYM = re.compile(r"p_[0-9a-f]{16}")
+
+
+def apply(spec: str, value: Any, *, key: bytes | None = KEY, pii: str = "other") -> Any:
+    return compile_transform(spec, key=key, pii=pii)(value)
+
+
+# --- golden outputs: every example of the contract table, plus the edges decided here ----
+
+CONTRACT_EXAMPLES = [
+    ("mask_name", "张三丰", "张**"),
+    ("mask_name", "张", "*"),
+    ("mask_id_number", "370202199001011234", "370202********1234"),
+    ("mask_phone", "13812345678", "138****5678"),
+    ("mask_bank_card", "6222021234567890123", "622202*********0123"),
+    ("mask_email", "zhangsan@example.com", "z***@example.com"),
+    ("mask_address", "青岛市市南区香港中路10号", "青岛市市南区****"),
+    ("year_only", "1990-05-17", "1990"),
+    ("bucket:5000", 12345, "10000-14999"),
+]
+
+
+@pytest.mark.parametrize(("spec", "value", "expected"), CONTRACT_EXAMPLES)
+def test_contract_examples(spec: str, value: Any, expected: str) -> None:
+    assert apply(spec, value) == expected
+
+
+@pytest.mark.parametrize(
+    ("fn", "value", "expected"),
+    [
+        (mask_name, "张三", "张*"),
+        (mask_name, "欧阳娜娜", "欧***"),
+        (mask_name, "", ""),
+        (mask_id_number, "37020219900101123X", "370202********123X"),
+        (mask_id_number, "370202900101123", "370202******123"),  # 15 characters
+        (mask_id_number, "37020219900101123", "3***************3"),  # 17: mask_default
+        (mask_id_number, "AB", "**"),
+        (mask_id_number, 370202199001011234, "370202********1234"),
+        (mask_phone, 13812345678, "138****5678"),
+        (mask_phone, "0532-88886666", "053********66"),
+        (mask_phone, "+8613812345678", "+86*********78"),
+        (mask_phone, "１３８１２３４５６７８", "１３８******７８"),  # not ASCII digits
+        (mask_phone, "123456", "123*56"),
+        (mask_phone, "12345", "1***5"),  # would keep all: mask_default
+        (mask_phone, "110", "1*0"),
+        (mask_phone, "12", "**"),
+        (mask_bank_card, "6222 0212 3456 7890 123", "622202*********0123"),
+        (mask_bank_card, "6222\u30000212345678901", "622202*******8901"),
+        (mask_bank_card, 6222021234567890, "622202******7890"),
+        (mask_bank_card, "12345678901", "123456*8901"),
+        (mask_bank_card, "1234567890", "1********0"),  # would keep all: mask_default
+        (mask_bank_card, "6222-0212-3456", "6222-0****3456"),
+        (mask_email, "a@b.cn", "a***@b.cn"),
+        (mask_email, "@example.com", "***@example.com"),
+        (mask_email, '"a@b"@example.com', '"***@example.com'),  # the last @ starts the domain
+        (mask_email, "not-an-email", "n**********l"),
+        (mask_address, "青岛市市南区", "青****区"),  # would keep all: mask_default
+        (mask_address, "青岛市市南区香", "青岛市市南区****"),
+        (mask_default, "abc", "a*c"),
+        (mask_default, "ab", "**"),
+        (mask_default, "a", "*"),
+        (mask_default, "", ""),
+        (mask_default, 12345, "1***5"),
+        (mask_default, date(1990, 5, 17), "1********7"),
+        (mask_default, True, "T**e"),
+    ],
+)
+def test_mask_edges(fn: Callable[[Any], Any], value: Any, expected: str) -> None:
+    assert fn(value) == expected
+
+
+def test_dates_read_the_same_from_both_databases() -> None:
+    # SQLite hands back ISO text, PostgreSQL native values: same mask, same pseudonym.
+    moment = datetime(1990, 5, 17, 8, 30)
+    assert mask_default(moment) == mask_default("1990-05-17T08:30:00")
+    assert pseudonym(moment, KEY, "other") == pseudonym("1990-05-17T08:30:00", KEY, "other")
+    assert pseudonym(date(1990, 5, 17), KEY, "other") == pseudonym("1990-05-17", KEY, "other")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("1990-05-17", "1990"),
+        (date(1990, 5, 17), "1990"),
+        (datetime(1990, 5, 17, 23, 59), "1990"),
+        ("1990-05-17T23:59:00", "1990"),
+        (date(33, 1, 1), "0033"),
+        (19900517, "1990"),
+        ("19900517", "1990"),
+        ("May 1990", None),  # no year to read: withheld, not leaked
+        ("", None),
+        ("１９９０-05-17", None),
+    ],
+)
+def test_year_only(value: Any, expected: str | None) -> None:
+    assert year_only(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "width", "expected"),
+    [
+        (0, 5000, "0-4999"),
+        (4999, 5000, "0-4999"),
+        (5000, 5000, "5000-9999"),
+        (-1, 5000, "-5000--1"),
+        (-5000, 5000, "-5000--1"),
+        (-5001, 5000, "-10000--5001"),
+        (7, 1, "7-7"),
+        (-7, 1, "-7--7"),
+        (12345.6, 5000, "10000-14999"),
+        (-0.5, 5000, "-5000--1"),
+        (Decimal("-0.5"), 5000, "-5000--1"),  # Decimal // would truncate to 0
+        (Decimal("12345.6"), 5000, "10000-14999"),
+        ("12345", 5000, "10000-14999"),
+        ("-0.5", 5000, "-5000--1"),
+        (10**30 + 1, 10**12, f"{10**30}-{10**30 + 10**12 - 1}"),
+        (True, 2, "0-1"),
+        (float("nan"), 5000, None),
+        (float("inf"), 5000, None),
+        (Decimal("NaN"), 5000, None),
+        ("1e999999999", 5000, None),
+        ("abc", 5000, None),
+    ],
+)
+def test_bucket(value: Any, width: int, expected: str | None) -> None:
+    assert bucket(value, width) == expected
+    assert apply(f"bucket:{width}", value) == expected
+
+
+# --- null in, null out ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS)
+def test_null_stays_null_compiled(spec: str) -> None:
+    assert apply(spec, None) is None
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        mask_name,
+        mask_id_number,
+        mask_phone,
+        mask_bank_card,
+        mask_email,
+        mask_address,
+        mask_default,
+        year_only,
+        lambda v: bucket(v, 5000),
+        lambda v: pseudonym(v, KEY, "phone"),
+    ],
+)
+def test_null_stays_null(fn: Callable[[Any], Any]) -> None:
+    assert fn(None) is None
+
+
+def test_clear_and_redact() -> None:
+    value = object()
+    assert apply("clear", value) is value
+    assert apply("redact", "anything") is None
+    assert apply("redact", 0) is None
+
+
+# --- specs ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", ALL_SPECS)
+def test_parse_accepts(spec: str) -> None:
+    assert parse_transform(spec) == spec
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ("", "unknown transform"),
+        ("mask", "unknown transform"),
+        ("Clear", "unknown transform"),
+        (" clear", "unknown transform"),
+        ("mask_*", "unknown transform"),
+        ("x" * 10_000, "unknown transform"),
+        ("bucketx", "unknown transform"),
+        ("bucket", "bucket needs"),
+        ("bucket:", "bucket needs"),
+        ("bucket:0", "bucket needs"),
+        ("bucket:-5", "bucket needs"),
+        ("bucket:+5", "bucket needs"),
+        ("bucket: 5", "bucket needs"),
+        ("bucket:05", "bucket needs"),
+        ("bucket:5_000", "bucket needs"),
+        ("bucket:5.5", "bucket needs"),
+        ("bucket:abc", "bucket needs"),
+        ("bucket:1000000000001", "bucket needs"),
+        ("bucket:5:5", "bucket needs"),
+    ],
+)
+def test_parse_rejects(spec: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason) as caught:
+        parse_transform(spec)
+    assert len(str(caught.value)) < 100  # short, and never echoes a huge spec
+    with pytest.raises(ValueError):
+        compile_transform(spec, key=KEY, pii="other")
+
+
+def test_parse_rejects_non_strings() -> None:
+    with pytest.raises(ValueError):
+        parse_transform(None)  # type: ignore[arg-type]
+
+
+def test_pseudonym_needs_a_key() -> None:
+    for key in (None, b""):
+        with pytest.raises(ValueError, match="key"):
+            compile_transform("pseudonym", key=key, pii="phone")
+    assert compile_transform("mask_phone", key=None, pii="phone")("13812345678") == "138****5678"
+
+
+# --- strictness ----------------------------------------------------------------------------
+
+
+def test_strictness_order() -> None:
+    ladder = ["clear", "year_only", "mask_name", "pseudonym", "redact"]
+    assert [strictness(s) for s in ladder] == [0, 1, 2, 3, 4]
+    assert strictness("bucket:5000") == strictness("year_only") == 1
+    for mask in MASKS:
+        assert strictness(mask) == 2
+    assert set(STRICTNESS) == TRANSFORM_NAMES | {"bucket"}
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        ("clear", "mask_name", "mask_name"),
+        ("mask_name", "clear", "mask_name"),
+        ("pseudonym", "redact", "redact"),
+        ("redact", "pseudonym", "redact"),
+        ("bucket:10", "mask_default", "mask_default"),
+        ("year_only", "bucket:10", "year_only"),  # tie: keep a
+        ("bucket:10", "year_only", "bucket:10"),
+        ("mask_phone", "mask_default", "mask_phone"),
+        ("mask_default", "mask_phone", "mask_default"),
+        ("pseudonym", "mask_id_number", "pseudonym"),
+    ],
+)
+def test_stricter(a: str, b: str, expected: str) -> None:
+    assert stricter(a, b) == expected
+
+
+def test_stricter_validates() -> None:
+    with pytest.raises(ValueError):
+        stricter("clear", "nope")
+
+
+# --- default transforms and grant limits -----------------------------------------------------
+
+LEVEL3 = {
+    "none": "clear",
+    "name": "mask_name",
+    "id_number": "mask_id_number",
+    "phone": "mask_phone",
+    "bank_card": "mask_bank_card",
+    "email": "mask_email",
+    "address": "mask_address",
+    "date_of_birth": "year_only",
+    "other": "mask_default",
+}
+LEVEL4 = {
+    p: "pseudonym" if p in ("id_number", "phone", "bank_card", "email") else "redact" for p in PII
+}
+DEFAULTS = [(1, p, "clear") for p in PII] + [(2, p, "clear") for p in PII]
+DEFAULTS += [(3, p, s) for p, s in LEVEL3.items()] + [(4, p, s) for p, s in LEVEL4.items()]
+
+
+@pytest.mark.parametrize(("level", "pii", "expected"), DEFAULTS)
+def test_default_transform(level: int, pii: str, expected: str) -> None:
+    assert default_transform(level, pii) == expected
+    assert grantable(level, pii, expected)  # a default is always a legal grant
+
+
+def test_default_covers_every_combination() -> None:
+    assert len(DEFAULTS) == 4 * len(PII) == 36
+    assert set(PII) == t.PII_KINDS
+
+
+@pytest.mark.parametrize(("level", "pii"), [(0, "name"), (5, "name"), (3, "ssn"), (3, "")])
+def test_default_rejects_unknown(level: int, pii: str) -> None:
+    with pytest.raises(ValueError):
+        default_transform(level, pii)
+    with pytest.raises(ValueError):
+        grantable(level, pii, "clear")
+
+
+def test_default_accepts_str_enums() -> None:
+    from enum import StrEnum
+
+    class Pii(StrEnum):
+        phone = "phone"
+
+    assert default_transform(4, Pii.phone) == "pseudonym"
+    assert pseudonym("x", KEY, Pii.phone) == pseudonym("x", KEY, "phone")
+    assert apply("pseudonym", "x", pii=Pii.phone) == pseudonym("x", KEY, "phone")
+
+
+@pytest.mark.parametrize("level", [1, 2, 3])
+@pytest.mark.parametrize("spec", ALL_SPECS)
+def test_grantable_below_level_4(level: int, spec: str) -> None:
+    for pii in PII:
+        assert grantable(level, pii, spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "allowed"),
+    [
+        ("clear", False),
+        ("year_only", False),
+        ("bucket:5000", False),
+        *[(m, False) for m in MASKS],
+        ("pseudonym", True),
+        ("redact", True),
+    ],
+)
+def test_level_4_may_not_become_clear_or_masked(spec: str, allowed: bool) -> None:
+    for pii in PII:
+        assert grantable(4, pii, spec) is allowed
+
+
+def test_grantable_rejects_bad_specs() -> None:
+    with pytest.raises(ValueError):
+        grantable(3, "name", "bucket:0")
+
+
+# --- pseudonyms and keys -------------------------------------------------------------------
+
+
+def test_pseudonym_is_hmac_of_pii_and_value() -> None:
+    import hashlib
+    import hmac
+
+    expected = "p_" + hmac.new(KEY, b"phone:13812345678", hashlib.sha256).hexdigest()[:16]
+    assert pseudonym("13812345678", KEY, "phone") == expected
+    assert pseudonym(13812345678, KEY, "phone") == expected
+    assert apply("pseudonym", "13812345678", pii="phone") == expected
+
+
+@pytest.mark.parametrize("length", [1, 16, 32, 63, 64, 65, 200])
+def test_compiled_pseudonym_is_the_same_hmac_for_any_key_length(length: int) -> None:
+    # The compiled form precomputes the HMAC pads; it must agree with hmac.digest exactly.
+    key = os.urandom(length)
+    compiled = compile_transform("pseudonym", key=key, pii="email")
+    for value in ["", "a", "zhangsan@example.com", "张三丰" * 40, 12345, date(1990, 5, 17)]:
+        assert compiled(value) == pseudonym(value, key, "email")
+
+
+def test_pseudonym_stable_per_app_and_distinct_across_apps_and_kinds() -> None:
+    master = os.urandom(32)
+    a, b = derive_app_key(master, "app-a"), derive_app_key(master, "app-b")
+    value = "370202199001011234"
+    assert pseudonym(value, a, "id_number") == pseudonym(value, a, "id_number")
+    assert pseudonym(value, a, "id_number") != pseudonym(value, b, "id_number")
+    assert pseudonym(value, a, "id_number") != pseudonym(value, a, "phone")
+    assert pseudonym(value, a, "id_number") != pseudonym(value + "0", a, "id_number")
+    compiled = compile_transform("pseudonym", key=a, pii="id_number")
+    assert compiled(value) == pseudonym(value, a, "id_number")
+
+
+def test_derive_app_key() -> None:
+    master = bytes(32)
+    key = derive_app_key(master, "app-1")
+    assert len(key) == 32
+    assert key == derive_app_key(master, "app-1")
+    assert key != derive_app_key(master, "app-2")
+    assert key != derive_app_key(b"\x01" * 32, "app-1")
+    assert derive_app_key(master, "应用") != derive_app_key(master, "应")
+
+
+def test_derive_app_key_is_hkdf_sha256() -> None:
+    from cryptography.hazmat.primitives.hashes import SHA256
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    hkdf = HKDF(algorithm=SHA256(), length=32, salt=None, info=b"opengate pseudonym v1:app-1")
+    assert derive_app_key(bytes(32), "app-1") == hkdf.derive(bytes(32))
+
+
+def test_load_master_key_creates_once(tmp_path: Path) -> None:
+    data_dir = tmp_path / "var" / "nested"
+    key = load_master_key(data_dir)
+    path = data_dir / "pseudonym.key"
+    assert len(key) == 32
+    assert path.read_bytes() == key
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert load_master_key(data_dir) == key
+    assert load_master_key(tmp_path / "other") != key
+    assert os.listdir(data_dir) == ["pseudonym.key"]  # no temporary file left behind
+
+
+def test_load_master_key_race(tmp_path: Path) -> None:
+    barrier = threading.Barrier(8)
+    keys: list[bytes] = []
+
+    def start() -> None:
+        barrier.wait()
+        keys.append(load_master_key(tmp_path))
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(keys) == 8
+    assert set(keys) == {(tmp_path / "pseudonym.key").read_bytes()}
+    assert os.listdir(tmp_path) == ["pseudonym.key"]
+
+
+def test_load_master_key_without_hard_links(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_link(*args: Any) -> None:
+        raise PermissionError("no hard links here")
+
+    monkeypatch.setattr(t.os, "link", no_link)
+    key = load_master_key(tmp_path)
+    assert (tmp_path / "pseudonym.key").read_bytes() == key
+    assert stat.S_IMODE((tmp_path / "pseudonym.key").stat().st_mode) == 0o600
+    assert load_master_key(tmp_path) == key
+    assert os.listdir(tmp_path) == ["pseudonym.key"]
+
+
+def test_load_master_key_refuses_a_corrupt_file(tmp_path: Path) -> None:
+    (tmp_path / "pseudonym.key").write_bytes(b"short")
+    with pytest.raises(ValueError, match="corrupt"):
+        load_master_key(tmp_path)
+
+
+# --- properties ------------------------------------------------------------------------------
+
+# No "*" in generated text, so every non-"*" character of an output is a revealed one.
+TEXT_CHARS = st.characters(codec="utf-8", exclude_characters="*")
+TEXT = st.text(TEXT_CHARS, max_size=40)
+DIGITS = st.text(st.sampled_from("0123456789"), min_size=1, max_size=24)
+VALUES = st.one_of(
+    st.none(),
+    TEXT,
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    st.dates(),
+    st.datetimes(),
+)
+# The whole file must stay under 3 s: broad inputs get 200 examples, narrow ones 100.
+FAST = settings(max_examples=200, deadline=None)
+NARROW = settings(max_examples=100, deadline=None)
+
+
+def revealed_in_place(inp: str, out: str) -> int:
+    return sum(1 for a, b in zip(inp, out, strict=False) if a == b and b != "*")
+
+
+def shown(out: str) -> int:
+    return sum(1 for c in out if c != "*")
+
+
+@FAST
+@given(TEXT)
+def test_masks_reveal_only_what_their_rule_keeps(s: str) -> None:
+    name = mask_name(s)
+    assert name is not None and len(name) == len(s) and set(name[1:]) <= {"*"}
+    assert shown(name) == revealed_in_place(s, name) == (1 if len(s) > 1 else 0)
+
+    default = mask_default(s)
+    assert default is not None and len(default) == len(s)
+    assert shown(default) == revealed_in_place(s, default) == (2 if len(s) > 2 else 0)
+
+    id_number = mask_id_number(s)
+    assert id_number is not None and len(id_number) == len(s)
+    if len(s) not in (15, 18):
+        assert id_number == default
+
+    phone = mask_phone(s)
+    assert phone is not None and len(phone) == len(s)
+    assert shown(phone) == revealed_in_place(s, phone) <= 7
+
+    address = mask_address(s)
+    assert address is not None and shown(address) <= 6
+
+    for out in (name, default, id_number, phone, address):
+        if s:
+            assert out != s  # a mask never hands a value back whole
+
+
+@NARROW
+@given(st.sampled_from([15, 18]).flatmap(lambda n: st.text(TEXT_CHARS, min_size=n, max_size=n)))
+def test_mask_id_number_reveals_ten_or_nine_in_place(s: str) -> None:
+    out = mask_id_number(s)
+    assert out is not None and len(out) == len(s)
+    if len(s) == 18:
+        assert out[:6] == s[:6] and out[14:] == s[14:] and out[6:14] == "*" * 8
+        assert revealed_in_place(s, out) == shown(out) == 10
+    else:
+        assert out[:6] == s[:6] and out[12:] == s[12:] and out[6:12] == "*" * 6
+        assert revealed_in_place(s, out) == shown(out) == 9
+
+
+@NARROW
+@given(st.text(st.sampled_from("0123456789"), min_size=11, max_size=11))
+def test_mask_phone_11_digits_reveals_seven(s: str) -> None:
+    out = mask_phone(s)
+    assert out is not None and out[3:7] == "****"
+    assert revealed_in_place(s, out) == shown(out) == 7
+
+
+@NARROW
+@given(DIGITS)
+def test_mask_bank_card_reveals_at_most_ten(s: str) -> None:
+    out = mask_bank_card(s)
+    assert out is not None and len(out) == len(s)
+    assert (
+        shown(out) == revealed_in_place(s, out) == (10 if len(s) > 10 else 2 if len(s) > 2 else 0)
+    )
+    assert out != s
+
+
+@FAST
+@given(TEXT, TEXT)
+def test_mask_email_keeps_first_char_and_domain(local: str, domain: str) -> None:
+    domain = domain.replace("@", "")
+    out = mask_email(f"{local}@{domain}")
+    assert out == local[:1] + "***@" + domain
+
+
+@FAST
+@given(st.sampled_from(ALL_SPECS), VALUES, st.sampled_from(PII))
+def test_every_transform_is_total(spec: str, value: Any, pii: str) -> None:
+    # No value a database can hand back makes a transform raise mid-response;
+    # null stays null and a pseudonym always has its one shape.
+    out = apply(spec, value, pii=pii)
+    if value is None or spec == "redact":
+        assert out is None
+    elif spec == "clear":
+        assert out is value
+    elif spec == "pseudonym":
+        assert PSEUDONYM.fullmatch(out) and out == pseudonym(value, KEY, pii)
+    else:
+        assert out is None or isinstance(out, str)
+
+
+@NARROW
+@given(st.integers(min_value=-(10**20), max_value=10**20), st.integers(1, 10**12))
+def test_bucket_contains_its_value(v: int, width: int) -> None:
+    out = bucket(v, width)
+    assert out is not None
+    match = re.fullmatch(r"(-?\d+)-(-?\d+)", out)
+    assert match is not None
+    lo, hi = int(match[1]), int(match[2])
+    assert lo <= v <= hi and hi - lo == width - 1 and lo % width == 0
+
+
+@NARROW
+@given(st.datetimes())
+def test_year_only_of_any_date(moment: datetime) -> None:
+    year = f"{moment.year:04d}"
+    assert year_only(moment) == year_only(moment.date()) == year
+    assert year_only(moment.isoformat()) == year_only(moment.date().isoformat()) == year
