@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -176,4 +177,12 @@ def run_aggregate(
         raise invalid_parameter(
             "group_by", f"分组超过 {MAX_GROUPS} 个，请增加过滤条件或减少分组字段"
         )
-    return [dict(r) for r in rows]
+    # Keys as plain str (SQLAlchemy labels may be str subclasses orjson refuses), and
+    # PostgreSQL's numeric sums and averages as JSON numbers.
+    return [{str(k): _plain_number(v) for k, v in r.items()} for r in rows]
+
+
+def _plain_number(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value

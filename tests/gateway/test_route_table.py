@@ -109,8 +109,12 @@ def test_guarded_routes_answer_401_then_403_then_let_the_right_role_in(client, e
             "/auth/login", json={"username": f"role-{role}", "password": PASSWORD}
         ).json()["access_token"]
     for (method, path), allowed in EXPECTED_ROLES.items():
-        url = (path.replace("{consent_id}", "999").replace("{client_id}", "og_none")
-               .replace("{application_id}", "999").replace("{grant_id}", "999"))
+        url = (
+            path.replace("{consent_id}", "999")
+            .replace("{client_id}", "og_none")
+            .replace("{application_id}", "999")
+            .replace("{grant_id}", "999")
+        )
         anonymous = client.request(method, url, json={})
         assert anonymous.status_code == 401, (method, path)
         assert anonymous.headers["www-authenticate"].startswith("Bearer")
