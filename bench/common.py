@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -101,8 +102,10 @@ def free_port() -> int:
 @contextlib.contextmanager
 def server(args: list[str], port: int, env: dict[str, str], ready_path: str) -> Iterator[str]:
     """Run a server process until the block ends; yield its base URL once it answers."""
+    # A file, not a pipe: a pipe nobody reads fills up and stalls the server.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in the finally below)
     process = subprocess.Popen(
-        args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -112,7 +115,8 @@ def server(args: list[str], port: int, env: dict[str, str], ready_path: str) -> 
                 if httpx.get(base + ready_path, timeout=2).status_code == 200:
                     break
             if process.poll() is not None:
-                raise RuntimeError(process.stderr.read().decode() if process.stderr else "died")
+                log.seek(0)
+                raise RuntimeError(log.read().decode(errors="replace")[-2000:])
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{args} did not answer on {base}{ready_path}")
             time.sleep(0.2)
@@ -123,6 +127,7 @@ def server(args: list[str], port: int, env: dict[str, str], ready_path: str) -> 
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
 
 
 PYTHON = sys.executable

@@ -19,6 +19,7 @@ from auth.secrets import identity_hmac, load_or_create_key
 from catalog.importer import ImportResult, import_package
 from catalog.package import PackageError
 from gateway.database import create_engine
+from gateway.logging_config import LOG_CONFIG
 from gateway.settings import Settings
 
 app = typer.Typer(
@@ -113,8 +114,9 @@ def serve(
         host=host,
         port=port,
         workers=workers,
-        log_level="info",
+        log_config=LOG_CONFIG,
         proxy_headers=False,  # client IPs come from OPENGATE_TRUSTED_PROXIES only
+        access_log=False,  # ours (gateway.middleware) logs parameter names, never values
         server_header=False,
     )
 

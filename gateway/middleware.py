@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 
 import orjson
@@ -18,8 +19,28 @@ from auth.principal import Authenticator
 from catalog.problems import Problem, problem_document
 
 log = logging.getLogger("opengate")
+# The access log names query parameters but never their values: a filter value may be an
+# identity number (uvicorn's own access log, which prints the query string, is turned off).
+access_log = logging.getLogger("opengate.access")
 
 SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+
+# A record's key may itself be sensitive (an identity number as primary key).
+RECORD_KEY = re.compile(r"^(/api/v1/datasets/[^/]+/records/)[^/]+$")
+
+
+def loggable_target(scope: Scope) -> str:
+    """Path and query parameter names, without values or record keys."""
+    path = RECORD_KEY.sub(r"\1{key}", scope["path"])
+    names = sorted(
+        {
+            p.split(b"=")[0].decode("latin-1", "replace")
+            for p in scope.get("query_string", b"").split(b"&")
+            if p
+        }
+    )
+    return f"{path} ?{','.join(names)}" if names else path
 
 
 class RequestContextMiddleware:
@@ -38,26 +59,42 @@ class RequestContextMiddleware:
                 break
         if not request_id:
             request_id = uuid.uuid4().hex.encode()
-        scope.setdefault("state", {})["request_id"] = request_id.decode()
+        rid = request_id.decode()
+        scope.setdefault("state", {})["request_id"] = rid
         started = False
+        status = 500
+        began = time.perf_counter()
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         except Exception:
-            log.exception("unhandled error in request %s", request_id.decode())
+            log.exception("unhandled error in request %s", rid)
             if started:
                 raise
             problem = Problem(
                 500, "internal_error", "服务器内部错误，请稍后重试；如需协助请提供 request_id"
             )
-            await send_problem(send_with_id, problem, request_id.decode())
+            await send_problem(send_with_id, problem, rid)
+        finally:
+            if access_log.isEnabledFor(logging.INFO):
+                client = scope.get("client") or ("-", 0)
+                access_log.info(
+                    '%s "%s %s" %d %.1fms rid=%s',
+                    client[0],
+                    scope["method"],
+                    loggable_target(scope),
+                    status,
+                    (time.perf_counter() - began) * 1000,
+                    rid,
+                )
 
 
 async def send_problem(send: Send, problem: Problem, request_id: str | None) -> None:

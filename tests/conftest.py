@@ -206,6 +206,7 @@ class GatewayProcess:
             **env,
         }
         self.process: object = None
+        self.log_path = tmp_path / "serve.log"
 
     def cli(self, *args: str) -> str:
         import subprocess
@@ -225,12 +226,14 @@ class GatewayProcess:
 
         import httpx
 
-        self.process = process = subprocess.Popen(
-            [*self.command, "serve", "--port", str(self.port), "--workers", str(workers)],
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
+        # A file, not a pipe: an unread pipe fills up and stalls the server.
+        with self.log_path.open("wb") as log:
+            self.process = process = subprocess.Popen(
+                [*self.command, "serve", "--port", str(self.port), "--workers", str(workers)],
+                env=self.env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -239,10 +242,12 @@ class GatewayProcess:
             except httpx.TransportError:
                 pass
             assert time.monotonic() < deadline, "server did not become ready"
-            assert process.poll() is None, process.stderr.read().decode()  # type: ignore[union-attr]
+            assert process.poll() is None, self.log_path.read_text()
             time.sleep(0.2)
 
-    def stop(self) -> None:
+    def stop(self) -> str:
+        """Stop the server; its log."""
         if self.process is not None:
             self.process.terminate()  # type: ignore[attr-defined]
             self.process.wait(timeout=30)  # type: ignore[attr-defined]
+        return self.log_path.read_text() if self.log_path.exists() else ""

@@ -28,5 +28,13 @@ def test_serve_with_two_workers(tmp_path: Path):
             bad = client.get("/api/v1/datasets/air-readings/records", params={"limit": 0})
             assert bad.status_code == 400
             assert bad.headers["content-type"] == "application/problem+json"
+            client.get(
+                "/api/v1/datasets/air-readings/records", params={"station": "SECRET-VALUE-42"}
+            )
+            client.get("/api/v1/datasets/air-readings/records/SECRET-KEY-43")
     finally:
-        gateway.stop()
+        log = gateway.stop()
+    # the gateway's access log: one line per request, parameter names but never values
+    assert '"GET /api/v1/datasets/air-readings/records ?limit" 200' in log
+    assert '"GET /api/v1/datasets/air-readings/records/{key}" 404' in log
+    assert "SECRET-VALUE-42" not in log and "SECRET-KEY-43" not in log
