@@ -57,7 +57,37 @@ def ensure_demo_accounts(engine: Engine, data_dir: Path) -> dict[str, str]:
             redirect_uris=["http://127.0.0.1:8765/callback"],
         )
     credentials = {"client_id": app.client_id, "client_secret": secret}
+    _demo_grant(engine, app.client_id)
     fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(credentials, f)
     return credentials
+
+
+def _demo_grant(engine: Engine, client_id: str) -> None:
+    """The demo app may read social insurance masked, aggregate it and verify identities."""
+    from catalog.hosted import HostedCatalog
+    from policies.grants import grant, validate_terms
+
+    hosted = HostedCatalog(engine, ttl=0).get("social-insurance")
+    if hosted is None:
+        return
+    with Session(engine) as session:
+        admin = get_user(session, username="admin")
+        terms = validate_terms(
+            hosted,
+            modes=["records", "aggregate", "verify"],
+            fields=None,
+            quotas={"verifies_per_day": 1000},
+            k=5,
+            duration_days=365,
+        )
+        grant(
+            session,
+            admin_id=admin.id,
+            client_id=client_id,  # type: ignore[union-attr]
+            dataset_id=hosted.id,
+            purpose="个人贷款授信评估（演示）",
+            terms=terms,
+            note="demo",
+        )
