@@ -93,3 +93,29 @@ def write_package(
         writer.writerow(header or [f["name"] for f in fields])
         writer.writerows(station_rows(250) if rows is None else rows)
     return package
+
+
+def import_conditional(
+    engine: Any,
+    folder: Path,
+    *,
+    fields: Sequence[dict[str, Any]],
+    rows: Iterable[Sequence[Any]],
+    name: str = "social-insurance",
+    title: str = "社会保险参保缴费信息",
+    subject_hmac: Any = None,
+    **extra: Any,
+) -> Any:
+    """Import a conditional (有条件开放) dataset written on the fly."""
+    from catalog.importer import import_package
+
+    package = write_package(
+        folder,
+        name=name,
+        title=title,
+        open_type="conditional",
+        fields=fields,
+        rows=rows,
+        **extra,
+    )
+    return import_package(engine, package, subject_hmac=subject_hmac)

@@ -20,10 +20,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from auth.users import get_user, link_identity
-from catalog.importer import import_package
 from tests.auth.helpers import PASSWORD, REDIRECT, developer_with_app
 from tests.conftest import LiveServer
-from tests.packages import write_package
+from tests.packages import import_conditional
 
 PERSON_ID = "370202199001011237"
 
@@ -143,16 +142,11 @@ def person(engine: Engine, packages: Path, settings) -> dict:
         },
         {"name": "monthly_base", "type": "integer", "level": 3},
     ]
-    import_package(
+    import_conditional(
         engine,
-        write_package(
-            packages,
-            name="social-insurance",
-            title="社会保险参保缴费信息",
-            open_type="conditional",
-            fields=fields,
-            rows=[[1, PERSON_ID, 8000], [2, "370203198502024321", 9000]],
-        ),
+        packages,
+        fields=fields,
+        rows=[[1, PERSON_ID, 8000], [2, "370203198502024321", 9000]],
     )
     reg = developer_with_app(engine)
     developer_with_app(engine, "zhangsan", redirect_uris=[])

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Engine
 
 from catalog.importer import import_package
 from tests.conftest import TestClient
-from tests.packages import write_package
+from tests.packages import import_conditional, write_package
 
 SI_FIELDS = [
     {"name": "record_id", "type": "integer", "title": "记录编号", "level": 1},
@@ -39,19 +39,14 @@ def catalog(engine: Engine, packages: Path) -> None:
             theme="交通出行",
         ),
     )
-    import_package(
+    import_conditional(
         engine,
-        write_package(
-            packages,
-            name="social-insurance",
-            title="社会保险参保缴费信息",
-            open_type="conditional",
-            keywords=["社保", "参保"],
-            publisher="市人力资源社会保障局",
-            theme="社保就业",
-            fields=SI_FIELDS,
-            rows=[[1, "张三丰", "370202199001011237"]],
-        ),
+        packages,
+        fields=SI_FIELDS,
+        keywords=["社保", "参保"],
+        publisher="市人力资源社会保障局",
+        theme="社保就业",
+        rows=[[1, "张三丰", "370202199001011237"]],
     )
     import_package(
         engine,

@@ -21,7 +21,7 @@ from gateway.settings import Settings
 from policies.models import Grant
 from tests.auth.helpers import PASSWORD, developer_with_app, user
 from tests.conftest import TestClient
-from tests.packages import write_package
+from tests.packages import import_conditional, write_package
 
 SI_FIELDS = [
     {"name": "record_id", "type": "integer", "level": 1},
@@ -56,17 +56,12 @@ def si_rows() -> list[list]:
 @pytest.fixture
 def world(client: TestClient, engine: Engine, packages: Path, settings: Settings) -> dict:
     key = load_or_create_key(settings.data_dir / "identity.key")
-    import_package(
+    import_conditional(
         engine,
-        write_package(
-            packages,
-            name="social-insurance",
-            title="社会保险参保缴费信息",
-            open_type="conditional",
-            fields=SI_FIELDS,
-            rows=si_rows(),
-            keywords=["社保"],
-        ),
+        packages,
+        fields=SI_FIELDS,
+        rows=si_rows(),
+        keywords=["社保"],
         subject_hmac=partial(identity_hmac, key),
     )
     reg = developer_with_app(engine, "bank")

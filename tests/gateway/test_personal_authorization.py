@@ -15,12 +15,11 @@ from sqlmodel import Session
 
 from auth.secrets import identity_hmac, load_or_create_key
 from auth.users import get_user, link_identity
-from catalog.importer import import_package
 from gateway.settings import Settings
 from tests.auth.helpers import PASSWORD, REDIRECT, developer_with_app
 from tests.auth.test_oauth_flows import authorize
 from tests.conftest import LiveServer
-from tests.packages import write_package
+from tests.packages import import_conditional
 
 PERSON_ID = "370202199001011237"
 FIELDS = [
@@ -40,17 +39,8 @@ def consented(engine: Engine, packages: Path, settings: Settings, live: LiveServ
         [3, "张三丰", PERSON_ID, 8100],
         [4, "王五", "370212197703030034", 7000],
     ]
-    import_package(
-        engine,
-        write_package(
-            packages,
-            name="social-insurance",
-            title="社会保险参保缴费信息",
-            open_type="conditional",
-            fields=FIELDS,
-            rows=rows,
-        ),
-        subject_hmac=partial(identity_hmac, key),
+    import_conditional(
+        engine, packages, fields=FIELDS, rows=rows, subject_hmac=partial(identity_hmac, key)
     )
     reg = developer_with_app(engine)
     developer_with_app(engine, "zhangsan", redirect_uris=[])
