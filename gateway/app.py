@@ -16,8 +16,10 @@ from catalog.hosted import HostedCatalog
 from catalog.responses import JSONResponse
 from gateway import analysis_api, data_api, docs, grants_api, health, problems
 from gateway.access import AccessResolver
+from gateway.client_ip import ClientAddress
 from gateway.database import create_engine
 from gateway.middleware import AuthenticationMiddleware, RequestContextMiddleware
+from gateway.ratelimit import RateLimitMiddleware, RateLimits
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
 from policies.transforms import load_master_key
@@ -101,7 +103,25 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.include_router(health.build_router(engine, redis_url=settings.redis_url))
     docs.install(app)
-    # Added last runs first: request context, then authentication, then the routes.
+
+    def is_conditional(dataset_id: str) -> bool:
+        hosted = hosted_catalog.get(dataset_id)
+        return hosted is not None and hosted.open_type == "conditional"
+
+    limits = RateLimits(
+        anon=settings.rate_anon,
+        app=settings.rate_app,
+        login=settings.rate_login,
+        token=settings.rate_token,
+        redis_url=settings.redis_url,
+    )
+    # Added last runs first: request context, authentication, rate limits, the routes.
+    app.add_middleware(
+        RateLimitMiddleware,
+        limits=limits,
+        client_address=ClientAddress(settings.trusted_proxies),
+        is_conditional=is_conditional,
+    )
     app.add_middleware(AuthenticationMiddleware, authenticator=security.authenticator)
     app.add_middleware(RequestContextMiddleware)
     return app

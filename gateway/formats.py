@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -39,9 +39,9 @@ def _csv_cell(ftype: FieldType) -> Callable[[Any], Any] | None:
     """How a stored value is written to CSV, where `str()` would not do."""
     if ftype is FieldType.boolean:
         return lambda v: "" if v is None else ("true" if v else "false")
-    if ftype in (FieldType.date, FieldType.datetime):
-        return lambda v: v.isoformat() if isinstance(v, date | datetime) else v
-    return None
+    if ftype is FieldType.datetime:  # str() of a datetime has a space where ISO has "T"
+        return lambda v: v.isoformat() if isinstance(v, datetime) else v
+    return None  # str() of a date is already its ISO form, and csv calls str()
 
 
 class CsvWriter:

@@ -49,5 +49,9 @@ class Security:
 
 
 def client_ip(request: Request) -> str:
-    """The caller's address (the socket peer; trusted proxies come with the limits issue)."""
+    """The caller's address as the rate-limit middleware worked it out (trusted proxies
+    only), else the socket peer."""
+    known = request.scope.get("state", {}).get("client_ip")
+    if known:
+        return known
     return request.client.host if request.client else "unknown"

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     rate_anon: str = "60/minute"
     rate_app: str = "1200/minute"
+    # Credential stuffing: sign-ins and token requests per client address.
+    rate_login: str = "10/minute"
+    rate_token: str = "60/minute"  # noqa: S105 (a rate, not a secret)
     # How long a worker may serve a dataset's previous version after `--replace`.
     catalog_cache_seconds: float = Field(default=2.0, ge=0)
     db_pool_size: int = Field(default=10, ge=1)

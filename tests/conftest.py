@@ -34,6 +34,13 @@ REDIS_URL = os.environ.get("OPENGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 REQUIRE_REDIS = os.environ.get("OPENGATE_REQUIRE_REDIS") == "1"
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# Most tests are not about rate limits; the ones that are set their own.
+UNLIMITED = {
+    "rate_anon": "1000000/minute",
+    "rate_app": "1000000/minute",
+    "rate_login": "1000000/minute",
+    "rate_token": "1000000/minute",
+}
 
 
 def _sqlalchemy_url(url: str) -> str:
@@ -113,7 +120,9 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path / "var", catalog_cache_seconds=0)
+    return Settings(
+        database_url=database_url, data_dir=tmp_path / "var", catalog_cache_seconds=0, **UNLIMITED
+    )
 
 
 @pytest.fixture
@@ -203,6 +212,7 @@ class GatewayProcess:
             "OPENGATE_DATABASE_URL": f"sqlite:///{tmp_path}/gateway.db",
             "OPENGATE_DATA_DIR": str(tmp_path / "var"),
             "OPENGATE_ISSUER": self.url,
+            **{f"OPENGATE_{k.upper()}": v for k, v in UNLIMITED.items()},
             **env,
         }
         self.process: object = None
