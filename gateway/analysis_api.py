@@ -3,7 +3,6 @@ differential privacy, yes/no verification, and the caller's own policy."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -21,18 +20,13 @@ from catalog.problems import Problem, invalid_parameter, not_found
 from catalog.query import FieldAccess
 from catalog.values import parse_value, to_storage
 from gateway.access import AccessResolver
+from gateway.quotas import business_day, count_request
 from policies import privacy
-from policies.decide import Plan
 from policies.grants import spend_epsilon
 from policies.models import Grant, GrantUsage
 
 NUMERIC = (FieldType.integer, FieldType.number)
 DEFAULT_EPSILON = 0.1
-BUSINESS_DAY = timedelta(hours=8)  # the bureau counts days in UTC+8
-
-
-def business_day() -> Any:
-    return (datetime.now(UTC) + BUSINESS_DAY).date()
 
 
 class VerifyRequest(BaseModel):
@@ -41,44 +35,6 @@ class VerifyRequest(BaseModel):
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
-
-
-def count_verify(engine: Engine, plan: Plan) -> int:
-    """Count one verify call against the grant's daily quota; the calls used today."""
-    assert plan.grant is not None
-    limit = plan.grant.quotas.get("verifies_per_day")
-    day = business_day()
-    table = GrantUsage.__table__
-    with engine.begin() as conn:
-        updated = conn.execute(
-            sa.update(table)
-            .where(table.c.grant_id == plan.grant.id, table.c.day == day)
-            .values(verifies=table.c.verifies + 1)
-        ).rowcount
-        if not updated:
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        sa.insert(table).values(grant_id=plan.grant.id, day=day, verifies=1)
-                    )
-            except sa.exc.IntegrityError:  # another worker inserted today's row first
-                conn.execute(
-                    sa.update(table)
-                    .where(table.c.grant_id == plan.grant.id, table.c.day == day)
-                    .values(verifies=table.c.verifies + 1)
-                )
-        used = conn.execute(
-            sa.select(table.c.verifies).where(table.c.grant_id == plan.grant.id, table.c.day == day)
-        ).scalar_one()
-        if limit is not None and used > limit:
-            raise Problem(
-                429,
-                "quota_exceeded",
-                f"今日核验次数已达上限 {limit}",
-                headers={"Retry-After": "3600"},
-                quota="verifies_per_day",
-            )
-    return used
 
 
 def build_router(
@@ -194,7 +150,7 @@ def build_router(
                 raise invalid_parameter("match", f"字段 {name} 的取值类型不符") from None
             conditions.append(table.c[name] == typed)
         conditions += [table.c[n] == v for n, v in plan.row_filter.items()]
-        count_verify(engine, plan)
+        count_request(engine, plan, "verifies_per_day")
         with engine.connect() as conn:
             found = conn.execute(sa.select(sa.literal(1)).where(*conditions).limit(1)).first()
         return _json({"match": found is not None})

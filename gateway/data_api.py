@@ -8,6 +8,7 @@ is the single source of which fields go out and how.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from catalog.hosted import HostedCatalog, HostedDataset
 from catalog.problems import not_found
 from catalog.query import FieldAccess, parse_key, parse_record_query
 from catalog.statements import StatementCache, fetch_one, fetch_page, stream_rows
+from gateway import quotas
 from gateway.access import AccessResolver
 from gateway.formats import MEDIA_TYPES, CsvWriter, jsonl_lines, negotiate
 from policies.decide import Plan
@@ -96,11 +98,23 @@ def build_router(
         query = parse_record_query(
             params, hosted, FieldAccess(plan.visible, plan.clear), dialect=dialect
         )
+        allowed = query.limit
+        if plan.grant is not None:
+            quotas.count_request(engine, plan)
+            allowed = quotas.reserve_rows(engine, plan, query.limit)
+        trimmed = allowed < query.limit
+        if trimmed:
+            query = replace(query, limit=allowed)
         page = fetch_page(engine, statements, hosted, query, row_filter=plan.row_filter)
+        if plan.grant is not None:
+            quotas.refund_rows(engine, plan, allowed - len(page.rows))
         names = query.fields
         mask = access.row_transformer(plan, hosted, names)
         rows = mask(page.rows) if mask else page.rows
         headers = {"X-Dataset-Version": str(hosted.version)}
+        if trimmed:
+            headers["X-Quota-Trimmed"] = "true"
+            headers["X-Quota-Rows-Remaining"] = "0"
         if page.next_cursor:
             headers["Link"] = f'<{next_page_reference(request, page.next_cursor)}>; rel="next"'
         if fmt == "json":
@@ -169,12 +183,30 @@ def build_router(
         writer = CsvWriter(hosted, names, [plan.transform_of(n) for n in names])
         mask = access.row_transformer(plan, hosted, names)
 
+        budget = None
+        if plan.grant is not None:
+            quotas.count_request(engine, plan)
+            if "rows_per_day" in plan.grant.quotas:
+                budget = quotas.reserve_rows(engine, plan, plan.grant.quotas["rows_per_day"])
+
         def body() -> Iterator[bytes]:
-            if fmt == "csv":
-                yield writer.header().encode()
-            for batch in stream_rows(engine, statements, hosted, query, row_filter=plan.row_filter):
-                out = mask(batch) if mask else batch
-                yield writer.rows(out).encode() if fmt == "csv" else jsonl_lines(names, out)
+            sent = 0
+            try:
+                if fmt == "csv":
+                    yield writer.header().encode()
+                for batch in stream_rows(
+                    engine, statements, hosted, query, row_filter=plan.row_filter
+                ):
+                    if budget is not None:
+                        batch = batch[: budget - sent]  # the day's rows quota: trim, say so
+                    sent += len(batch)
+                    out = mask(batch) if mask else batch
+                    yield writer.rows(out).encode() if fmt == "csv" else jsonl_lines(names, out)
+                    if budget is not None and sent >= budget:
+                        break
+            finally:
+                if budget is not None:
+                    quotas.refund_rows(engine, plan, budget - sent)
 
         filename = f"{hosted.id}-v{hosted.version}.{fmt}"
         return StreamingResponse(

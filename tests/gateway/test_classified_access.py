@@ -421,3 +421,38 @@ def test_closed_data_is_404_for_everyone_but_data_admins(
         ).status_code
         == 404
     )
+
+
+def test_rows_quota_trims_then_refuses_before_sending(client: TestClient, world: dict):
+    direct_grant(client, world, quotas={"rows_per_day": 25, "requests_per_day": 100})
+    first = client.get(f"{URL}/records", headers=world["app"], params={"limit": 10})
+    assert len(first.json()["data"]) == 10 and "x-quota-trimmed" not in first.headers
+    second = client.get(f"{URL}/records", headers=world["app"], params={"limit": 50})
+    assert len(second.json()["data"]) == 15  # the remainder, and the answer says so
+    assert second.headers["x-quota-trimmed"] == "true"
+    third = client.get(f"{URL}/records", headers=world["app"], params={"limit": 1})
+    assert third.status_code == 429 and third.json()["code"] == "quota_exceeded"
+    assert third.json()["quota"] == "rows_per_day" and "retry-after" in third.headers
+    exported = client.get(f"{URL}/export", headers=world["app"], params={"format": "jsonl"})
+    assert exported.status_code == 429
+    policy = client.get(f"{URL}/policy", headers=world["app"]).json()
+    assert policy["quotas"]["rows_per_day"] == {"limit": 25, "used": 25, "remaining": 0}
+
+
+def test_export_stops_at_the_rows_quota_and_refunds_short_pages(client: TestClient, world: dict):
+    direct_grant(client, world, quotas={"rows_per_day": 100})
+    short = client.get(f"{URL}/records", headers=world["app"], params={"district": "市南区"})
+    assert len(short.json()["data"]) == 21  # 100 reserved, 79 given back
+    exported = client.get(f"{URL}/export", headers=world["app"], params={"format": "jsonl"})
+    assert len(exported.content.splitlines()) == 60
+    policy = client.get(f"{URL}/policy", headers=world["app"]).json()
+    assert policy["quotas"]["rows_per_day"]["used"] == 81
+    direct_grant(client, world, quotas={"rows_per_day": 90})  # a new version, same day
+    exported = client.get(f"{URL}/export", headers=world["app"], params={"format": "jsonl"})
+    assert len(exported.content.splitlines()) == 9
+
+
+def test_requests_quota(client: TestClient, world: dict):
+    direct_grant(client, world, quotas={"requests_per_day": 2})
+    statuses = [client.get(f"{URL}/records", headers=world["app"]).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
