@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from catalog.hosted import HostedDataset
 from catalog.models import FieldType
 from catalog.problems import Problem, invalid_parameter
-from catalog.query import FieldAccess, Filter, parse_filter
+from catalog.query import FieldAccess, Filter, split_params
 from catalog.statements import condition
 
 RESERVED = frozenset({"group_by", "metrics", "epsilon", "bounds", "format"})
@@ -106,15 +106,7 @@ def parse_aggregate_query(
     *,
     dialect: str,
 ) -> AggregateQuery:
-    single: dict[str, str] = {}
-    filters: list[Filter] = []
-    for key, value in params:
-        if key in RESERVED:
-            if key in single:
-                raise invalid_parameter(key, f"参数 {key} 只能出现一次")
-            single[key] = value
-        else:
-            filters.append(parse_filter(key, value, hosted, access.records, dialect))
+    single, filters = split_params(params, RESERVED, hosted, access.records, dialect)
     group_by = tuple(
         dict.fromkeys(n.strip() for n in single.get("group_by", "").split(",") if n.strip())
     )

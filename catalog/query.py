@@ -160,6 +160,26 @@ def _order(raw: str | None, hosted: HostedDataset, access: FieldAccess) -> list[
     return order
 
 
+def split_params(
+    params: Iterable[tuple[str, str]],
+    reserved: frozenset[str],
+    hosted: HostedDataset,
+    access: FieldAccess,
+    dialect: str,
+) -> tuple[dict[str, str], list[Filter]]:
+    """Reserved parameters (each at most once) apart from the filters, validated."""
+    single: dict[str, str] = {}
+    filters: list[Filter] = []
+    for key, value in params:
+        if key in reserved:
+            if key in single:
+                raise invalid_parameter(key, f"参数 {key} 只能出现一次")
+            single[key] = value
+        else:
+            filters.append(parse_filter(key, value, hosted, access, dialect))
+    return single, filters
+
+
 def parse_record_query(
     params: Iterable[tuple[str, str]],
     hosted: HostedDataset,
@@ -169,15 +189,7 @@ def parse_record_query(
     paged: bool = True,
 ) -> RecordQuery:
     """Validate the query string of a records or export request against the dictionary."""
-    single: dict[str, str] = {}
-    filters: list[Filter] = []
-    for key, value in params:
-        if key in RESERVED:
-            if key in single:
-                raise invalid_parameter(key, f"参数 {key} 只能出现一次")
-            single[key] = value
-        else:
-            filters.append(parse_filter(key, value, hosted, access, dialect))
+    single, filters = split_params(params, RESERVED, hosted, access, dialect)
 
     if "fields" in single:
         names = [n.strip() for n in single["fields"].split(",") if n.strip()]
