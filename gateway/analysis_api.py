@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from catalog.aggregate import AggregateAccess, parse_aggregate_query, run_aggregate
@@ -22,6 +23,7 @@ from catalog.values import parse_value, to_storage
 from gateway.access import AccessResolver
 from gateway.quotas import business_day, count_request
 from policies import privacy
+from policies.decide import Plan
 from policies.grants import spend_epsilon
 from policies.models import Grant, GrantUsage
 
@@ -129,8 +131,6 @@ def build_router(
             raise invalid_parameter(
                 "match", '请求体须为 {"match": {字段: 值}}，1–10 个字段'
             ) from None
-        from starlette.concurrency import run_in_threadpool
-
         return await run_in_threadpool(_verify, dataset_id, request, body)
 
     def _verify(dataset_id: str, request: Request, body: VerifyRequest) -> Response:
@@ -158,17 +158,12 @@ def build_router(
     @router.get("/{dataset_id}/policy", summary="What the calling app may do, and why")
     def policy(dataset_id: str, request: Request) -> Response:
         hosted = published(dataset_id)
-        records = (
-            access.plan(request, hosted, "records")
-            if _allowed(request, hosted, "records")
-            else None
-        )
         modes: dict[str, Any] = {}
         grant = None
         for mode in ("records", "aggregate", "verify"):
-            if not _allowed(request, hosted, mode):
+            plan = _plan_or_none(request, hosted, mode)
+            if plan is None:
                 continue
-            plan = records if mode == "records" and records else access.plan(request, hosted, mode)
             grant = grant or plan.grant
             modes[mode] = {
                 "fields": [
@@ -212,14 +207,15 @@ def build_router(
                 }
         return _json(answer)
 
-    def _allowed(request: Request, hosted: HostedDataset, mode: str) -> bool:
+    def _plan_or_none(request: Request, hosted: HostedDataset, mode: str) -> Plan | None:
+        """The plan for `mode`, or None when only that mode is refused (no grant at all,
+        or no such dataset, is the answer itself)."""
         try:
-            access.plan(request, hosted, mode)
+            return access.plan(request, hosted, mode)
         except Problem as problem:
             if problem.code in ("grant_required", "not_found"):
                 raise
-            return False
-        return True
+            return None
 
     return router
 
