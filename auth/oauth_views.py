@@ -9,10 +9,11 @@ library reads, with the gateway's problem members (`code`, `request_id`, …) be
 
 from __future__ import annotations
 
+from base64 import b64decode
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import orjson
 from authlib.oauth2 import OAuth2Error
@@ -21,6 +22,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
+from audit.events import audited, note
 from auth import users as user_service
 from auth.consent_page import consent_page, error_page
 from auth.keys import KeyRing
@@ -82,6 +84,27 @@ async def _form(request: Request) -> list[tuple[str, str]]:
         raise Problem(400, "invalid_parameter", "请求体无法解析") from None
 
 
+def _note_client(request: Request, form: list[tuple[str, str]]) -> None:
+    """The client a token request claims to be (checked or not, the audit log names it)
+    and its grant type — never a secret, code, assertion or token."""
+    fields = dict(form)
+    client_id = fields.get("client_id")
+    authorization = request.headers.get("authorization", "")
+    if not client_id and authorization[:6].lower() == "basic ":
+        try:
+            client_id = unquote(b64decode(authorization[6:]).decode().split(":", 1)[0])
+        except (ValueError, UnicodeDecodeError):
+            client_id = None
+    if not client_id and "client_assertion" in fields:
+        client_id = "(private_key_jwt)"
+    note(
+        request,
+        actor=f"client:{client_id[:64]}" if client_id else None,
+        client_id=client_id[:64] if client_id else None,
+        detail={"grant_type": fields.get("grant_type", "")[:64]},
+    )
+
+
 def build_router(
     server: OAuthServer,
     keys: KeyRing,
@@ -94,8 +117,11 @@ def build_router(
     router = APIRouter(tags=["oauth"])
 
     @router.post("/oauth/token", summary="Token endpoint (RFC 6749)")
+    @audited("token.issue")
     async def token(request: Request) -> Response:
-        plain = _plain(request, "POST", await _form(request))
+        form = await _form(request)
+        _note_client(request, form)
+        plain = _plain(request, "POST", form)
         result = await run_in_threadpool(server.create_token_response, plain)
         return _response(request, *result)
 
@@ -106,8 +132,11 @@ def build_router(
         return _response(request, *result)
 
     @router.post("/oauth/revoke", summary="Token revocation (RFC 7009)")
+    @audited("token.revoke")
     async def revoke(request: Request) -> Response:
-        plain = _plain(request, "POST", await _form(request))
+        form = await _form(request)
+        _note_client(request, form)
+        plain = _plain(request, "POST", form)
         result = await run_in_threadpool(server.create_endpoint_response, "revocation", plain)
         return _response(request, *result)
 
@@ -149,6 +178,7 @@ def build_router(
         return HTMLResponse(consent_page(hidden=hidden, **shown), headers=NO_FRAMING)
 
     @router.post("/oauth/authorize", include_in_schema=False)
+    @audited("consent.decide")
     async def authorize_decision(request: Request) -> Response:
         submitted = await _form(request)
         params = [(k, v) for k, v in submitted if k not in CONSENT_FIELDS]

@@ -15,6 +15,7 @@ from pydantic import BaseModel, EmailStr, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from audit.events import audited, note
 from auth import apps as app_service
 from auth import users as user_service
 from auth.models import App, Consent, Role, User
@@ -116,6 +117,7 @@ def build_router(services: AccountServices) -> APIRouter:
         return user
 
     @router.post("/auth/register", status_code=201, summary="Register a developer account")
+    @audited("user.register")
     def register(body: Registration, db: SessionDep) -> JSONResponse:
         if not services.allow_registration:
             raise Problem(403, "forbidden", "本平台未开放自助注册，请联系管理员")
@@ -133,7 +135,9 @@ def build_router(services: AccountServices) -> APIRouter:
         return JSONResponse(user_summary(user), status_code=201)
 
     @router.post("/auth/login", summary="Sign in: a user access token")
+    @audited("user.login")
     def login(body: Credentials, request: Request, db: SessionDep) -> JSONResponse:
+        note(request, actor=f"user:{body.username[:64]}")  # who tried, even when refused
         user = user_service.authenticate(
             db,
             username=body.username,
@@ -152,6 +156,7 @@ def build_router(services: AccountServices) -> APIRouter:
         return JSONResponse(user_summary(current_user(db, principal)))
 
     @router.put("/api/v1/me/identity", summary="Link your identity number (stored as an HMAC)")
+    @audited("user.identity_link")
     def link_identity(body: IdentityLink, principal: Developer, db: SessionDep) -> JSONResponse:
         user = user_service.link_identity(
             db,
@@ -169,6 +174,7 @@ def build_router(services: AccountServices) -> APIRouter:
         return JSONResponse({"data": [consent_summary(c) for c in rows], "next_cursor": None})
 
     @router.post("/api/v1/me/consents/{consent_id}/withdraw", summary="Withdraw a consent")
+    @audited("consent.withdraw")
     def withdraw(consent_id: int, principal: Developer, db: SessionDep) -> JSONResponse:
         consent = db.get(Consent, consent_id)
         if consent is None or consent.user_id != principal.user_id:
@@ -184,6 +190,7 @@ def build_router(services: AccountServices) -> APIRouter:
         return JSONResponse(consent_summary(consent))
 
     @router.post("/api/v1/apps", status_code=201, summary="Register an app (OAuth client)")
+    @audited("app.create")
     def create_app(body: NewApp, principal: Developer, db: SessionDep) -> JSONResponse:
         app, secret = app_service.create_app(
             db,
@@ -208,6 +215,7 @@ def build_router(services: AccountServices) -> APIRouter:
         )
 
     @router.post("/api/v1/apps/{client_id}/rotate-secret", summary="Issue a new client secret")
+    @audited("app.rotate_secret")
     def rotate_secret(client_id: str, principal: Developer, db: SessionDep) -> JSONResponse:
         app: App = app_service.own_app(db, owner=current_user(db, principal), client_id=client_id)
         secret = app_service.rotate_secret(db, app=app)

@@ -14,6 +14,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from audit.events import audited, note
 from catalog.aggregate import AggregateAccess, parse_aggregate_query, run_aggregate
 from catalog.hosted import HostedCatalog, HostedDataset
 from catalog.models import FieldType
@@ -21,6 +22,7 @@ from catalog.problems import Problem, invalid_parameter, not_found
 from catalog.query import FieldAccess
 from catalog.values import parse_value, to_storage
 from gateway.access import AccessResolver
+from gateway.data_events import DataEvents
 from gateway.quotas import business_day, count_request
 from policies import privacy
 from policies.decide import Plan
@@ -29,6 +31,7 @@ from policies.models import Grant, GrantUsage
 
 NUMERIC = (FieldType.integer, FieldType.number)
 DEFAULT_EPSILON = 0.1
+SORTED = orjson.OPT_SORT_KEYS
 
 
 class VerifyRequest(BaseModel):
@@ -40,7 +43,7 @@ def _json(body: Any, status: int = 200) -> Response:
 
 
 def build_router(
-    engine: Engine, hosted_catalog: HostedCatalog, access: AccessResolver
+    engine: Engine, hosted_catalog: HostedCatalog, access: AccessResolver, events: DataEvents
 ) -> APIRouter:
     router = APIRouter(prefix="/api/v1/datasets", tags=["data"])
     dialect = engine.dialect.name
@@ -57,6 +60,7 @@ def build_router(
         description="`group_by=a,b&metrics=count,sum:f,avg:f,min:f,max:f` plus record filters; "
         "under a differential-privacy grant also `epsilon=` and `bounds=f:lo:hi`.",
     )
+    @audited("data.aggregate")
     def aggregate(dataset_id: str, request: Request) -> Response:
         hosted = published(dataset_id)
         plan = access.plan(request, hosted, "aggregate")
@@ -69,6 +73,12 @@ def build_router(
         params = [(k, v) for k, v in request.query_params.multi_items()]
         query = parse_aggregate_query(params, hosted, rules, dialect=dialect)
         grant = plan.grant
+        events.note_plan(request, plan, hosted, (), filters=query.filters)
+        note(
+            request,
+            fields=[{"name": n, "transform": "group_by"} for n in query.group_by]
+            + [{"name": m.field or "*", "transform": m.kind} for m in query.metrics],
+        )
         dp = grant is not None and grant.epsilon is not None
         privacy_report = None
         if dp:
@@ -121,9 +131,19 @@ def build_router(
         }
         if privacy_report:
             body["privacy"] = privacy_report
+        note(
+            request,
+            row_count=len(kept),
+            detail={
+                "suppressed_groups": suppressed,
+                "k": k,
+                **({"epsilon": str(privacy_report["epsilon"])} if privacy_report else {}),
+            },
+        )
         return _json(body)
 
     @router.post("/{dataset_id}/verify", summary="Yes/no match (核验); never returns data")
+    @audited("data.verify")
     async def verify(dataset_id: str, request: Request) -> Response:
         try:
             body = VerifyRequest.model_validate_json(await request.body())
@@ -136,6 +156,13 @@ def build_router(
     def _verify(dataset_id: str, request: Request, body: VerifyRequest) -> Response:
         hosted = published(dataset_id)
         plan = access.plan(request, hosted, "verify")
+        events.note_plan(request, plan, hosted, ())
+        # Names only; the values as one keyed digest, so a sweep over many people shows.
+        note(
+            request,
+            fields=[{"name": n, "transform": "verify"} for n in sorted(body.match)],
+            detail={"values": events.digest(orjson.dumps(body.match, option=SORTED).decode())},
+        )
         allowed = set(plan.visible)
         table = hosted.table
         conditions = []
@@ -153,9 +180,11 @@ def build_router(
         count_request(engine, plan, "verifies_per_day")
         with engine.connect() as conn:
             found = conn.execute(sa.select(sa.literal(1)).where(*conditions).limit(1)).first()
+        note(request, row_count=0, detail={"match": found is not None})
         return _json({"match": found is not None})
 
     @router.get("/{dataset_id}/policy", summary="What the calling app may do, and why")
+    @audited("data.policy")
     def policy(dataset_id: str, request: Request) -> Response:
         hosted = published(dataset_id)
         modes: dict[str, Any] = {}

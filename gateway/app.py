@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from sqlalchemy.engine import Engine
 
+from audit import views as audit_views
+from audit.signing import Signer
+from audit.writer import AuditWriter
 from auth import oauth_views
 from auth import views as account_views
-from auth.principal import principal_of
+from auth.models import Role
+from auth.principal import principal_of, require_role
+from auth.secrets import load_or_create_key
 from catalog import views as catalog_views
 from catalog.hosted import HostedCatalog
 from catalog.responses import JSONResponse
 from gateway import analysis_api, data_api, docs, grants_api, health, problems
 from gateway.access import AccessResolver
+from gateway.audit_trail import AuditMiddleware, NullSink, Sink
 from gateway.client_ip import ClientAddress
+from gateway.data_events import DataEvents
 from gateway.database import create_engine
 from gateway.middleware import AuthenticationMiddleware, RequestContextMiddleware
 from gateway.ratelimit import RateLimitMiddleware, RateLimits
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
 from policies.transforms import load_master_key
+
+log = logging.getLogger("opengate")
 
 DESCRIPTION = """
 公共数据开放与授权运营网关 — the public-data open-service and authorized-operation gateway.
@@ -43,6 +53,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     engine = engine or create_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
     hosted_catalog = HostedCatalog(engine, ttl=settings.catalog_cache_seconds)
     security = Security.build(settings, engine)
+    signer = Signer.load_or_create(settings.data_dir)
+    writer = AuditWriter(engine, signer, checkpoint_seconds=settings.audit_checkpoint_seconds)
+    sink: Sink = writer
+    if settings.audit_sink == "null":
+        log.warning("OPENGATE_AUDIT_SINK=null: nothing is audited (benchmarks only)")
+        sink = NullSink()
 
     def describe_person_dataset(dataset_id: str) -> str | None:
         """A dataset a person can authorize an app to read their own rows of."""
@@ -53,7 +69,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        writer.start()
         yield
+        writer.close()  # flush, then sign a shutdown checkpoint
         engine.dispose()
 
     app = FastAPI(
@@ -69,12 +87,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.engine = engine
     app.state.hosted_catalog = hosted_catalog
     app.state.security = security
+    app.state.audit_writer = writer
+    app.state.audit_signer = signer
 
     problems.install(app)
     # The data routes come first: routes are matched in order and these are the hot ones.
     access = AccessResolver(engine, load_master_key(settings.data_dir))
-    app.include_router(data_api.build_router(engine, hosted_catalog, access))
-    app.include_router(analysis_api.build_router(engine, hosted_catalog, access))
+    events = DataEvents(load_or_create_key(settings.data_dir / "audit-digest.key"))
+    app.include_router(data_api.build_router(engine, hosted_catalog, access, events))
+    app.include_router(analysis_api.build_router(engine, hosted_catalog, access, events))
     app.include_router(catalog_views.build_router(engine, sees_closed=_sees_closed))
     app.include_router(grants_api.build_router(engine, hosted_catalog))
     app.include_router(
@@ -101,6 +122,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             )
         )
     )
+    app.include_router(audit_views.build_router(engine, signer, require_role(Role.auditor)))
     app.include_router(health.build_router(engine, redis_url=settings.redis_url))
     docs.install(app)
 
@@ -108,14 +130,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         hosted = hosted_catalog.get(dataset_id)
         return hosted is not None and hosted.open_type == "conditional"
 
-    limits = RateLimits(
-        anon=settings.rate_anon,
-        app=settings.rate_app,
-        login=settings.rate_login,
-        token=settings.rate_token,
-        redis_url=settings.redis_url,
-    )
-    # Added last runs first: request context, authentication, rate limits, the routes.
+    limits = RateLimits.from_settings(settings)
+    # Added last runs first: request context, audit, authentication, rate limits, routes.
     app.add_middleware(
         RateLimitMiddleware,
         limits=limits,
@@ -123,5 +139,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         is_conditional=is_conditional,
     )
     app.add_middleware(AuthenticationMiddleware, authenticator=security.authenticator)
+    app.add_middleware(
+        AuditMiddleware, sink=sink, client_address=ClientAddress(settings.trusted_proxies)
+    )
     app.add_middleware(RequestContextMiddleware)
     return app

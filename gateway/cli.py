@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from auth.secrets import identity_hmac, load_or_create_key
 from catalog.importer import ImportResult, import_package
 from catalog.package import PackageError
+from gateway.audit_cli import audit_app, record_cli_event
 from gateway.database import create_engine
 from gateway.logging_config import LOG_CONFIG
 from gateway.settings import Settings
@@ -36,6 +37,7 @@ app.add_typer(datasets_app, name="datasets")
 app.add_typer(users_app, name="users")
 app.add_typer(apps_app, name="apps")
 app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -144,7 +146,7 @@ def _import(path: Path, *, replace: bool, skip_unchanged: bool, settings: Settin
 
     try:
         key = load_or_create_key(settings.data_dir / "identity.key")
-        return import_package(
+        result = import_package(
             engine,
             path,
             replace=replace,
@@ -152,6 +154,14 @@ def _import(path: Path, *, replace: bool, skip_unchanged: bool, settings: Settin
             progress=progress,
             subject_hmac=partial(identity_hmac, key),
         )
+        record_cli_event(
+            engine,
+            "dataset.import",
+            resource=f"datasets/{result.dataset_id}",
+            row_count=result.row_count,
+            detail={"version": result.version, "replace": replace},
+        )
+        return result
     finally:
         if progress_bar is not None:
             progress_bar.stop()
@@ -241,6 +251,12 @@ def users_create(
             )
         except AccountError as exc:
             raise UserError(str(exc)) from None
+        record_cli_event(
+            session.get_bind(),  # type: ignore[arg-type]
+            "user.create",
+            resource=f"users/{user.id}",
+            detail={"username": user.username, "role": user.role},
+        )
     out.print(f"created {user.role} {user.username} (id {user.id})")
     if generated:
         out.print(f"password: {password}")
@@ -267,6 +283,12 @@ def users_token(
             raise UserError(f"no active user {username!r}")
         issuer = TokenIssuer(KeyRing(settings.data_dir / "keys"), settings.issuer)
         token, _ = issue_user_token(issuer, user, ttl)
+        record_cli_event(
+            session.get_bind(),  # type: ignore[arg-type]
+            "token.issue",
+            resource=f"users/{user.id}",
+            detail={"ttl": ttl},
+        )
     print(token)
 
 
@@ -297,6 +319,12 @@ def apps_create(
             registered, secret = create_app(session, owner=user, name=name)
         except Problem as problem:
             raise UserError(problem.detail) from None
+        record_cli_event(
+            session.get_bind(),  # type: ignore[arg-type]
+            "app.create",
+            resource=f"apps/{registered.client_id}",
+            detail={"owner": owner},
+        )
     credentials = {"client_id": registered.client_id, "client_secret": secret}
     if as_json:
         print(json.dumps(credentials))
@@ -311,6 +339,13 @@ def keys_rotate() -> None:
 
     settings = _settings()
     kid = KeyRing(settings.data_dir / "keys").rotate()
+    with user_errors(settings):
+        record_cli_event(
+            create_engine(settings.sqlalchemy_url),
+            "keys.rotate",
+            resource="keys",
+            detail={"kid": kid},
+        )
     out.print(f"new signing key {kid}")
 
 

@@ -16,12 +16,14 @@ from fastapi import APIRouter, Request
 from sqlalchemy.engine import Engine
 from starlette.responses import Response, StreamingResponse
 
+from audit.events import audited, note
 from catalog.hosted import HostedCatalog, HostedDataset
 from catalog.problems import not_found
 from catalog.query import FieldAccess, parse_key, parse_record_query
 from catalog.statements import StatementCache, fetch_one, fetch_page, stream_rows
 from gateway import quotas
 from gateway.access import AccessResolver
+from gateway.data_events import DataEvents
 from gateway.formats import MEDIA_TYPES, CsvWriter, jsonl_lines, negotiate
 from policies.decide import Plan
 
@@ -64,8 +66,18 @@ def next_page_reference(request: Request, cursor: str) -> str:
     return f"{scope.get('root_path', '')}{scope['path']}?{'&'.join(kept)}"
 
 
+class StreamCount:
+    """Rows a streamed export has sent, for its completion event."""
+
+    __slots__ = ("complete", "rows")
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.complete = False
+
+
 def build_router(
-    engine: Engine, hosted_catalog: HostedCatalog, access: AccessResolver
+    engine: Engine, hosted_catalog: HostedCatalog, access: AccessResolver, events: DataEvents
 ) -> APIRouter:
     router = APIRouter(prefix="/api/v1/datasets", tags=["data"])
     dialect = engine.dialect.name
@@ -90,6 +102,7 @@ def build_router(
         ),
         openapi_extra=_documented("fields", "order_by", "limit", "cursor", "format"),
     )
+    @audited("data.records")
     def records(dataset_id: str, request: Request) -> Response:
         hosted = published(dataset_id)
         plan = access.plan(request, hosted, "records")
@@ -109,6 +122,8 @@ def build_router(
         if plan.grant is not None:
             quotas.refund_rows(engine, plan, allowed - len(page.rows))
         names = query.fields
+        events.note_plan(request, plan, hosted, names, filters=query.filters, format=fmt)
+        note(request, row_count=len(page.rows))
         mask = access.row_transformer(plan, hosted, names)
         rows = mask(page.rows) if mask else page.rows
         headers = {"X-Dataset-Version": str(hosted.version)}
@@ -139,6 +154,7 @@ def build_router(
         summary="One record by primary key",
         openapi_extra=_documented("fields"),
     )
+    @audited("data.record")
     def record(dataset_id: str, key: str, request: Request) -> Response:
         fields = request.query_params.get("fields")
         hosted = published(dataset_id)
@@ -153,6 +169,8 @@ def build_router(
         row = None
         if value is not None:
             row = fetch_one(engine, statements, hosted, query, value, row_filter=plan.row_filter)
+        events.note_plan(request, plan, hosted, query.fields, key=events.digest(key))
+        note(request, row_count=0 if row is None else 1)
         if row is None:
             raise not_found(f"数据集 {dataset_id} 中没有主键为该值的记录")
         mask = access.row_transformer(plan, hosted, query.fields)
@@ -171,6 +189,7 @@ def build_router(
         summary="Every permitted row, streamed",
         openapi_extra=_documented("fields", "order_by", "format"),
     )
+    @audited("data.export")
     def export(dataset_id: str, request: Request) -> StreamingResponse:
         hosted = published(dataset_id)
         plan = access.plan(request, hosted, "records")
@@ -183,6 +202,9 @@ def build_router(
         writer = CsvWriter(hosted, names, [plan.transform_of(n) for n in names])
         mask = access.row_transformer(plan, hosted, names)
 
+        count = StreamCount()
+        events.note_plan(request, plan, hosted, names, filters=query.filters, format=fmt)
+        note(request, stream=count)
         budget = None
         if plan.grant is not None:
             quotas.count_request(engine, plan)
@@ -200,10 +222,12 @@ def build_router(
                     if budget is not None:
                         batch = batch[: budget - sent]  # the day's rows quota: trim, say so
                     sent += len(batch)
+                    count.rows = sent
                     out = mask(batch) if mask else batch
                     yield writer.rows(out).encode() if fmt == "csv" else jsonl_lines(names, out)
                     if budget is not None and sent >= budget:
                         break
+                count.complete = True
             finally:
                 if budget is not None:
                     quotas.refund_rows(engine, plan, budget - sent)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from audit.events import audited
 from auth.models import App, Role
 from auth.principal import Principal, require_role
 from catalog.hosted import HostedCatalog, HostedDataset
@@ -86,6 +87,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         return row
 
     @router.post("/applications", status_code=201, summary="Apply for conditional data")
+    @audited("application.create")
     def apply(body: NewApplication, principal: Developer, db: SessionDep) -> JSONResponse:
         app = existing_app(db, body.client_id)
         if app.owner_id != principal.user_id:
@@ -137,6 +139,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
     @router.post(
         "/admin/applications/{application_id}/approve", summary="Approve (with conditions)"
     )
+    @audited("application.approve")
     def approve(
         application_id: int, body: Conditions, principal: DataAdmin, db: SessionDep
     ) -> JSONResponse:
@@ -151,6 +154,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         return JSONResponse(service.grant_summary(granted))
 
     @router.post("/admin/applications/{application_id}/reject", summary="Reject with a reason")
+    @audited("application.reject")
     def reject(
         application_id: int, body: Reason, principal: DataAdmin, db: SessionDep
     ) -> JSONResponse:
@@ -164,6 +168,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         return JSONResponse(service.application_summary(row))
 
     @router.post("/admin/grants", status_code=201, summary="Grant directly (授权运营)")
+    @audited("grant.create")
     def direct(body: DirectGrant, principal: DataAdmin, db: SessionDep) -> JSONResponse:
         existing_app(db, body.client_id)
         hosted = dataset(body.dataset_id)
@@ -199,6 +204,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         return JSONResponse({"data": [service.grant_summary(r) for r in rows], "next_cursor": None})
 
     @router.post("/admin/grants/{grant_id}/revoke", summary="Revoke (effective at once)")
+    @audited("grant.revoke")
     def revoke(grant_id: int, body: Reason, principal: DataAdmin, db: SessionDep) -> JSONResponse:
         row = db.get(Grant, grant_id)
         if row is None:

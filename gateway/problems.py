@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from audit.events import notes
 from catalog.problems import TITLES, Problem, problem_document
 
 HTTP_CODES = {
@@ -38,6 +39,7 @@ def problem_response(
     extra: dict[str, Any] | None = None,
 ) -> Response:
     request_id = request.scope.get("state", {}).get("request_id")
+    notes(request.scope)["error"] = code
     document = problem_document(status, code, detail, request_id, extra)
     return Response(
         orjson.dumps(document),

@@ -1,12 +1,19 @@
-"""Rate limits on `/api/`, `/oauth/` and `/auth/` (contract §7), with the `limits` library's
-async API: in-process counters by default, Redis when `OPENGATE_REDIS_URL` is set, so a
-limit holds across every worker and host. Moving-window strategy: exact, which the
-accuracy bar needs. Every limited response carries the IETF `RateLimit-Policy` and
-`RateLimit` fields; a refusal is 429 `rate_limited` with `Retry-After`.
+"""Rate limits on `/api/`, `/oauth/` and `/auth/` (contract §7), on the `limits` library's
+async storages: in-process counters by default, Redis when `OPENGATE_REDIS_URL` is set, so
+a limit holds across every worker and host. Moving-window strategy: exact, which the
+accuracy bar needs.
+
+A request must fit in every window that applies to it: its caller's (anonymous address,
+app or signed-in user), its route group's (data, auth, admin; per caller) and, for sign-in
+and token requests, the strict per-address one. It is admitted only if all of them have
+room, and then counted in all of them — with Redis in one round trip (one Lua script that
+checks, counts and reads the windows back, on limits' own key and list layout). Every
+limited response carries the IETF `RateLimit-Policy` and `RateLimit` fields of the window
+closest to running out; a refusal is 429 `rate_limited` with `Retry-After`.
 
 If Redis fails, the gateway keeps answering: data of conditional datasets fails closed
 (503 `unavailable`), everything else falls back to this worker's own counters with a
-warning, and Redis is tried again after a second (recovery is automatic).
+warning, and one request a second probes Redis again (recovery is automatic).
 """
 
 from __future__ import annotations
@@ -15,22 +22,73 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.principal import Principal
 from catalog.problems import Problem
+from gateway.middleware import send_problem
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
 
 log = logging.getLogger("opengate.limits")
 
 LIMITED_PREFIXES = ("/api/", "/oauth/", "/auth/")
-DATA_PATH = re.compile(r"^/api/v1/datasets/([^/]+)/(records|export|aggregate|verify)")
+# The data group; records, export, aggregate and verify of a conditional dataset fail
+# closed without Redis (the policy endpoint returns no data).
+DATA_PATH = re.compile(r"^/api/v1/datasets/([^/]+)/(records|export|aggregate|verify|policy)(?:/|$)")
+FAIL_CLOSED_MODES = frozenset({"records", "export", "aggregate", "verify"})
+# Administration: grants, applications, apps, the signed-in account, the audit log.
+ADMIN_PATH = re.compile(r"^/api/v1/(?:admin|applications|apps|me|audit)(?:/|$)")
+AUTH_PREFIXES = ("/auth/", "/oauth/")
+STRICT = {"/auth/login": "login", "/oauth/token": "token"}
 RETRY_REDIS_AFTER = 1.0
+
+# One request against several moving windows, atomically, in one round trip. The lists are
+# limits' own (a float timestamp per entry, newest first, at most `limit` long), so limits'
+# MovingWindowRateLimiter reads and clears them as its own. Entries that have left the
+# window are popped off the tail first (each once), so a list holds exactly its window:
+# the count is its length and the oldest entry its last, with no search.
+# ARGV: now, then limit and expiry for each key. Admitted only if every window has room,
+# and then counted in every window. Returns {admitted, count_1, oldest_1, count_2, ...}
+# (the oldest entry as the stored string: Lua numbers become integers on the way out).
+HIT_WINDOWS = """
+local now = tonumber(ARGV[1])
+local admitted = 1
+local counts, oldest = {}, {}
+for i, key in ipairs(KEYS) do
+  local floor = now - tonumber(ARGV[i * 2 + 1])
+  local last = redis.call('lindex', key, -1)
+  while last and tonumber(last) < floor do
+    redis.call('rpop', key)
+    last = redis.call('lindex', key, -1)
+  end
+  counts[i] = redis.call('llen', key)
+  oldest[i] = last or ARGV[1]
+  if counts[i] >= tonumber(ARGV[i * 2]) then
+    admitted = 0
+  end
+end
+local result = {admitted}
+for i, key in ipairs(KEYS) do
+  if admitted == 1 then
+    redis.call('lpush', key, ARGV[1])
+    redis.call('expire', key, tonumber(ARGV[i * 2 + 1]))
+    counts[i] = counts[i] + 1
+  end
+  result[#result + 1] = counts[i]
+  result[#result + 1] = oldest[i]
+end
+return result
+"""
 
 
 @dataclass(frozen=True)
@@ -42,6 +100,22 @@ class Rule:
     def policy(self) -> str:
         return f'"{self.name}";q={self.item.amount};w={self.item.get_expiry()}'
 
+    def covers(self, other: Rule) -> bool:
+        """Counted on the same key, `other` can never refuse before this rule: same window,
+        no smaller amount, and every request counted in `other` is counted here too."""
+        return (
+            other.item.get_expiry() == self.item.get_expiry()
+            and other.item.amount >= self.item.amount
+        )
+
+
+@dataclass(frozen=True)
+class Check:
+    """One window a request must fit in: a rule, and whose counter (limits' key)."""
+
+    rule: Rule
+    key: str
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -51,53 +125,186 @@ class Verdict:
     reset_in: int
 
 
+def route_group(path: str) -> str | None:
+    """`data`, `auth`, `admin`, or None (catalog and the rest: the caller's limit only)."""
+    if path.startswith(AUTH_PREFIXES):
+        return "auth"
+    if DATA_PATH.match(path):
+        return "data"
+    if ADMIN_PATH.match(path):
+        return "admin"
+    return None
+
+
+def _verdict(checks: Sequence[Check], admitted: bool, windows: Sequence[tuple[int, float]]):
+    """From each window's (entries, oldest entry): the refusing window, or the one with the
+    fewest requests left (the first on a tie: the caller's own limit)."""
+    now = time.time()
+    best: Verdict | None = None
+    for check, (count, oldest) in zip(checks, windows, strict=True):
+        item = check.rule.item
+        remaining = max(0, item.amount - count)
+        reset_in = max(0, math.ceil(oldest + item.get_expiry() - now))
+        if not admitted and remaining == 0:
+            return Verdict(check.rule, False, 0, reset_in)
+        if best is None or remaining < best.remaining:
+            best = Verdict(check.rule, admitted, remaining, reset_in)
+    assert best is not None
+    return best
+
+
 class RateLimits:
     def __init__(
-        self, *, anon: str, app: str, login: str, token: str, redis_url: str | None = None
+        self,
+        *,
+        anon: str,
+        app: str,
+        login: str,
+        token: str,
+        data: str | None = None,
+        auth: str | None = None,
+        admin: str | None = None,
+        redis_url: str | None = None,
+        enabled: bool = True,
     ) -> None:
+        self.enabled = enabled
         self.rules = {
-            "anon": Rule("anon", parse(anon)),
-            "app": Rule("app", parse(app)),
-            "login": Rule("login", parse(login)),
-            "token": Rule("token", parse(token)),
+            name: Rule(name, parse(rate))
+            for name, rate in {
+                "anon": anon,
+                "app": app,
+                "login": login,
+                "token": token,
+                "data": data,
+                "auth": auth,
+                "admin": admin,
+            }.items()
+            if rate
         }
-        self._memory = MovingWindowRateLimiter(MemoryStorage())
-        self._shared = None
-        if redis_url:
-            uri = "async+" + redis_url if not redis_url.startswith("async+") else redis_url
-            self._shared = MovingWindowRateLimiter(
-                RedisStorage(
-                    uri, implementation="redispy", socket_timeout=0.5, socket_connect_timeout=0.5
-                )
+        self._memory = MemoryStorage()
+        self._redis: RedisStorage | None = None
+        if redis_url and enabled:
+            uri = redis_url if redis_url.startswith("async+") else "async+" + redis_url
+            # Fail fast: one immediate retry (a pooled connection Redis closed when it
+            # restarted), no backoff; a limiter that waits seconds for Redis is worse than none.
+            self._redis = RedisStorage(
+                uri,
+                implementation="redispy",
+                socket_timeout=0.5,
+                socket_connect_timeout=0.5,
+                retry=Retry(NoBackoff(), 1),
             )
-        self._redis_down_until = 0.0
+            self._hit_windows = self._redis.bridge.get_connection().register_script(HIT_WINDOWS)
+        self._redis_up = True
+        self._retry_redis_at = 0.0
+        self._probing = False
 
-    async def hit(self, rule_name: str, key: str, *, fail_closed: bool) -> Verdict:
-        rule = self.rules[rule_name]
-        limiter = self._memory
-        if self._shared is not None:
-            if time.monotonic() >= self._redis_down_until:
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateLimits:
+        return cls(
+            anon=settings.rate_anon,
+            app=settings.rate_app,
+            login=settings.rate_login,
+            token=settings.rate_token,
+            data=settings.rate_data,
+            auth=settings.rate_auth,
+            admin=settings.rate_admin,
+            redis_url=settings.redis_url,
+            enabled=settings.rate_limits_enabled,
+        )
+
+    def plan(self, path: str, principal: Principal | None, ip: str) -> list[Check]:
+        """The windows a request to `path` must fit in, the caller's own first."""
+        if principal is None:
+            caller, who = self.rules["anon"], ip
+        else:
+            caller = self.rules["app"]
+            who = principal.client_id or f"user:{principal.subject}"
+        checks = [Check(caller, caller.item.key_for(caller.name, who))]
+        group = self.rules.get(route_group(path) or "")
+        if group is not None and not caller.covers(group):
+            checks.append(Check(group, group.item.key_for(group.name, who)))
+        strict = self.rules.get(STRICT.get(path, ""))
+        if strict is not None:
+            checks.append(Check(strict, strict.item.key_for(strict.name, ip)))
+        return checks
+
+    async def hit(self, checks: Sequence[Check], *, fail_closed: bool) -> Verdict:
+        if self._redis is not None:
+            if self._redis_up:
+                return await self._shared_or_fallback(checks, fail_closed=fail_closed)
+            if not self._probing and time.monotonic() >= self._retry_redis_at:
+                self._probing = True  # this request probes Redis; the others do not wait
                 try:
-                    return await self._check(self._shared, rule, key)
-                except Exception as exc:  # any storage failure: Redis is down or unreachable
-                    self._redis_down_until = time.monotonic() + RETRY_REDIS_AFTER
-                    log.warning(
-                        "Redis unavailable for rate limits (%s); falling back", type(exc).__name__
-                    )
+                    return await self._shared_or_fallback(checks, fail_closed=fail_closed)
+                finally:
+                    self._probing = False
             if fail_closed:
-                raise Problem(
-                    503,
-                    "unavailable",
-                    "限流服务暂不可用，有条件开放数据暂停服务",
-                    headers={"Retry-After": "1"},
-                )
-        return await self._check(limiter, rule, key)
+                raise _unavailable()
+        return await self._hit_memory(checks)
 
-    async def _check(self, limiter: MovingWindowRateLimiter, rule: Rule, key: str) -> Verdict:
-        allowed = await limiter.hit(rule.item, rule.name, key)
-        stats = await limiter.get_window_stats(rule.item, rule.name, key)
-        reset_in = max(0, math.ceil(stats.reset_time - time.time()))
-        return Verdict(rule, allowed, stats.remaining, reset_in)
+    async def _shared_or_fallback(self, checks: Sequence[Check], *, fail_closed: bool) -> Verdict:
+        try:
+            verdict = await self._hit_redis(checks)
+        except Exception as exc:  # any storage failure: Redis is down or unreachable
+            self._retry_redis_at = time.monotonic() + RETRY_REDIS_AFTER
+            if self._redis_up:
+                self._redis_up = False
+                log.warning(
+                    "Redis unavailable for rate limits (%s); per-worker limits until it is back",
+                    type(exc).__name__,
+                )
+            if fail_closed:
+                raise _unavailable() from None
+            return await self._hit_memory(checks)
+        if not self._redis_up:
+            self._redis_up = True
+            log.warning("Redis is back; rate limits are shared again")
+        return verdict
+
+    async def _hit_redis(self, checks: Sequence[Check]) -> Verdict:
+        assert self._redis is not None
+        prefixed = self._redis.bridge.prefixed_key
+        args: list[float | int] = [time.time()]
+        for check in checks:
+            args += (check.rule.item.amount, check.rule.item.get_expiry())
+        result = await self._hit_windows([prefixed(c.key) for c in checks], args)
+        windows = [(int(result[i]), float(result[i + 1])) for i in range(1, len(result), 2)]
+        return _verdict(checks, bool(result[0]), windows)
+
+    async def _hit_memory(self, checks: Sequence[Check]) -> Verdict:
+        """The same on limits' in-process storage (one worker's own counters)."""
+        storage = self._memory
+        windows = []
+        for check in checks:
+            item = check.rule.item
+            start, count = await storage.get_moving_window(
+                check.key, item.amount, item.get_expiry()
+            )
+            windows.append((count, start))
+        admitted = all(
+            c < check.rule.item.amount for check, (c, _) in zip(checks, windows, strict=True)
+        )
+        if admitted:
+            now = time.time()
+            for i, check in enumerate(checks):
+                item = check.rule.item
+                admitted = await storage.acquire_entry(check.key, item.amount, item.get_expiry())
+                if not admitted:  # taken meanwhile by a concurrent request of this worker
+                    windows[i] = (item.amount, windows[i][1])
+                    break
+                count, start = windows[i]
+                windows[i] = (count + 1, start if count else now)
+        return _verdict(checks, admitted, windows)
+
+
+def _unavailable() -> Problem:
+    return Problem(
+        503,
+        "unavailable",
+        "限流服务暂不可用，有条件开放数据暂停服务",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _headers(verdict: Verdict) -> list[tuple[bytes, bytes]]:
@@ -130,30 +337,20 @@ class RateLimitMiddleware:
         ip = self.client_address(scope)
         scope["state"]["client_ip"] = ip
         path: str = scope["path"]
-        if not path.startswith(LIMITED_PREFIXES):
+        if not self.limits.enabled or not path.startswith(LIMITED_PREFIXES):
             await self.app(scope, receive, send)
             return
         principal: Principal | None = scope["state"].get("principal")
         data = DATA_PATH.match(path)
-        fail_closed = bool(data) and self.is_conditional(data.group(1))  # type: ignore[union-attr]
-        from gateway.middleware import send_problem
-
+        fail_closed = (
+            data is not None
+            and data.group(2) in FAIL_CLOSED_MODES
+            and self.is_conditional(data.group(1))
+        )
         try:
-            if path == "/auth/login" or path == "/oauth/token":
-                strict = await self.limits.hit(
-                    "login" if path == "/auth/login" else "token", ip, fail_closed=False
-                )
-                if not strict.allowed:
-                    await self._refuse(send, scope, strict)
-                    return
-            if principal is not None and principal.client_id:
-                verdict = await self.limits.hit("app", principal.client_id, fail_closed=fail_closed)
-            elif principal is not None:
-                verdict = await self.limits.hit(
-                    "app", f"user:{principal.subject}", fail_closed=fail_closed
-                )
-            else:
-                verdict = await self.limits.hit("anon", ip, fail_closed=fail_closed)
+            verdict = await self.limits.hit(
+                self.limits.plan(path, principal, ip), fail_closed=fail_closed
+            )
         except Problem as problem:
             await send_problem(send, problem, scope["state"].get("request_id"))
             return
@@ -170,8 +367,6 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_limits)
 
     async def _refuse(self, send: Send, scope: Scope, verdict: Verdict) -> None:
-        from gateway.middleware import send_problem
-
         retry = max(1, verdict.reset_in)
         problem = Problem(
             429,

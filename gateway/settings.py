@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,15 @@ class Settings(BaseSettings):
     # Credential stuffing: sign-ins and token requests per client address.
     rate_login: str = "10/minute"
     rate_token: str = "60/minute"  # noqa: S105 (a rate, not a secret)
+    # Per route group and caller (address, app or user), on top of the caller's own limit.
+    # data: records/export/aggregate/verify/policy; auth: /auth/ and /oauth/; admin: grants,
+    # applications, apps, the account (/api/v1/me) and the audit log.
+    rate_data: str = "1200/minute"
+    rate_auth: str = "120/minute"
+    rate_admin: str = "300/minute"
+    # false: no rate limit at all (no counting, no headers); for benchmarks, or behind
+    # another limiter. Grant quotas still apply.
+    rate_limits_enabled: bool = True
     # How long a worker may serve a dataset's previous version after `--replace`.
     catalog_cache_seconds: float = Field(default=2.0, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
@@ -31,6 +41,13 @@ class Settings(BaseSettings):
     allow_registration: bool = True
     # Prefixes a developer's `jwks_uri` must start with (private_key_jwt key discovery).
     jwks_uri_allowlist: str = ""
+
+    # The audit log: "database" (the hash-chained table), or "null" — stores nothing, for
+    # the audit-overhead benchmark only; the gateway logs a warning when it runs that way.
+    audit_sink: Literal["database", "null"] = "database"
+    audit_checkpoint_seconds: float = Field(default=60.0, gt=0, le=60)
+    # Cybersecurity Law Art. 23: network logs kept at least six months.
+    audit_retention_days: int = Field(default=184, ge=184)
 
     @property
     def jwks_uri_prefixes(self) -> list[str]:

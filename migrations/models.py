@@ -1,5 +1,6 @@
 """Every package's tables, imported in one place for Alembic."""
 
+import audit.models  # noqa: F401
 import auth.models  # noqa: F401
 import catalog.models  # noqa: F401
 import policies.models  # noqa: F401

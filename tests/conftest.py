@@ -40,6 +40,9 @@ UNLIMITED = {
     "rate_app": "1000000/minute",
     "rate_login": "1000000/minute",
     "rate_token": "1000000/minute",
+    "rate_data": "1000000/minute",
+    "rate_auth": "1000000/minute",
+    "rate_admin": "1000000/minute",
 }
 
 

@@ -41,9 +41,15 @@ PUBLIC = {
     ("GET", "/.well-known/jwks.json"),
     ("POST", "/auth/register"),
     ("POST", "/auth/login"),
+    # anyone may check a checkpoint or an export against the published key
+    ("GET", "/api/v1/audit/public-key"),
 }
 
 EXPECTED_ROLES = {
+    ("GET", "/api/v1/audit/events"): {"auditor"},
+    ("GET", "/api/v1/audit/events/{seq}"): {"auditor"},
+    ("GET", "/api/v1/audit/verify"): {"auditor"},
+    ("GET", "/api/v1/audit/checkpoints"): {"auditor"},
     ("GET", "/api/v1/me"): {"developer", "data_admin", "auditor", "sysadmin"},
     ("PUT", "/api/v1/me/identity"): {"developer"},
     ("GET", "/api/v1/me/consents"): {"developer"},

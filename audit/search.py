@@ -1,0 +1,104 @@
+"""Finding events: filters on the indexed facts, newest first, keyset pages by seq."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from audit.canonical import format_ts
+from audit.models import AuditEvent
+from audit.store import COLUMNS, SELECT_COLUMNS, event_from_row
+
+MAX_LIMIT = 1000
+_events = AuditEvent.__table__  # type: ignore[attr-defined]
+
+
+def parse_moment(value: str, *, end: bool = False) -> str:
+    """`2026-11-22` or an RFC 3339 time → the stored timestamp form. A bare date as an
+    upper bound means the end of that day."""
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+            return format_ts(day) if not end else f"{text}T23:59:59.999999Z"
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"无法识别的时间：{value[:40]}") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return format_ts(moment)
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    action: str | None = None
+    client_id: str | None = None
+    actor: str | None = None
+    dataset: str | None = None
+    outcome: str | None = None
+    request_id: str | None = None
+    grant_id: int | None = None
+    since: str | None = None  # stored form, inclusive
+    until: str | None = None  # stored form, inclusive
+    before_seq: int | None = None  # keyset cursor
+    limit: int = 100
+
+    def conditions(self) -> list[Any]:
+        c = _events.c
+        where: list[Any] = []
+        if self.action:
+            # `data` matches every data.* action; `data.records` exactly.
+            where.append(
+                c.action.like(f"{self.action}.%") | (c.action == self.action)
+                if "." not in self.action
+                else c.action == self.action
+            )
+        for column, value in (
+            (c.client_id, self.client_id),
+            (c.actor, self.actor),
+            (c.outcome, self.outcome),
+            (c.request_id, self.request_id),
+            (c.grant_id, self.grant_id),
+        ):
+            if value is not None:
+                where.append(column == value)
+        if self.dataset:
+            where.append(c.resource == f"datasets/{self.dataset}")
+        if self.since:
+            where.append(c.ts >= self.since)
+        if self.until:
+            where.append(c.ts <= self.until)
+        if self.before_seq is not None:
+            where.append(c.seq < self.before_seq)
+        return where
+
+
+def search(engine: Engine, query: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
+    """A page of events, newest first, and the cursor for the next (older) page."""
+    limit = max(1, min(query.limit, MAX_LIMIT))
+    statement = (
+        sa.select(sa.text(SELECT_COLUMNS))
+        .select_from(_events)
+        .where(*query.conditions())
+        .order_by(_events.c.seq.desc())
+        .limit(limit + 1)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(statement).fetchall()
+    events = [event_from_row(tuple(r)) for r in rows[:limit]]
+    cursor = events[-1]["seq"] if len(rows) > limit else None
+    return events, cursor
+
+
+def get_event(engine: Engine, seq: int) -> dict[str, Any] | None:
+    statement = sa.select(sa.text(SELECT_COLUMNS)).select_from(_events).where(_events.c.seq == seq)
+    with engine.connect() as conn:
+        row = conn.execute(statement).first()
+    return event_from_row(tuple(row)) if row else None
+
+
+__all__ = ["COLUMNS", "EventQuery", "get_event", "parse_moment", "search"]

@@ -1,0 +1,95 @@
+"""The auditor's API (审计员). Every route here is read-only and itself audited; there is
+no route that changes or deletes an event, for any role."""
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import PlainTextResponse
+from sqlalchemy.engine import Engine
+
+from audit.checkpoints import all_checkpoints
+from audit.events import audited
+from audit.search import EventQuery, get_event, parse_moment, search
+from audit.signing import Signer, public_pem
+from audit.verify import verify
+from catalog.responses import JSONResponse
+
+
+def _moment(value: str | None, *, end: bool = False) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_moment(value, end=end)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+def build_router(engine: Engine, signer: Signer, auditor: Callable[..., Any]) -> APIRouter:
+    router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+    Auditor = Annotated[Any, Depends(auditor)]  # noqa: N806
+
+    @router.get("/events", summary="Search events (newest first)")
+    @audited("audit.search")
+    def events(
+        _: Auditor,
+        action: str | None = None,
+        client_id: str | None = None,
+        actor: str | None = None,
+        dataset: str | None = None,
+        outcome: Annotated[str | None, Query(pattern="^(allowed|denied|error)$")] = None,
+        request_id: str | None = None,
+        grant_id: int | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        cursor: Annotated[int | None, Query(ge=1)] = None,
+    ) -> JSONResponse:
+        query = EventQuery(
+            action=action,
+            client_id=client_id,
+            actor=actor,
+            dataset=dataset,
+            outcome=outcome,
+            request_id=request_id,
+            grant_id=grant_id,
+            since=_moment(since),
+            until=_moment(until, end=True),
+            before_seq=cursor,
+            limit=limit,
+        )
+        page, next_cursor = search(engine, query)
+        return JSONResponse({"data": page, "next_cursor": next_cursor})
+
+    @router.get("/events/{seq}", summary="One event")
+    @audited("audit.read")
+    def event(seq: int, _: Auditor) -> JSONResponse:
+        found = get_event(engine, seq)
+        if found is None:
+            raise HTTPException(404, f"审计事件 {seq} 不存在")
+        return JSONResponse(found)
+
+    @router.get("/verify", summary="Re-compute the chain and check every checkpoint")
+    @audited("audit.verify")
+    def verify_log(_: Auditor) -> JSONResponse:
+        return JSONResponse(verify(engine, signer.public_key).as_dict())
+
+    @router.get("/checkpoints", summary="Signed checkpoints, oldest first")
+    @audited("audit.checkpoints")
+    def checkpoints(_: Auditor) -> JSONResponse:
+        return JSONResponse(
+            {
+                "public_key": public_pem(signer.public_key),
+                "data": [c.as_dict() for c in all_checkpoints(engine)],
+            }
+        )
+
+    @router.get(
+        "/public-key",
+        summary="The Ed25519 key that signs checkpoints and exports (PEM)",
+        response_class=PlainTextResponse,
+    )
+    def public_key() -> PlainTextResponse:
+        return PlainTextResponse(public_pem(signer.public_key))
+
+    return router
