@@ -7,12 +7,12 @@ No `from __future__ import annotations`: FastAPI reads the aliases made in `buil
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from audit.events import audited
+from audit.events import audited, note
 from auth.models import App, Role
 from auth.principal import Principal, require_role
 from catalog.hosted import HostedCatalog, HostedDataset
@@ -53,6 +53,18 @@ class DirectGrant(Conditions):
 
 class Reason(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
+
+
+def note_grant(request: Request, grant: Grant) -> None:
+    """The grant (and version) an administrative change produced, for its audit event."""
+    note(
+        request,
+        resource=f"datasets/{grant.dataset_id}",
+        client_id=grant.client_id,
+        grant_id=grant.id,
+        grant_version=grant.version,
+        purpose=grant.purpose,
+    )
 
 
 def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
@@ -141,7 +153,11 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
     )
     @audited("application.approve")
     def approve(
-        application_id: int, body: Conditions, principal: DataAdmin, db: SessionDep
+        application_id: int,
+        body: Conditions,
+        principal: DataAdmin,
+        db: SessionDep,
+        request: Request,
     ) -> JSONResponse:
         row = application_of(db, application_id)
         granted = service.approve(
@@ -151,6 +167,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             hosted=dataset(row.dataset_id),
             overrides=body.model_dump(exclude_none=True),
         )
+        note_grant(request, granted)
         return JSONResponse(service.grant_summary(granted))
 
     @router.post("/admin/applications/{application_id}/reject", summary="Reject with a reason")
@@ -169,7 +186,9 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
 
     @router.post("/admin/grants", status_code=201, summary="Grant directly (授权运营)")
     @audited("grant.create")
-    def direct(body: DirectGrant, principal: DataAdmin, db: SessionDep) -> JSONResponse:
+    def direct(
+        body: DirectGrant, principal: DataAdmin, db: SessionDep, request: Request
+    ) -> JSONResponse:
         existing_app(db, body.client_id)
         hosted = dataset(body.dataset_id)
         if hosted.open_type != "conditional":
@@ -196,6 +215,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             terms=terms,
             note="direct grant",
         )
+        note_grant(request, granted)
         return JSONResponse(service.grant_summary(granted), status_code=201)
 
     @router.get("/admin/grants", summary="Every grant")
@@ -205,7 +225,9 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
 
     @router.post("/admin/grants/{grant_id}/revoke", summary="Revoke (effective at once)")
     @audited("grant.revoke")
-    def revoke(grant_id: int, body: Reason, principal: DataAdmin, db: SessionDep) -> JSONResponse:
+    def revoke(
+        grant_id: int, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
+    ) -> JSONResponse:
         row = db.get(Grant, grant_id)
         if row is None:
             raise not_found(f"授权 {grant_id} 不存在")
@@ -215,6 +237,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             admin_id=principal.user_id,  # type: ignore[arg-type]
             reason=body.reason,
         )
+        note_grant(request, revoked)
         return JSONResponse(service.grant_summary(revoked))
 
     return router

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from catalog.importer import import_package
 from tests.auth.helpers import PASSWORD, developer_with_app, user
 from tests.conftest import TestClient
+from tests.gateway.test_classified_access import URL, direct_grant
 from tests.packages import station_rows, write_package
 
 
 def _events(engine: Engine) -> list[dict]:
+    """Every stored event, JSON columns decoded (SQLite hands them back as text)."""
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT * FROM audit_events ORDER BY seq")).mappings()
-        return [dict(r) for r in rows]
+        events = [dict(r) for r in rows]
+    for e in events:
+        for column in ("fields", "detail"):
+            if isinstance(e[column], str):
+                e[column] = orjson.loads(e[column])
+    return events
 
 
 def _login(client: TestClient, name: str) -> dict[str, str]:
@@ -58,3 +66,29 @@ def test_denials_and_auditor_only_reads(client: TestClient, engine: Engine) -> N
     # the auditor's own reads are events too
     reads = client.get("/api/v1/audit/events", headers=auditor, params={"action": "audit"})
     assert {e["action"] for e in reads.json()["data"]} >= {"audit.search", "audit.verify"}
+
+
+def test_grant_and_data_events_name_grant_version_and_purpose(
+    client: TestClient, engine: Engine, world: dict
+) -> None:
+    granted = direct_grant(client, world)
+    response = client.get(f"{URL}/records", headers=world["app"], params={"limit": 3})
+    assert response.status_code == 200, response.text
+    events = _events(engine)
+    (created,) = [e for e in events if e["action"] == "grant.create"]
+    assert created["grant_id"] == granted["id"] and created["grant_version"] == 1
+    assert created["actor"] not in (None, "anonymous")
+    (read,) = [e for e in events if e["request_id"] == response.headers["x-request-id"]]
+    assert read["action"] == "data.records"
+    assert read["grant_id"] == granted["id"] and read["grant_version"] == granted["version"]
+    assert read["purpose"] == "个人贷款授信评估"
+    assert read["client_id"] == world["client_id"]
+    assert {"name": "person_name", "transform": "mask_name"} in read["fields"]
+    assert read["row_count"] == 3
+
+    # denied: another dataset action without a grant is a 403 event with its code
+    refused = client.get(f"{URL}/aggregate", headers=world["app"], params={"metrics": "count"})
+    assert refused.status_code == 403
+    (denial,) = [e for e in _events(engine) if e["request_id"] == refused.headers["x-request-id"]]
+    assert denial["outcome"] == "denied" and denial["status"] == 403
+    assert denial["detail"]["error"] == "forbidden"
