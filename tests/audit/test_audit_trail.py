@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from catalog.importer import import_package
+from gateway.settings import Settings
 from tests.auth.helpers import PASSWORD, developer_with_app, user
 from tests.conftest import TestClient
 from tests.gateway.test_classified_access import URL, direct_grant
@@ -92,3 +93,28 @@ def test_grant_and_data_events_name_grant_version_and_purpose(
     (denial,) = [e for e in _events(engine) if e["request_id"] == refused.headers["x-request-id"]]
     assert denial["outcome"] == "denied" and denial["status"] == 403
     assert denial["detail"]["error"] == "forbidden"
+
+
+def test_checkpoints_while_events_arrive_and_on_shutdown(
+    engine: Engine, settings: Settings, packages: Path
+) -> None:
+    import time
+
+    from gateway.app import create_app
+
+    import_package(engine, write_package(packages, rows=station_rows(5)))
+    fast = settings.model_copy(update={"audit_checkpoint_seconds": 0.2})
+    with TestClient(create_app(fast, engine=engine)) as client:
+        for _ in range(6):
+            assert client.get("/api/v1/datasets/air-readings/records").status_code == 200
+            time.sleep(0.15)
+        with engine.connect() as conn:
+            kinds = [r[0] for r in conn.execute(sa.text("SELECT kind FROM audit_checkpoints"))]
+        assert "periodic" in kinds
+        client.get("/api/v1/datasets/air-readings/records")
+    with engine.connect() as conn:
+        last = conn.execute(
+            sa.text("SELECT kind, tree_size FROM audit_checkpoints ORDER BY id DESC LIMIT 1")
+        ).one()
+        head = conn.execute(sa.text("SELECT seq FROM audit_head")).scalar_one()
+    assert last.kind == "shutdown" and last.tree_size == head
