@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -19,7 +20,7 @@ from catalog.models import aware, utcnow
 from catalog.problems import Problem
 from policies.decide import Caller, GrantTerms, Plan, decide
 from policies.grants import active_grant
-from policies.transforms import compile_transform, derive_app_key
+from policies.transforms import compile_transform, derive_app_key, map_columns
 
 
 class AccessResolver:
@@ -97,7 +98,8 @@ class AccessResolver:
     def row_transformer(
         self, plan: Plan, hosted: HostedDataset, names: Sequence[str]
     ) -> Callable[[Sequence[Sequence[Any]]], Sequence[Sequence[Any]]] | None:
-        """A function masking a batch of rows of `names`, or None when all are clear."""
+        """A function masking a batch of rows of `names` (a column at a time, see
+        `map_columns`), or None when all are clear."""
         steps = []
         for i, name in enumerate(names):
             spec = plan.transform_of(name)
@@ -107,14 +109,4 @@ class AccessResolver:
             steps.append((i, compile_transform(spec, key=key, pii=hosted.by_name[name].pii)))
         if not steps:
             return None
-
-        def transform(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
-            out = []
-            for row in rows:
-                row = list(row)
-                for i, fn in steps:
-                    row[i] = fn(row[i])
-                out.append(row)
-            return out
-
-        return transform
+        return partial(map_columns, functions=steps)

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from catalog.hosted import HostedDataset
 from catalog.models import FieldType
 from catalog.problems import invalid_parameter
+from policies.transforms import map_columns
 
 MEDIA_TYPES = {
     "json": "application/json",
@@ -49,11 +50,11 @@ class CsvWriter:
 
     def __init__(self, hosted: HostedDataset, fields: Sequence[str], transforms: Sequence[str]):
         self.fields = fields
-        self._cells = [
+        cells = (
             _csv_cell(hosted.by_name[name].type) if transform == "clear" else None
             for name, transform in zip(fields, transforms, strict=True)
-        ]
-        self._any_cell = any(c is not None for c in self._cells)
+        )
+        self._cells = [(i, cell) for i, cell in enumerate(cells) if cell is not None]
 
     def header(self) -> str:
         return BOM + self.rows([self.fields], raw=True)
@@ -61,11 +62,8 @@ class CsvWriter:
     def rows(self, rows: Iterable[Sequence[Any]], *, raw: bool = False) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\r\n")
-        if self._any_cell and not raw:
-            cells = self._cells
-            rows = (
-                [v if c is None else c(v) for c, v in zip(cells, row, strict=True)] for row in rows
-            )
+        if self._cells and not raw:
+            rows = map_columns(rows, self._cells)  # only the columns that need it
         writer.writerows(rows)
         return buffer.getvalue()
 

@@ -33,7 +33,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -431,33 +431,60 @@ def compile_transform(spec: str, *, key: bytes | None, pii: str) -> Callable[[An
 _IPAD = bytes(x ^ 0x36 for x in range(256))
 _OPAD = bytes(x ^ 0x5C for x in range(256))
 
+# CPython's own SHA-256: its states copy with a memcpy, OpenSSL 3's through a provider. For a
+# pseudonym that is ~10.8k instead of ~13.4k instructions a value (callgrind), ~13 % faster.
+try:
+    from _sha256 import sha256 as _sha256_state  # Python 3.11
+except ImportError:  # pragma: no cover - other Pythons, or builds without it
+    try:
+        from _sha2 import sha256 as _sha256_state  # 3.12+
+    except ImportError:
+        _sha256_state = hashlib.sha256
+
 
 def _pseudonym_of(key: bytes, pii: str) -> Callable[[Any], Any]:
     """`pseudonym` with the key schedule done once.
 
-    Same output as `pseudonym` (the tests hold them together), but about 2.5x faster: with
+    Same output as `pseudonym` (the tests hold them together), but about 2x faster: with
     OpenSSL 3, every `hmac.digest` call pays for fetching the algorithm and keying both pads,
-    which costs more than hashing a short value. Here the keyed inner and outer SHA-256
-    states are built once and each call only copies them.
+    which costs more than hashing a short value. Here the inner state (key pad and the
+    `pii:` prefix already absorbed) and the outer state are built once; each call copies them.
     """
     if len(key) > 64:  # SHA-256's block size; longer keys are hashed first, as HMAC does
         key = hashlib.sha256(key).digest()
     padded = key.ljust(64, b"\0")
-    inner = hashlib.sha256(padded.translate(_IPAD))
-    outer = hashlib.sha256(padded.translate(_OPAD))
-    prefix = f"{pii}:".encode()
+    inner = _sha256_state(padded.translate(_IPAD) + f"{pii}:".encode())
+    outer = _sha256_state(padded.translate(_OPAD))
+    inner_copy, outer_copy = inner.copy, outer.copy  # copies only read the shared states
 
     def apply(v: Any) -> str | None:
         if v is None:
             return None
-        s = v if type(v) is str else _text(v)
-        h = inner.copy()  # copies only read the shared states: safe across threads
-        h.update(prefix + s.encode())
-        o = outer.copy()
+        h = inner_copy()
+        h.update((v if type(v) is str else _text(v)).encode())
+        o = outer_copy()
         o.update(h.digest())
-        return "p_" + o.digest()[:8].hex()
+        return "p_" + o.hexdigest()[:16]
 
     return apply
+
+
+def map_columns(
+    rows: Iterable[Sequence[Any]], functions: Sequence[tuple[int, Callable[[Any], Any]]]
+) -> list[tuple[Any, ...]]:
+    """`rows` with column `i` passed through `fn` for each `(i, fn)`, as tuples.
+
+    A column at a time: the batch is transposed once, each column mapped through its function
+    and the rows zipped back, so no row is copied into a list and no Python loop runs per
+    value. The saving is small (~1k instructions a row of five transformed fields, against
+    ~35k for the transforms themselves, most of it the two HMACs of the pseudonyms).
+    """
+    columns: list[Iterable[Any]] = list(zip(*rows, strict=True))
+    if not columns:  # no rows
+        return []
+    for i, fn in functions:
+        columns[i] = map(fn, columns[i])
+    return list(zip(*columns, strict=True))  # the maps run here, in one pass
 
 
 def _bucket_of(width: int) -> Callable[[Any], Any]:

@@ -26,6 +26,7 @@ from policies.transforms import (
     derive_app_key,
     grantable,
     load_master_key,
+    map_columns,
     mask_address,
     mask_bank_card,
     mask_default,
@@ -407,6 +408,18 @@ def test_pseudonym_stable_per_app_and_distinct_across_apps_and_kinds() -> None:
     assert pseudonym(value, a, "id_number") != pseudonym(value + "0", a, "id_number")
     compiled = compile_transform("pseudonym", key=a, pii="id_number")
     assert compiled(value) == pseudonym(value, a, "id_number")
+
+
+def test_map_columns_transforms_only_the_given_columns() -> None:
+    rows = [(1, "张三丰", "13812345678"), (2, None, "0532-88886666")]
+    steps = [(1, compile_transform("mask_name", key=None, pii="name"))]
+    steps.append((2, compile_transform("pseudonym", key=KEY, pii="phone")))
+    assert map_columns(rows, steps) == [
+        (1, "张**", pseudonym("13812345678", KEY, "phone")),
+        (2, None, pseudonym("0532-88886666", KEY, "phone")),
+    ]
+    assert map_columns([], steps) == []
+    assert map_columns(iter(rows), []) == rows
 
 
 def test_derive_app_key() -> None:
