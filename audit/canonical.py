@@ -3,9 +3,9 @@ re-implements, so it is kept small and documented in CONTRACT §8.
 
 An event is a JSON object of the columns below (not `prev_hash`, not `hash`). Values are
 strings, integers, null, and in `fields`/`detail` arrays and objects of the same; no
-floats. For that domain, orjson with sorted keys and no whitespace produces exactly the
-RFC 8785 (JCS) serialization (tests/audit/test_canonical.py checks it against an
-independent JCS implementation).
+floats. For that domain, orjson with sorted keys and no whitespace produces the RFC 8785
+(JCS) serialization, once keys with characters above U+FFFF are put in UTF-16 order
+(tests/audit/test_canonical.py checks it against an independent JCS implementation).
 
     hash = hex(SHA-256(ascii(prev_hash) ‖ canonical(event)))
     prev_hash of seq 1 = "0" * 64
@@ -46,8 +46,28 @@ _SORTED = orjson.OPT_SORT_KEYS
 SAFE_INTEGER = 2**53 - 1
 
 
+def canonical_json(value: Any) -> bytes:
+    """`value` (already `plain`) as RFC 8785 JSON. orjson sorts keys by code point, JCS by
+    UTF-16 code units; the two orders differ only between keys with characters above
+    U+FFFF and keys with characters in U+E000–U+FFFF, so the re-sort runs only when the
+    output holds a character above U+FFFF (a UTF-8 lead byte 0xF0–0xF4)."""
+    text = orjson.dumps(value, option=_SORTED)
+    if not text.isascii() and max(text) >= 0xF0:
+        text = orjson.dumps(_utf16_ordered(value))
+    return text
+
+
+def _utf16_ordered(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        keys = sorted(value, key=lambda k: k.encode("utf-16-be"))
+        return {k: _utf16_ordered(value[k]) for k in keys}
+    if isinstance(value, list):
+        return [_utf16_ordered(v) for v in value]
+    return value
+
+
 def canonical(event: Mapping[str, Any]) -> bytes:
-    return orjson.dumps({k: event[k] for k in EVENT_KEYS}, option=_SORTED)
+    return canonical_json({k: event[k] for k in EVENT_KEYS})
 
 
 def chain_hash(prev_hash: str, event: Mapping[str, Any]) -> str:
@@ -62,10 +82,27 @@ def now_ts() -> str:
     return format_ts(datetime.now(UTC))
 
 
+_KEPT = frozenset({str, bool, type(None)})
+
+
 def plain(value: Any) -> Any:
     """`value` reduced to the canonical domain: floats and huge integers become strings
     (JCS would need the ECMAScript number format to agree across languages; a string
     needs nothing)."""
+    # Fast paths for the exact types events are made of (every event is reduced on the
+    # way in); anything else takes the general path below, with the same result.
+    kind = type(value)
+    if kind in _KEPT:
+        return value
+    if kind is int:
+        return value if -SAFE_INTEGER <= value <= SAFE_INTEGER else str(value)
+    if kind is dict:
+        return {
+            (k if type(k) is str else str(k)): (v if type(v) in _KEPT else plain(v))
+            for k, v in value.items()
+        }
+    if kind is list:
+        return [v if type(v) in _KEPT else plain(v) for v in value]
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):

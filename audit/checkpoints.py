@@ -95,33 +95,77 @@ def _age_seconds(ts: str) -> float:
     return (datetime.now(UTC) - then).total_seconds()
 
 
+def nearest_below(conn: Connection, bound: int, *, above: int = -1) -> Checkpoint | None:
+    """The checkpoint with the largest tree size in (above, bound)."""
+    row = conn.execute(
+        sa.text(
+            f"{_SELECT} WHERE tree_size > :above AND tree_size < :bound "
+            "ORDER BY tree_size DESC, id DESC LIMIT 1"
+        ),
+        {"above": above, "bound": bound},
+    ).first()
+    return _from_row(tuple(row)) if row else None
+
+
+def signed_at(conn: Connection, size: int) -> Checkpoint | None:
+    """The newest checkpoint of exactly `size` events."""
+    row = conn.execute(
+        sa.text(f"{_SELECT} WHERE tree_size = :size ORDER BY id DESC LIMIT 1"), {"size": size}
+    ).first()
+    return _from_row(tuple(row)) if row else None
+
+
+def within(conn: Connection, first: int, last: int) -> list[Checkpoint]:
+    """Checkpoints of `first` to `last` events (inclusive), oldest first."""
+    rows = conn.execute(
+        sa.text(f"{_SELECT} WHERE tree_size BETWEEN :first AND :last ORDER BY tree_size, id"),
+        {"first": first, "last": last},
+    ).fetchall()
+    return [_from_row(tuple(r)) for r in rows]
+
+
+def frontier_at(
+    conn: Connection, size: int, *, base: Checkpoint | None = None
+) -> tuple[Frontier, str]:
+    """The Merkle frontier and chain head after `size` events: from `base` (default: the
+    nearest checkpoint at or below `size`) and the stored event hashes after it."""
+    if base is None or base.tree_size > size:
+        base = nearest_below(conn, size + 1)
+    frontier = Frontier.from_hex(base.tree_size, base.frontier) if base else Frontier()
+    head_hash = base.head_hash if base else GENESIS
+    for seq, h in stream_hashes(conn, after=frontier.size, through=size):
+        if seq != frontier.size + 1:
+            raise RuntimeError(f"audit chain has a gap before seq {seq}")
+        frontier.append(h)
+        head_hash = h
+    if frontier.size != size:
+        raise RuntimeError(f"audit chain ends at {frontier.size}, expected {size}")
+    return frontier, head_hash
+
+
 def write_checkpoint(
     conn: Connection, signer: Signer, *, kind: str, min_age: float = 0.0, through: int | None = None
 ) -> Checkpoint | None:
     """Sign the chain head (or the event `through`) in the caller's transaction.
 
     The latest checkpoint when it already covers the head; None when the last one is
-    younger than `min_age` seconds (try later). Refuses to sign a chain with a gap.
+    younger than `min_age` seconds (try later). An "archive" checkpoint is always written,
+    at exactly `through` (verification starts from it). Refuses to sign a chain with a gap.
     """
     head = lock_head(conn)
     size = head.seq if through is None else through
+    if size > head.seq:
+        raise ValueError(f"audit chain ends at {head.seq}; cannot sign {size} events")
     last = latest(conn)
-    if last is not None and last.tree_size >= size:
-        return last  # already signed
-    if last is not None and min_age and _age_seconds(last.ts) < min_age:
-        return None
-    frontier = Frontier.from_hex(last.tree_size, last.frontier) if last else Frontier()
-    head_hash = GENESIS
-    for seq, h in stream_hashes(conn, after=frontier.size, through=size):
-        if seq != frontier.size + 1:
-            raise RuntimeError(f"audit chain has a gap before seq {seq}; not signing it")
-        frontier.append(h)
-        head_hash = h
-    if frontier.size != size:
-        raise RuntimeError(f"audit chain ends at {frontier.size}, expected {size}; not signing it")
+    if kind != "archive":
+        if last is not None and last.tree_size >= size:
+            return last  # already signed
+        if last is not None and min_age and _age_seconds(last.ts) < min_age:
+            return None
+    frontier, head_hash = frontier_at(conn, size, base=last)
     checkpoint = Checkpoint(
         tree_size=size,
-        head_hash=head_hash if size else GENESIS,
+        head_hash=head_hash,
         merkle_root=frontier.root().hex(),
         ts=now_ts(),
         kind=kind,

@@ -25,6 +25,11 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 EMPTY_ROOT = _sha256(b"").digest()
 
 
+def split(n: int) -> int:
+    """RFC 9162's k for a tree of n ≥ 2 leaves: the largest power of two below n."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
 class Frontier:
     __slots__ = ("nodes", "size")
 
@@ -42,7 +47,11 @@ class Frontier:
         return [n.hex() for n in self.nodes]
 
     def append(self, event_hash_hex: str) -> None:
-        node = _sha256(b"\x00" + bytes.fromhex(event_hash_hex)).digest()
+        self.append_digest(bytes.fromhex(event_hash_hex))
+
+    def append_digest(self, event_hash: bytes) -> None:
+        """`append` of the raw 32-byte chain hash."""
+        node = _sha256(b"\x00" + event_hash).digest()
         nodes = self.nodes
         size = self.size
         # Each trailing 1-bit of the old size is a perfect subtree the new leaf completes.
@@ -59,6 +68,16 @@ class Frontier:
         for node in reversed(self.nodes[:-1]):
             acc = node_hash(node, acc)
         return acc
+
+    def blocks(self) -> list[tuple[int, int, bytes]]:
+        """The nodes with the leaf ranges [start, end) they are the roots of."""
+        widths = [1 << b for b in reversed(range(self.size.bit_length())) if self.size >> b & 1]
+        out = []
+        start = 0
+        for width, node in zip(widths, self.nodes, strict=True):
+            out.append((start, start + width, node))
+            start += width
+        return out
 
     def copy(self) -> Frontier:
         return Frontier(self.size, self.nodes)

@@ -8,6 +8,7 @@ chain with no gaps and no forks however many processes or hosts append.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,19 +17,26 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from audit import pglink
 from audit.canonical import EVENT_KEYS
 
 COLUMNS = (*EVENT_KEYS, "prev_hash", "hash")
 _JSON_COLUMNS = ("fields", "detail")
-_COLUMN_LIST = ", ".join(COLUMNS)  # constants only: no input reaches these statements
-_INSERT = sa.text(
-    f"INSERT INTO audit_events ({_COLUMN_LIST}) VALUES ({', '.join(':' + c for c in COLUMNS)})"  # noqa: S608
+# What the writer renders before it holds the head lock, then what it assigns under it.
+DATA_COLUMNS = tuple(c for c in EVENT_KEYS if c not in ("seq", "ts"))
+_STORE_COLUMNS = (*DATA_COLUMNS, "seq", "ts", "prev_hash", "hash")
+_STORE_LIST = ", ".join(_STORE_COLUMNS)  # constants only: no input reaches these statements
+_INSERT = (
+    f"INSERT INTO audit_events ({_STORE_LIST}) "  # noqa: S608
+    f"VALUES ({', '.join('?' * len(_STORE_COLUMNS))})"
 )
+COPY_EVENTS = f"COPY audit_events ({_STORE_LIST}) FROM STDIN"
 # JSON columns as text: what was written is what the hash covers.
 SELECT_COLUMNS = ", ".join(f"CAST({c} AS TEXT)" if c in _JSON_COLUMNS else c for c in COLUMNS)
-_PAGE = sa.text(
+# LIMIT as a literal: PostgreSQL's generic plan for a bound LIMIT may sort the table.
+_PAGE = (
     f"SELECT {SELECT_COLUMNS} FROM audit_events WHERE seq > :after AND seq <= :through "  # noqa: S608
-    "ORDER BY seq LIMIT :batch"
+    "ORDER BY seq LIMIT {batch:d}"
 )
 
 
@@ -39,14 +47,16 @@ class Head:
     ts: str
 
 
+LOCK_HEAD = "SELECT seq, hash, ts FROM audit_head WHERE id = 1 FOR UPDATE"
+MOVE_HEAD = "UPDATE audit_head SET seq = $1, hash = $2, ts = $3 WHERE id = 1"  # libpq
+
+
 def lock_head(conn: Connection) -> Head:
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("UPDATE audit_head SET seq = seq WHERE id = 1")
         row = conn.exec_driver_sql("SELECT seq, hash, ts FROM audit_head WHERE id = 1").one()
     else:
-        row = conn.exec_driver_sql(
-            "SELECT seq, hash, ts FROM audit_head WHERE id = 1 FOR UPDATE"
-        ).one()
+        row = conn.exec_driver_sql(LOCK_HEAD).one()
     return Head(int(row[0]), row[1], row[2])
 
 
@@ -62,25 +72,41 @@ def move_head(conn: Connection, head: Head) -> None:
     )
 
 
-def _json_text(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+def _copy_value(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    text = value if type(value) is str else str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def insert_events(conn: Connection, events: Sequence[dict[str, Any]]) -> None:
-    """Complete events (seq, hashes) in seq order; COPY on PostgreSQL."""
+def copy_line(values: Sequence[Any]) -> str:
+    """DATA_COLUMNS values in PostgreSQL's COPY text format, each followed by a tab."""
+    parts = ["\\N" if v is None else v if type(v) is str else str(v) for v in values]
+    line = "\t".join(parts) + "\t"
+    if (
+        line.count("\t") == len(parts)
+        and line.count("\\") == parts.count("\\N")
+        and "\n" not in line
+        and "\r" not in line
+    ):
+        return line  # nothing to escape: the common case, checked once for the row
+    return "".join([_copy_value(v) + "\t" for v in values])
+
+
+def copy_data(ts: str, rows: Sequence[tuple[Any, int, str, str]]) -> str:
+    """Chained events (prepared event, seq, prev_hash, hash) as COPY_EVENTS input."""
+    return "".join([f"{e.line}{seq}\t{ts}\t{prev}\t{h}\n" for e, seq, prev, h in rows])
+
+
+def insert_rows(conn: Connection, ts: str, rows: Sequence[tuple[Any, int, str, str]]) -> None:
+    """Chained events (prepared event, seq, prev_hash, hash) in seq order, one statement:
+    COPY on PostgreSQL (the prepared COPY line), a multi-row INSERT on SQLite."""
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
-        with (
-            raw.cursor() as cursor,  # type: ignore[union-attr]
-            cursor.copy(f"COPY audit_events ({_COLUMN_LIST}) FROM STDIN") as copy,
-        ):
-            for e in events:
-                copy.write_row([_json_text(e[c]) if c in _JSON_COLUMNS else e[c] for c in COLUMNS])
+        with raw.cursor() as cursor, cursor.copy(COPY_EVENTS) as copy:  # type: ignore[union-attr]
+            copy.write(copy_data(ts, rows))
         return
-    conn.execute(
-        _INSERT,
-        [{c: (_json_text(e[c]) if c in _JSON_COLUMNS else e[c]) for c in COLUMNS} for e in events],
-    )
+    conn.exec_driver_sql(_INSERT, [(*e.values, seq, ts, prev, h) for e, seq, prev, h in rows])
 
 
 def event_from_row(row: Sequence[Any]) -> dict[str, Any]:
@@ -99,15 +125,112 @@ def stream_rows(
     constant memory, and no long transaction on the log."""
     last = after
     upper = 2**62 if through is None else through
+    page = sa.text(_PAGE.format(batch=batch))
     while True:
         with engine.connect() as conn:
-            rows = conn.execute(_PAGE, {"after": last, "through": upper, "batch": batch}).fetchall()
+            rows = conn.execute(page, {"after": last, "through": upper}).fetchall()
         if not rows:
             return
         yield from rows
         if len(rows) < batch:
             return
         last = rows[-1][0]
+
+
+_INTEGER_AT = frozenset(
+    COLUMNS.index(c) for c in ("seq", "row_count", "grant_id", "grant_version", "status")
+)
+_COPY_ESCAPE = re.compile(rb"\\(.)")
+_COPY_ESCAPES = {
+    b"b": b"\b",
+    b"f": b"\f",
+    b"n": b"\n",
+    b"r": b"\r",
+    b"t": b"\t",
+    b"v": b"\v",
+    b"\\": b"\\",
+}
+
+
+def _unescape(match: re.Match[bytes]) -> bytes:
+    return _COPY_ESCAPES[match.group(1)]  # KeyError: not something COPY TO writes
+
+
+def row_from_line(line: bytes) -> tuple[Any, ...]:
+    """A COPY text line of EventLines as the row stream_rows would give (COLUMNS order,
+    JSON columns as text). ValueError when the line is not one."""
+    raw = line[:-1].split(b"\t") if line.endswith(b"\n") else []
+    if len(raw) != len(COLUMNS):
+        raise ValueError("not an audit_events line")
+    row: list[Any] = []
+    for at, value in enumerate(raw):
+        if value == b"\\N":
+            row.append(None)
+            continue
+        try:
+            text = _COPY_ESCAPE.sub(_unescape, value).decode()
+        except (KeyError, UnicodeDecodeError):
+            raise ValueError("not an audit_events line") from None
+        row.append(int(text) if at in _INTEGER_AT else text)
+    return tuple(row)
+
+
+# The verifier's fast path on PostgreSQL (audit/verify.py): events as COPY text lines.
+_COPY_OUT = "COPY (SELECT {columns} FROM audit_events WHERE seq > {after:d}{order}) TO STDOUT"
+_TYPES = (
+    "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a "
+    "JOIN pg_class c ON c.oid = a.attrelid "
+    "WHERE c.oid = to_regclass('audit_events') AND c.relkind IN ('r', 'p') "
+    "AND a.attnum > 0 AND NOT a.attisdropped"
+)
+# Columns the fast path copies into the canonical JSON as PostgreSQL prints them: sound
+# only while these types guarantee that text is a JSON value of the right kind.
+_EXPECTED_TYPES = {
+    "seq": ("bigint",),
+    "fields": ("json",),
+    "detail": ("json",),
+    **{
+        c: ("integer", "bigint", "smallint")
+        for c in ("row_count", "grant_id", "grant_version", "status")
+    },
+}
+
+
+class EventLines:
+    """Events after seq `after` as PostgreSQL COPY text lines (COLUMNS order, tab
+    separated, `\\N` for null, ending in a newline): the cheapest way out of the
+    database, in constant memory.
+
+    It reads in physical order first — for an append-only table that is seq order, and a
+    sequential scan is faster than the primary key's; `ordered_from(seq)` goes on in the
+    key's order, for a reader that finds the two differ. `canonical_types` says whether
+    the column types still guarantee what the fast path assumes (a JSON column holds
+    valid JSON, an integer column a canonical integer)."""
+
+    def __init__(self, engine: Engine, *, after: int = 0) -> None:
+        self.engine = engine
+        self.after = after
+        self.ordered = False
+        with engine.connect() as conn:
+            types = dict(conn.exec_driver_sql(_TYPES).fetchall())
+        self.canonical_types = all(
+            types.get(c) in allowed for c, allowed in _EXPECTED_TYPES.items()
+        )
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._lines(self.after, order="")
+
+    def ordered_from(self, after: int) -> Iterator[bytes]:
+        self.ordered = True
+        return self._lines(after, order=" ORDER BY seq")
+
+    def _lines(self, after: int, *, order: str) -> Iterator[bytes]:
+        command = _COPY_OUT.format(columns=", ".join(COLUMNS), after=after, order=order)
+        pg = pglink.connect(self.engine)
+        try:
+            yield from pglink.copy_out(pg, command.encode())
+        finally:
+            pg.finish()
 
 
 def stream_hashes(conn: Connection, *, after: int, through: int) -> Iterator[tuple[int, str]]:

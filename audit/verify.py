@@ -8,20 +8,44 @@ a tail cut off below a signed checkpoint (the first missing seq).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.engine import Engine
 
-from audit.canonical import GENESIS, chain_hash
+from audit.canonical import EVENT_KEYS, GENESIS, canonical, chain_hash
 from audit.checkpoints import Checkpoint, all_checkpoints
 from audit.merkle import Frontier
 from audit.signing import signature_valid
-from audit.store import COLUMNS, event_from_row, stream_rows
+from audit.store import COLUMNS, EventLines, event_from_row, row_from_line, stream_rows
 
 _SEQ, _PREV, _HASH = 0, COLUMNS.index("prev_hash"), COLUMNS.index("hash")
+_FIELDS, _DETAIL = COLUMNS.index("fields"), COLUMNS.index("detail")
+_sha256 = hashlib.sha256
+
+# The fast path over PostgreSQL's COPY lines: canonical(event) is the sorted members with
+# each value as the line carries it — strings in quotes, numbers and JSON texts as they
+# are. That is exactly the canonical encoding when no string needs escaping (no quote,
+# backslash or control character; the line says so: COPY escapes backslashes and
+# controls) and the column types make every number and JSON text well-formed
+# (EventLines.canonical_types). Anything else takes the exact path: the row decoded,
+# its JSON parsed, canonical() — the same as for SQLite and bundles.
+_SORTED = sorted(EVENT_KEYS)
+_STRINGS = frozenset(
+    ("ts", "request_id", "actor", "client_id", "ip", "action", "resource", "purpose", "outcome")
+)
+_TEMPLATE = (
+    b"{"
+    + b",".join((b'"%s":"%%s"' if k in _STRINGS else b'"%s":%%s') % k.encode() for k in _SORTED)
+    + b"}"
+)
+_in_pick = itemgetter(*(COLUMNS.index(k) for k in _SORTED))
+_ODD = bytes(range(9)) + bytes(range(11, 32)) + b'"\\'  # controls, quote, backslash
+_NULL = b"\\N"
 
 
 @dataclass
@@ -82,6 +106,7 @@ class ChainWalk:
             self.report.ok = False
             self.report.first_bad_seq = seq
             self.report.reason = reason
+            self.report.verified_through = min(self.report.verified_through, seq - 1)
 
     def _check_signature(self, c: Checkpoint) -> bool:
         if not signature_valid(self.public_key, c.signature, c.message()):
@@ -103,30 +128,135 @@ class ChainWalk:
         for row in rows:
             if not self.report.ok:
                 return False
-            seq = int(row[_SEQ])
             self.report.events += 1
-            if seq != self.expected:
-                self._fail(self.expected, f"seq {self.expected} missing (next is {seq})")
+            if not self._row(row):
                 return False
-            event = event_from_row(row)
-            if row[_PREV] != self.prev or chain_hash(self.prev, event) != row[_HASH]:
-                self._fail(self._diagnose(seq, row, event), "event does not match its hash")
-                return False
-            self.prev = row[_HASH]
-            self.frontier.append(self.prev)
-            self.report.verified_through = seq
-            self.expected = seq + 1
-            self._previous_row = row
-            while self.pending and self.pending[0].tree_size == seq:
-                self._check_checkpoint(self.pending.pop(0))
         return self.report.ok
 
+    def _row(self, row: Sequence[Any]) -> bool:
+        """One row, the exact way: its JSON parsed, canonical() re-encoded."""
+        seq = int(row[_SEQ])
+        if seq != self.expected:
+            self._fail(self.expected, f"seq {self.expected} missing (next is {seq})")
+            return False
+        try:
+            event = event_from_row(row)
+            digest = _sha256(self.prev.encode() + canonical(event)).digest()
+        except (ValueError, TypeError):  # JSON that does not parse, a value out of domain
+            self._fail(seq, "event is not readable")
+            return False
+        if row[_PREV] != self.prev or digest.hex() != row[_HASH]:
+            self._fail(self._diagnose(seq, row, event), "event does not match its hash")
+            return False
+        self._accept(seq, row[_HASH], digest)
+        self._previous_row = tuple(row)
+        return True
+
+    def _accept(self, seq: int, hash_hex: str, digest: bytes) -> None:
+        self.prev = hash_hex
+        self.frontier.append_digest(digest)
+        self.report.verified_through = seq
+        self.expected = seq + 1
+        while self.pending and self.pending[0].tree_size == seq:
+            self._check_checkpoint(self.pending.pop(0))
+
+    def feed_lines(self, source: EventLines) -> bool:
+        """`feed` for PostgreSQL's COPY lines, with the fast path described at the top;
+        a row the fast path cannot vouch for goes through `_row`."""
+        fast = source.canonical_types
+        report = self.report
+        sha256, template, pick, odd_bytes, length = _sha256, _TEMPLATE, _in_pick, _ODD, len
+        append = self.frontier.append_digest
+        expected, prev = self.expected, self.prev.encode()
+        next_checkpoint = self.pending[0].tree_size if self.pending else -1
+        previous: bytes | None = None
+        seen = 0
+        lines: Iterator[bytes] = iter(source)
+        try:
+            reading = True
+            while reading and report.ok:
+                reading = False
+                for line in lines:
+                    f = line.split(b"\t")
+                    try:
+                        seq = int(f[0])
+                    except ValueError:  # not a number: the exact path will say so
+                        seq = -1
+                    if seq != expected and not source.ordered:
+                        # Physical order is not seq order here (space reused after an
+                        # archive, say): read on in the primary key's order.
+                        lines.close()  # type: ignore[attr-defined]
+                        lines = source.ordered_from(expected - 1)
+                        reading = True
+                        break
+                    seen += 1
+                    stored = f[17][:-1]
+                    digest = None
+                    if fast and seq == expected and f[16] == prev:
+                        # Count what needs a closer look — quotes, backslashes, raw
+                        # control characters: only the JSON texts' quotes and the null
+                        # markers' backslashes may be among them.
+                        odd = length(line) - length(line.translate(None, odd_bytes))
+                        odd -= f[_FIELDS].count(b'"') + f[_DETAIL].count(b'"')
+                        if odd == 0 or odd == line.count(_NULL):
+                            encoded = template % pick(f)
+                            if odd:
+                                encoded = encoded.replace(b'"\\N"', b"null").replace(_NULL, b"null")
+                            candidate = sha256(prev + encoded).digest()
+                            if candidate.hex().encode() == stored:
+                                digest = candidate
+                    if digest is None:  # the exact path
+                        self._sync(expected, prev, previous)
+                        report.events += seen
+                        seen = 0
+                        try:
+                            row = row_from_line(line)
+                        except ValueError:
+                            self._fail(expected, "event is not readable")
+                            return False
+                        if not self._row(row):
+                            return False
+                        expected, prev, previous = self.expected, self.prev.encode(), line
+                        next_checkpoint = self.pending[0].tree_size if self.pending else -1
+                        continue
+                    prev = stored
+                    append(digest)
+                    expected = seq + 1
+                    previous = line
+                    if seq == next_checkpoint:
+                        self._sync(expected, prev, previous)
+                        while self.pending and self.pending[0].tree_size == seq:
+                            self._check_checkpoint(self.pending.pop(0))
+                        if not report.ok:
+                            break
+                        next_checkpoint = self.pending[0].tree_size if self.pending else -1
+        finally:
+            lines.close()  # type: ignore[attr-defined]
+        report.events += seen
+        if report.ok:
+            self._sync(expected, prev, previous)
+        return report.ok
+
+    def _sync(self, expected: int, prev: bytes, previous: bytes | None) -> None:
+        """Hand the fast loop's state back to the walk."""
+        self.expected, self.prev = expected, prev.decode()
+        self.report.verified_through = expected - 1
+        if previous is not None:
+            try:
+                self._previous_row = row_from_line(previous)
+            except ValueError:
+                self._previous_row = None
+
     def _diagnose(self, seq: int, row: Sequence[Any], event: dict[str, Any]) -> int:
-        """An event carrying a hash valid one seq earlier, linked to the row before the
-        previous one, means the previous row was inserted: name that one."""
+        """Which seq to blame when `row` does not fit. Its link to the previous row is
+        broken but the row itself is intact (its hash fits its own content and stored
+        link), or it carries a hash valid one seq earlier after a row with the same
+        link: the previous row was changed or inserted — name that one."""
         before = self._previous_row
         if before is None or row[_PREV] == self.prev:
             return seq
+        if chain_hash(row[_PREV], event) == row[_HASH]:
+            return seq - 1
         shifted = {**event, "seq": seq - 1}
         if row[_PREV] == before[_PREV] and chain_hash(row[_PREV], shifted) == row[_HASH]:
             return seq - 1
@@ -147,5 +277,9 @@ def verify(engine: Engine, public_key: Ed25519PublicKey) -> Report:
     archives = [c for c in checkpoints if c.kind == "archive"]
     start = max(archives, key=lambda c: c.tree_size) if archives else None
     walk = ChainWalk(public_key, checkpoints, start=start)
-    walk.feed(stream_rows(engine, after=start.tree_size if start else 0))
+    after = start.tree_size if start else 0
+    if engine.dialect.name == "postgresql":
+        walk.feed_lines(EventLines(engine, after=after))
+    else:
+        walk.feed(stream_rows(engine, after=after))
     return walk.finish()

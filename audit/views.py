@@ -4,14 +4,18 @@ no route that changes or deletes an event, for any role."""
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy.engine import Engine
 
+from audit.bundle import ChainGapError, Progress, bundle_lines, plan
+from audit.canonical import now_ts
 from audit.checkpoints import all_checkpoints
-from audit.events import audited
+from audit.events import audited, note
+from audit.proofs import inclusion_proof
 from audit.search import EventQuery, get_event, parse_moment, search
 from audit.signing import Signer, public_pem
+from audit.stats import default_since, stats
 from audit.verify import verify
 from catalog.responses import JSONResponse
 
@@ -68,6 +72,53 @@ def build_router(engine: Engine, signer: Signer, auditor: Callable[..., Any]) ->
         if found is None:
             raise HTTPException(404, f"审计事件 {seq} 不存在")
         return JSONResponse(found)
+
+    @router.get(
+        "/events/{seq}/proof",
+        summary="Merkle inclusion proof (RFC 9162) of one event against a signed checkpoint",
+    )
+    @audited("audit.proof")
+    def proof(
+        seq: int, _: Auditor, tree_size: Annotated[int | None, Query(ge=1)] = None
+    ) -> JSONResponse:
+        document = inclusion_proof(engine, seq, tree_size)
+        return JSONResponse({**document, "public_key": public_pem(signer.public_key)})
+
+    @router.get(
+        "/export",
+        summary="Events of a time range as JSONL with a signed manifest (offline-verifiable)",
+        response_class=StreamingResponse,
+    )
+    @audited("audit.export")
+    def export(
+        request: Request, _: Auditor, since: str | None = None, until: str | None = None
+    ) -> StreamingResponse:
+        start, end = _moment(since), _moment(until, end=True)
+        try:
+            span = plan(engine, since=start, until=end)
+        except ChainGapError:
+            raise HTTPException(409, "审计链在导出范围之前不完整，请先运行校验") from None
+        progress = Progress()
+        note(request, stream=progress, detail={"since": start, "until": end})
+        return StreamingResponse(
+            bundle_lines(engine, signer, span, progress),
+            media_type="application/jsonl; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="audit-export.jsonl"'},
+        )
+
+    @router.get("/stats", summary="Counts, top consumers, denials and anomaly flags")
+    @audited("audit.stats")
+    def dashboard(
+        _: Auditor,
+        since: str | None = None,
+        until: str | None = None,
+        top: Annotated[int, Query(ge=1, le=100)] = 10,
+    ) -> JSONResponse:
+        end = _moment(until, end=True) or now_ts()
+        start = _moment(since) or default_since(end)
+        if start > end:
+            raise HTTPException(400, "since 不能晚于 until")
+        return JSONResponse(stats(engine, since=start, until=end, top=top))
 
     @router.get("/verify", summary="Re-compute the chain and check every checkpoint")
     @audited("audit.verify")

@@ -1,20 +1,24 @@
-"""`opengate audit …`: verify, checkpoint, publish the key — and the events the other
-commands write (an import or a new account made on the host is audited like one made
-through the API)."""
+"""`opengate audit …`: verify, checkpoint, publish the key, export and archive bundles,
+verify a bundle offline — and the events the other commands write (an import or a new
+account made on the host is audited like one made through the API)."""
 
 from __future__ import annotations
 
 import getpass
 import json
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 import typer
 from sqlalchemy.engine import Engine
 
+from audit.archive import ArchiveRefusedError, archive
+from audit.bundle import BundleFile, ChainGapError, bundle_lines, plan, verify_bundle, write_bundle
 from audit.checkpoints import checkpoint_now
-from audit.signing import Signer, public_pem
-from audit.verify import verify
+from audit.search import parse_moment
+from audit.signing import Signer, load_public_key, public_pem
+from audit.verify import Report, verify
 from audit.writer import append
 from gateway.database import create_engine
 from gateway.settings import Settings
@@ -64,6 +68,11 @@ def audit_verify(
     record_cli_event(
         engine, "audit.verify", resource="audit", detail={"ok": report.ok, "events": report.events}
     )
+    _print_report(report, as_json=as_json)
+
+
+def _print_report(report: Report, *, as_json: bool) -> None:
+    """The report on stdout (or the failure on stderr); exit 1 when anything is wrong."""
     if as_json:
         print(json.dumps(report.as_dict()))
     elif report.ok:
@@ -96,3 +105,102 @@ def audit_public_key() -> None:
     """Print the Ed25519 public key (PEM) that signs checkpoints and exports."""
     settings = Settings()
     print(public_pem(Signer.load_or_create(settings.data_dir).public_key), end="")
+
+
+def _fail(reason: str) -> NoReturn:
+    print(f"opengate: {reason}", file=sys.stderr)
+    raise typer.Exit(1)
+
+
+def _moment(option: str, value: str | None, *, end: bool = False) -> str | None:
+    if value is None:
+        return None
+    try:
+        return parse_moment(value, end=end)
+    except ValueError:
+        _fail(f"{option}: not a date (2026-05-01) or an RFC 3339 time: {value[:40]}")
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Path = typer.Option(..., "--out", help="the bundle file to write (JSONL)"),
+    since: str | None = typer.Option(None, help="first day or time (inclusive)"),
+    until: str | None = typer.Option(None, help="last day or time (inclusive)"),
+) -> None:
+    """Write the events of a time range as a signed bundle (verify it with verify-bundle)."""
+    start, end = _moment("--since", since), _moment("--until", until, end=True)
+    settings, engine = _engine()
+    signer = Signer.load_or_create(settings.data_dir)
+    try:
+        span = plan(engine, since=start, until=end)
+    except ChainGapError as exc:
+        _fail(f"the audit chain is broken before the range ({exc}); run `opengate audit verify`")
+    manifest = write_bundle(out, bundle_lines(engine, signer, span))
+    record_cli_event(
+        engine,
+        "audit.export",
+        resource="audit",
+        row_count=manifest["count"],
+        detail={"since": start, "until": end, "sha256": manifest["sha256"]},
+    )
+    print(
+        f"exported {manifest['count']:,} events (seq {manifest['first_seq']}–"
+        f"{manifest['last_seq']}) to {out}"
+    )
+
+
+@audit_app.command("verify-bundle")
+def audit_verify_bundle(
+    file: Path = typer.Argument(..., help="a bundle from export or archive"),
+    public_key: Path = typer.Option(..., "--public-key", help="the PEM from `audit public-key`"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Check a bundle offline, with the public key only (no database); exit 1 if bad."""
+    try:
+        key = load_public_key(public_key.read_bytes())
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read the public key {public_key}: {exc}")
+    if not file.is_file():
+        _fail(f"no bundle at {file}")
+    _print_report(verify_bundle(BundleFile(file), key), as_json=as_json)
+
+
+@audit_app.command("archive")
+def audit_archive(
+    before: str = typer.Option(..., "--before", help="archive the events before this day"),
+    out: Path = typer.Option(..., "--out", help="the bundle file to write (must not exist)"),
+) -> None:
+    """Move events older than the retention period into a signed bundle, leaving an
+    archive checkpoint that keeps the rest of the chain verifiable."""
+    cut = _moment("--before", before)
+    assert cut is not None
+    settings, engine = _engine()
+    signer = Signer.load_or_create(settings.data_dir)
+    try:
+        done = archive(
+            engine, signer, before=cut, out=out, retention_days=settings.audit_retention_days
+        )
+    except ArchiveRefusedError as exc:
+        _fail(str(exc))
+    detail: dict[str, Any] = {"before": cut}
+    if done is not None:
+        detail |= {
+            "first_seq": done.first_seq,
+            "last_seq": done.last_seq,
+            "sha256": done.sha256,
+            "checkpoint_root": done.checkpoint.merkle_root,
+        }
+    record_cli_event(
+        engine,
+        "audit.archive",
+        resource="audit",
+        row_count=done.count if done else 0,
+        detail=detail,
+    )
+    if done is None:
+        print(f"nothing to archive before {cut[:10]}")
+        return
+    print(
+        f"archived {done.count:,} events (seq {done.first_seq}–{done.last_seq}) to {out}; "
+        f"archive checkpoint at {done.checkpoint.tree_size}, root {done.checkpoint.merkle_root}"
+    )

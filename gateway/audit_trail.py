@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from audit.events import action_of, notes, outcome_for
 from catalog.problems import Problem
 from gateway.middleware import send_problem
+from gateway.problems import HTTP_CODES
 
 log = logging.getLogger("opengate.audit")
 
@@ -34,16 +35,28 @@ UNAVAILABLE = Problem(503, "unavailable", "审计日志暂时无法写入，数�
 
 
 class Sink(Protocol):
+    # Data requests under way that will submit an event (the writer may wait for them).
+    in_flight: int
+
     def submit(self, event: dict[str, Any]) -> Future[int]: ...
+
+    def submit_async(self, event: dict[str, Any]) -> asyncio.Future[int]: ...
 
 
 class NullSink:
     """Stores nothing: for the audit-overhead benchmark only (OPENGATE_AUDIT_SINK=null)."""
 
+    in_flight = 0
+
     def submit(self, event: dict[str, Any]) -> Future[int]:
         future: Future[int] = Future()
         future.set_result(0)
         return future
+
+    def submit_async(self, event: dict[str, Any]) -> asyncio.Future[int]:
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        waiter.set_result(0)
+        return waiter
 
 
 def build_event(scope: Scope, status: int, action: str) -> dict[str, Any]:
@@ -53,6 +66,8 @@ def build_event(scope: Scope, status: int, action: str) -> dict[str, Any]:
     detail = dict(noted.get("detail") or {})
     if "error" in noted:
         detail["error"] = noted["error"]
+    elif status >= 400:  # refused by a middleware, which renders its problem itself
+        detail["error"] = HTTP_CODES.get(status, "error")
     client = scope.get("client")
     return {
         "request_id": state.get("request_id"),
@@ -70,6 +85,11 @@ def build_event(scope: Scope, status: int, action: str) -> dict[str, Any]:
         "status": status,
         "detail": detail or None,
     }
+
+
+def _expire(waiter: asyncio.Future[int]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError("the audit store did not answer in time"))
 
 
 class AuditMiddleware:
@@ -92,7 +112,14 @@ class AuditMiddleware:
 
     async def _store(self, event: dict[str, Any]) -> bool:
         try:
-            await asyncio.wait_for(asyncio.wrap_future(self.sink.submit(event)), STORE_TIMEOUT)
+            waiter = self.sink.submit_async(event)
+            if not waiter.done():
+                timer = waiter.get_loop().call_later(STORE_TIMEOUT, _expire, waiter)
+                try:
+                    await waiter
+                finally:
+                    timer.cancel()
+            waiter.result()
         except Exception as exc:  # the store is down or slow: fail closed
             log.warning("audit event not stored (%s): answering 503", type(exc).__name__)
             return False
@@ -104,12 +131,19 @@ class AuditMiddleware:
             return
         refused = False
         streamed: dict[str, Any] | None = None
+        # A data request always ends in an event: tell the writer one is coming.
+        expected = DATA_PATH.match(scope["path"]) is not None
+        if expected:
+            self.sink.in_flight += 1
 
         async def send_audited(message: Message) -> None:
-            nonlocal refused, streamed
+            nonlocal refused, streamed, expected
             if refused:
                 return
             if message["type"] == "http.response.start":
+                if expected:
+                    expected = False
+                    self.sink.in_flight -= 1
                 status = message["status"]
                 action = self._action(scope, status)
                 if action is not None:
@@ -127,7 +161,11 @@ class AuditMiddleware:
                 await self._finish_stream(scope, streamed)
             await send(message)
 
-        await self.app(scope, receive, send_audited)
+        try:
+            await self.app(scope, receive, send_audited)
+        finally:
+            if expected:  # ended without an answer of its own
+                self.sink.in_flight -= 1
 
     async def _finish_stream(self, scope: Scope, started: dict[str, Any]) -> None:
         counter = notes(scope)["stream"]

@@ -30,6 +30,16 @@ values = st.recursive(
 events = st.fixed_dictionaries({k: values for k in EVENT_KEYS})
 
 
+def test_keys_sort_by_utf16_code_units_like_jcs() -> None:
+    # U+1F600 sorts after U+E000 by code point, before it by UTF-16 unit (0xD83D)
+    detail = {"\ue000": 1, "\U0001f600": 2, "a": {"\uffff": 3, "\U00010000": 4}}
+    event = {**dict.fromkeys(EVENT_KEYS), "detail": detail}
+    assert canonical(event) == jcs.canonicalize(event)
+    assert canonical(event).index("\U0001f600".encode()) < canonical(event).index(
+        "\ue000".encode()
+    )
+
+
 @given(events)
 def test_canonical_is_rfc8785(event: dict) -> None:
     assert canonical(event) == jcs.canonicalize(event)

@@ -4,6 +4,7 @@ must appear in no body, no header, no error and no log line."""
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import partial
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import Engine
 
+from audit.store import SELECT_COLUMNS, event_from_row
 from auth.secrets import identity_hmac, load_or_create_key
 from catalog.importer import import_package
 from gateway.settings import Settings
@@ -122,7 +124,7 @@ def requests_to_try() -> list[tuple[str, str, dict]]:
 
 
 def test_no_canary_leaves_through_any_endpoint(
-    client: TestClient, leaky: dict, caplog: pytest.LogCaptureFixture
+    client: TestClient, leaky: dict, caplog: pytest.LogCaptureFixture, engine: Engine
 ):
     caplog.set_level(logging.DEBUG)
     seen_ok = 0
@@ -140,3 +142,23 @@ def test_no_canary_leaves_through_any_endpoint(
     assert "opengate.access" in {r.name for r in caplog.records}
     for canary in CANARIES.values():
         assert canary not in server_logs
+    assert_no_canary_in_audit_log(engine)
+
+
+def assert_no_canary_in_audit_log(engine: Engine) -> None:
+    """Every audit event of the walk, every column as text. A filter on a level-1/2 field
+    is logged as the caller wrote it (CONTRACT §8 keeps only level 3–4 values out), so
+    the walk's `district=<canary>` probes are the caller's own words there, not a leak:
+    those entries are left out; everything else must be canary-free."""
+    clear = {f["name"] for f in FIELDS if f["level"] <= 2}
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(f"SELECT {SELECT_COLUMNS} FROM audit_events").all()
+    assert len(rows) >= len(requests_to_try())
+    for row in rows:
+        event = event_from_row(tuple(row))
+        filters = (event["detail"] or {}).get("filters", {})
+        for condition in [c for c in filters if c.split("__")[0] in clear]:
+            del filters[condition]
+        text = json.dumps(event, ensure_ascii=False)
+        for name, canary in CANARIES.items():
+            assert canary not in text, (event["seq"], event["action"], name)
