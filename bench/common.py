@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import json
@@ -107,7 +108,8 @@ def server(args: list[str], port: int, env: dict[str, str], ready_path: str) -> 
     # Benchmarks measure the gateway under load from one address: limits high enough
     # never to refuse, but still counted (their cost is part of what is measured).
     unlimited = {
-        f"OPENGATE_RATE_{k}": "100000000/minute" for k in ("ANON", "APP", "LOGIN", "TOKEN")
+        f"OPENGATE_RATE_{k}": "100000000/minute"
+        for k in ("ANON", "APP", "LOGIN", "TOKEN", "DATA", "AUTH", "ADMIN")
     }
     process = subprocess.Popen(
         args, env={**os.environ, **unlimited, **env}, stdout=subprocess.DEVNULL, stderr=log
@@ -136,3 +138,11 @@ def server(args: list[str], port: int, env: dict[str, str], ready_path: str) -> 
 
 
 PYTHON = sys.executable
+
+
+def load_options(parser: argparse.ArgumentParser) -> None:
+    """The wrk load every gateway-vs-baseline benchmark takes."""
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--connections", type=int, default=16)
