@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
 from catalog.problems import Problem
@@ -34,16 +36,14 @@ def _exceeded(quota: str, limit: int) -> Problem:
 
 
 def _ensure_row(conn: Connection, grant_id: int, day: date) -> None:
-    table = GrantUsage.__table__
-    exists = conn.execute(
-        sa.select(table.c.grant_id).where(table.c.grant_id == grant_id, table.c.day == day)
-    ).first()
-    if exists is None:
-        try:
-            with conn.begin_nested():
-                conn.execute(sa.insert(table).values(grant_id=grant_id, day=day))
-        except sa.exc.IntegrityError:  # another worker inserted today's row first
-            pass
+    """Today's row, created if missing. A write, and the first statement of the
+    transaction on purpose: SQLite then takes its write lock here, waiting for it under
+    `busy_timeout`, instead of failing with `database is locked` when a read-only
+    transaction later tries to upgrade while another worker writes."""
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
+    conn.execute(
+        insert(GrantUsage.__table__).values(grant_id=grant_id, day=day).on_conflict_do_nothing()
+    )
 
 
 def _take(engine: Engine, grant_id: int, column: str, amount: int, limit: int | None) -> int:

@@ -4,11 +4,14 @@ endpoint and personal authorization."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -17,6 +20,9 @@ from sqlmodel import Session
 
 from auth.secrets import identity_hmac, load_or_create_key
 from catalog.importer import import_package
+from catalog.problems import Problem
+from gateway import quotas
+from gateway.database import create_engine
 from gateway.settings import Settings
 from policies.models import Grant
 from tests.auth.helpers import PASSWORD, developer_with_app, user
@@ -456,3 +462,30 @@ def test_requests_quota(client: TestClient, world: dict):
     direct_grant(client, world, quotas={"requests_per_day": 2})
     statuses = [client.get(f"{URL}/records", headers=world["app"]).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
+
+
+def test_quota_counters_hold_under_concurrent_workers(client: TestClient, world: dict, engine):
+    """Many connections taking from one grant's counters at once (as worker processes do):
+    no `database is locked` on SQLite, no lost update on PostgreSQL, never past the limit."""
+    grant = direct_grant(client, world, quotas={"rows_per_day": 500, "requests_per_day": 150})
+    quota_plan = SimpleNamespace(grant=SimpleNamespace(id=grant["id"], quotas=grant["quotas"]))
+    workers = create_engine(engine.url.render_as_string(hide_password=False))
+
+    def take(_: int) -> tuple[int, int]:
+        requests = rows = 0
+        with contextlib.suppress(Problem):
+            quotas.count_request(workers, quota_plan)
+            requests = 1
+        with contextlib.suppress(Problem):
+            rows = quotas.reserve_rows(workers, quota_plan, 7)
+        return requests, rows
+
+    try:
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            taken = list(pool.map(take, range(200)))
+    finally:
+        workers.dispose()
+    assert sum(requests for requests, _ in taken) == 150
+    assert sum(rows for _, rows in taken) == 500
+    policy = client.get(f"{URL}/policy", headers=world["app"]).json()
+    assert policy["quotas"]["rows_per_day"] == {"limit": 500, "used": 500, "remaining": 0}
