@@ -158,4 +158,13 @@ def test_redis_stop_and_start(tmp_path: Path, redis_server: RedisServer):
     for log in logs:
         assert "Redis unavailable for rate limits" in log
         assert "Redis is back; rate limits are shared again" in log
+    for host in hosts:  # every refusal is in that host's audit log
+        engine = create_engine(host.env["OPENGATE_DATABASE_URL"])
+        with engine.connect() as conn:
+            refused = conn.exec_driver_sql(
+                "SELECT count(*) FROM audit_events WHERE action = 'data.refused' "
+                "AND status = 503 AND resource LIKE '%social-insurance%'"
+            ).scalar_one()
+        engine.dispose()
+        assert refused == 10
         assert "Traceback" not in log
