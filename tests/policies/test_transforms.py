@@ -619,3 +619,164 @@ def test_year_only_of_any_date(moment: datetime) -> None:
     year = f"{moment.year:04d}"
     assert year_only(moment) == year_only(moment.date()) == year
     assert year_only(moment.isoformat()) == year_only(moment.date().isoformat()) == year
+
+
+# --- native pseudonyms (policies/_pseudonym.c) -------------------------------------------------
+# The extension is optional: `pip install -e` builds it where a C compiler is found, and
+# without it `_pseudonym_of` returns the Python closure. Its tests skip locally when it is not
+# built; with OPENGATE_REQUIRE_NATIVE=1 (as `.ci/run` sets) they fail instead, so CI cannot go
+# green on the fallback alone.
+
+REQUIRE_NATIVE = os.environ.get("OPENGATE_REQUIRE_NATIVE") == "1"
+
+
+@pytest.fixture(scope="module")
+def native() -> Any:
+    try:
+        import policies._pseudonym as module
+    except ImportError as exc:  # say why: not built, or built for another Python
+        reason = f"policies._pseudonym is not built ({exc}); `make install` builds it"
+        if REQUIRE_NATIVE:
+            pytest.fail(f"OPENGATE_REQUIRE_NATIVE=1 but {reason}")
+        pytest.skip(reason)
+    assert t._native is module  # transforms found it too
+    return module
+
+
+def python_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Force the pure-Python pseudonyms, as on an install without the extension."""
+    monkeypatch.setattr(t, "_native", None)
+
+
+# The two SHA-256 block functions: the hardware one where the CPU has it, and the portable C
+# one that every other machine runs. Both are held to the same reference.
+BLOCK_FUNCTIONS = [False, True]
+
+
+@pytest.mark.parametrize("portable", BLOCK_FUNCTIONS)
+def test_native_rfc_4231_vectors(native: Any, portable: bool) -> None:
+    # HMAC-SHA256 known answers (RFC 4231 cases 2 and 6, the latter a 131-byte key that is
+    # hashed first), split as prefix + value the way a pseudonym is.
+    jefe = native.make(b"Jefe", b"what do ya want ", str, portable=portable)
+    assert jefe.column(["for nothing?"]) == ["p_5bdcc146bf60754e"]
+    big = native.make(b"\xaa" * 131, b"Test Using Larger Than Block", str, portable=portable)
+    assert big("-Size Key - Hash Key First") == "p_60e431591ee0b67f"
+    assert big.implementation == ("portable" if portable else native.IMPLEMENTATION)
+
+
+KEYS = st.sampled_from([0, 32, 64, 65, 200]).flatmap(lambda n: st.binary(min_size=n, max_size=n))
+COLUMN_VALUES = st.lists(
+    st.one_of(
+        st.none(),
+        st.text(st.characters(max_codepoint=127)),  # the ASCII fast path
+        st.text(),  # any code point but lone surrogates (hypothesis leaves those out)
+        st.text(min_size=40, max_size=300),  # past one 64-byte block, some past several
+        st.integers(),
+        st.booleans(),
+        st.dates(),
+        st.datetimes(),
+    ),
+    max_size=12,
+)
+
+
+@NARROW
+@given(KEYS, st.sampled_from(PII), COLUMN_VALUES)
+def test_native_column_is_the_python_pseudonym(
+    native: Any, key: bytes, pii: str, values: list[Any]
+) -> None:
+    expected = [pseudonym(v, key, pii) for v in values]  # hmac.digest: the reference
+    compiled = t._pseudonym_of(key, pii)
+    assert isinstance(compiled, native.Pseudonymizer)
+    assert compiled.column(values) == expected
+    assert compiled.column(tuple(values)) == expected  # map_columns hands it tuples
+    assert [compiled(v) for v in values] == expected
+    portable = native.make(key, f"{pii}:".encode(), compiled, portable=True)
+    assert portable.column(values) == expected
+
+
+def test_native_falls_back_for_anything_but_exact_str(native: Any) -> None:
+    class Shouty(str):
+        def __str__(self) -> str:
+            return self.upper()
+
+    compiled = t._pseudonym_of(KEY, "other")
+    values = [Shouty("abc"), 7, True, 1.5, Decimal("2.50"), date(1990, 5, 17), None, "abc"]
+    assert compiled.column(values) == [pseudonym(v, KEY, "other") for v in values]
+    assert compiled.column([Shouty("abc")]) == [pseudonym("ABC", KEY, "other")]
+    seen: list[Any] = []
+    spy = native.make(KEY, b"other:", lambda v: seen.append(v) or "fallback")
+    assert spy.column(["x", None, 7]) == [pseudonym("x", KEY, "other"), None, "fallback"]
+    assert seen == [7]  # neither the str nor None reached the fallback
+
+
+def test_native_raises_what_python_raises(native: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = t._pseudonym_of(KEY, "other")
+    with monkeypatch.context() as patch:
+        python_only(patch)
+        with pytest.raises(UnicodeEncodeError) as python_error:
+            t._pseudonym_of(KEY, "other")("a\ud800")  # a lone surrogate has no UTF-8
+    with pytest.raises(UnicodeEncodeError) as native_error:
+        compiled.column(["ok", "a\ud800"])
+    assert str(native_error.value) == str(python_error.value)
+
+    class Unprintable:
+        def __str__(self) -> str:
+            raise ValueError("no text")
+
+    with pytest.raises(ValueError, match="no text"):
+        compiled.column(["ok", Unprintable()])
+    with pytest.raises(TypeError):
+        compiled.column(5)
+    with pytest.raises(TypeError):
+        native.make(KEY, b"other:", "not callable")
+
+
+@pytest.mark.parametrize("path", ["native", "python"])
+def test_pseudonym_golden_on_both_paths(
+    path: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The contract's definition, checked against an independent HMAC on each path (the
+    # Python one runs whether or not the extension is built).
+    import hashlib
+    import hmac
+
+    if path == "native":
+        request.getfixturevalue("native")
+    else:
+        python_only(monkeypatch)
+    compiled = compile_transform("pseudonym", key=KEY, pii="phone")
+    assert hasattr(compiled, "column") == (path == "native")
+    expected = "p_" + hmac.new(KEY, b"phone:13812345678", hashlib.sha256).hexdigest()[:16]
+    assert compiled("13812345678") == compiled(13812345678) == expected
+    assert map_columns([("13812345678",), (None,)], [(0, compiled)]) == [(expected,), (None,)]
+
+
+def test_map_columns_same_rows_with_and_without_native(
+    native: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows: list[tuple[Any, ...]] = []
+    for i in range(300):
+        rows.append(
+            (
+                i,
+                "张三丰" if i % 7 else None,
+                f"3702{i % 90 + 10:02d}19900101{i % 1000:03d}{'X' if i % 11 == 0 else i % 10}",
+                f"1{3 + i % 7}{(i * 7919) % 10**9:09d}",
+                None if i % 13 == 0 else (i if i % 17 == 0 else f"user{i}@example.com"),
+                "青岛市市南区香港中路10号",
+                date(2024, i % 12 + 1, 1),
+            )
+        )
+    specs = [(1, "mask_name", "name"), (2, "pseudonym", "id_number"), (3, "mask_phone", "phone")]
+    specs += [(4, "pseudonym", "email"), (5, "mask_address", "address"), (6, "pseudonym", "other")]
+
+    def steps() -> list[tuple[int, Callable[[Any], Any]]]:
+        return [(i, compile_transform(s, key=KEY, pii=pii)) for i, s, pii in specs]
+
+    with_native = map_columns(rows, steps())
+    python_only(monkeypatch)
+    fallback_steps = steps()
+    assert not any(hasattr(fn, "column") for _, fn in fallback_steps)
+    assert map_columns(rows, fallback_steps) == with_native
+    assert with_native[13][4] is None and with_native[17][4] == pseudonym(17, KEY, "email")

@@ -1,0 +1,151 @@
+"""Pseudonyms and the five-field masking of 1000 rows, with and without the native extension.
+
+    python -m bench.pseudonym_speed [--repeat 30]
+
+In-process only (no server): the rows are those of bench.masking_cost's data file, so the
+values are realistic 18-character ID numbers and ~17-character emails. Each figure is the
+best of `--repeat` timings of one pass over 1000 values or rows:
+
+- per value: `pseudonym` (hmac.digest, the reference), the compiled pure-Python closure
+  (`_pseudonym_of` without the extension), the extension called per value, and the
+  extension's `column` on all 1000 values at once (what `map_columns` uses);
+- per 1000 rows: `map_columns` with the five transforms of bench-masked (mask_name, pseudonym
+  of id_number, mask_phone, pseudonym of email, mask_address), without and with the extension,
+  and with every field clear for scale.
+
+Bar (docs/decisions/0007-native-pseudonyms.md): the extension's column ≤ 0.4 µs a value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+from bench.masking_cost import COLUMNS, PERSONAL, _data_file
+from policies import transforms
+from policies.transforms import (
+    compile_transform,
+    default_transform,
+    derive_app_key,
+    map_columns,
+    pseudonym,
+)
+
+ROWS = 1000
+BAR_US = 0.4
+
+
+def load_rows(n: int) -> list[tuple[Any, ...]]:
+    """`n` rows as the database hands them back: integers and dates typed, the rest text."""
+    types = [ftype for _, ftype in COLUMNS]
+    with _data_file(n).open(encoding="utf-8", newline="") as f:
+        reader = csv.reader(f)
+        next(reader)  # header
+        return [
+            tuple(
+                int(v) if t == "integer" else date.fromisoformat(v) if t == "date" else v
+                for v, t in zip(row, types, strict=True)
+            )
+            for row in reader
+        ]
+
+
+@contextmanager
+def python_only() -> Iterator[None]:
+    """Compile transforms as an install without the extension would."""
+    saved = transforms._native
+    transforms._native = None
+    try:
+        yield
+    finally:
+        transforms._native = saved
+
+
+def best(fn: Callable[[], Any], repeat: int) -> float:
+    """The best of `repeat` timings of `fn()`, in seconds (one warm-up call first)."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def masking_steps(key: bytes) -> list[tuple[int, Callable[[Any], Any]]]:
+    """The five transformed fields of bench-masked, with their level defaults."""
+    names = [name for name, _ in COLUMNS]
+    steps = []
+    for name, (level, pii) in PERSONAL.items():
+        spec = default_transform(level, pii)
+        steps.append((names.index(name), compile_transform(spec, key=key, pii=pii)))
+    return steps
+
+
+def pseudonym_cases(values: list[Any], key: bytes, pii: str) -> list[tuple[str, Callable[[], Any]]]:
+    """One pass over `values` by each way of computing their pseudonyms."""
+    with python_only():
+        python = compile_transform("pseudonym", key=key, pii=pii)
+    cases: list[tuple[str, Callable[[], Any]]] = [
+        ("hmac.digest (pseudonym)", lambda: [pseudonym(v, key, pii) for v in values]),
+        ("pure Python (_pseudonym_of)", lambda: list(map(python, values))),
+    ]
+    native = transforms._native
+    if native:
+        compiled = compile_transform("pseudonym", key=key, pii=pii)
+        portable = native.make(key, f"{pii}:".encode(), python, portable=True)
+        cases.append(("extension, per value", lambda: list(map(compiled, values))))
+        cases.append(("extension, column", lambda: compiled.column(values)))
+        cases.append(("extension, column, portable C", lambda: portable.column(values)))
+    return cases
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+    repeat = args.repeat
+
+    rows = load_rows(ROWS)
+    names = [name for name, _ in COLUMNS]
+    key = derive_app_key(os.urandom(32), "bench-app")
+    native = transforms._native
+    print(f"extension: {'built, ' + native.IMPLEMENTATION if native else 'NOT BUILT'}")
+    print(f"{'pseudonyms of 1000 values':<44} {'ms (= µs/value)':>15}")
+    for pii in ("id_number", "email"):
+        values = [row[names.index(pii)] for row in rows]
+        for label, fn in pseudonym_cases(values, key, pii):
+            print(f"  {pii + ': ' + label:<42} {best(fn, repeat) * 1e3:>15.3f}")
+
+    print(f"{'map_columns of 1000 rows':<44} {'ms':>15}")
+    with python_only():
+        python_steps = masking_steps(key)
+    clear = [(i, transforms._identity) for i, _ in python_steps]
+    timings = [("every field clear (identity)", best(lambda: map_columns(rows, clear), repeat))]
+    timings.append(
+        ("five fields, pure Python", best(lambda: map_columns(rows, python_steps), repeat))
+    )
+    if native:
+        native_steps = masking_steps(key)
+        assert map_columns(rows, native_steps) == map_columns(rows, python_steps)
+        timings.append(
+            ("five fields, extension", best(lambda: map_columns(rows, native_steps), repeat))
+        )
+    for label, seconds in timings:
+        print(f"  {label:<42} {seconds * 1e3:>15.3f}")
+    if native:
+        values = [row[names.index("id_number")] for row in rows]
+        ids = compile_transform("pseudonym", key=key, pii="id_number")
+        per_value = best(lambda: ids.column(values), repeat) / ROWS * 1e6
+        verdict = "PASS" if per_value <= BAR_US else "FAIL"
+        print(f"bar: column ≤ {BAR_US} µs/value: {per_value:.3f} µs/value: {verdict}")
+
+
+if __name__ == "__main__":
+    main()
