@@ -82,27 +82,37 @@ def now_ts() -> str:
     return format_ts(datetime.now(UTC))
 
 
-_KEPT = frozenset({str, bool, type(None)})
+def _in_domain(value: Any) -> bool:
+    """True when `value` needs no reduction: exact str, bool, None, safe int, and lists and
+    str-keyed dicts of the same."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is int:
+        return -SAFE_INTEGER <= value <= SAFE_INTEGER
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str:
+                return False
+            if type(item) is not str and item is not None and not _in_domain(item):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            if type(item) is not str and item is not None and not _in_domain(item):
+                return False
+        return True
+    return False
 
 
 def plain(value: Any) -> Any:
     """`value` reduced to the canonical domain: floats and huge integers become strings
     (JCS would need the ECMAScript number format to agree across languages; a string
     needs nothing)."""
-    # Fast paths for the exact types events are made of (every event is reduced on the
-    # way in); anything else takes the general path below, with the same result.
-    kind = type(value)
-    if kind in _KEPT:
+    # Events are nearly always in the domain already: checking costs half of rebuilding
+    # (no new dicts and lists), and the value is then used as it is.
+    if _in_domain(value):
         return value
-    if kind is int:
-        return value if -SAFE_INTEGER <= value <= SAFE_INTEGER else str(value)
-    if kind is dict:
-        return {
-            (k if type(k) is str else str(k)): (v if type(v) in _KEPT else plain(v))
-            for k, v in value.items()
-        }
-    if kind is list:
-        return [v if type(v) in _KEPT else plain(v) for v in value]
     if isinstance(value, bool) or value is None or isinstance(value, str):
         return value
     if isinstance(value, int):

@@ -88,10 +88,15 @@ def sample_event(i: int) -> dict[str, Any]:
 
 
 async def produce(writer: AuditWriter, events: list[dict[str, Any]], concurrency: int) -> None:
-    """`concurrency` coroutines, each like a request: submit its event, await it, next."""
+    """`concurrency` coroutines, each like a request under the audit middleware: counted in
+    flight while it is handled (the writer may wait a moment for such events, as it does
+    in the gateway), then submit its event, await its commit, next."""
 
     async def client(mine: list[dict[str, Any]]) -> None:
         for event in mine:
+            writer.in_flight += 1
+            await asyncio.sleep(0)  # the request's own work, reduced to one hand-over
+            writer.in_flight -= 1
             await writer.submit_async(event)
 
     await asyncio.gather(*(client(events[i::concurrency]) for i in range(concurrency)))

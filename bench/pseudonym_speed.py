@@ -1,4 +1,5 @@
-"""Pseudonyms and the five-field masking of 1000 rows, with and without the native extension.
+"""Pseudonyms, string masks and the five-field masking of 1000 rows, with and without the native
+extension.
 
     python -m bench.pseudonym_speed [--repeat 30]
 
@@ -9,11 +10,15 @@ best of `--repeat` timings of one pass over 1000 values or rows:
 - per value: `pseudonym` (hmac.digest, the reference), the compiled pure-Python closure
   (`_pseudonym_of` without the extension), the extension called per value, and the
   extension's `column` on all 1000 values at once (what `map_columns` uses);
+- per mask: each string mask over 1000 values of its kind of field, as the Python function
+  (mapped, as `map_columns` did) and as the extension's `Mask` (per value, and `column`);
 - per 1000 rows: `map_columns` with the five transforms of bench-masked (mask_name, pseudonym
-  of id_number, mask_phone, pseudonym of email, mask_address), without and with the extension,
-  and with every field clear for scale.
+  of id_number, mask_phone, pseudonym of email, mask_address): all Python, native pseudonyms
+  with Python masks (the extension before the masks), all native; and with every field clear
+  for scale.
 
-Bar (docs/decisions/0007-native-pseudonyms.md): the extension's column ≤ 0.4 µs a value.
+Bars (docs/decisions/0007-native-pseudonyms.md): the extension's pseudonym column ≤ 0.4 µs a
+value, each mask's column ≤ 0.1 µs a value.
 """
 
 from __future__ import annotations
@@ -39,6 +44,19 @@ from policies.transforms import (
 
 ROWS = 1000
 BAR_US = 0.4
+MASK_BAR_US = 0.1
+
+# Each string mask and the field of the data file it is measured on (bank cards are made from
+# the phone numbers: "6222 0" + 11 digits, grouped by spaces as people type them).
+MASK_FIELDS = [
+    ("mask_name", "person_name"),
+    ("mask_id_number", "id_number"),
+    ("mask_phone", "phone"),
+    ("mask_bank_card", "bank_card"),
+    ("mask_email", "email"),
+    ("mask_address", "address"),
+    ("mask_default", "employer"),
+]
 
 
 def load_rows(n: int) -> list[tuple[Any, ...]]:
@@ -78,14 +96,44 @@ def best(fn: Callable[[], Any], repeat: int) -> float:
     return min(times)
 
 
-def masking_steps(key: bytes) -> list[tuple[int, Callable[[Any], Any]]]:
-    """The five transformed fields of bench-masked, with their level defaults."""
+def masking_steps(
+    key: bytes, *, python_masks: bool = False
+) -> list[tuple[int, Callable[[Any], Any]]]:
+    """The five transformed fields of bench-masked, with their level defaults.
+
+    `python_masks` keeps the string masks in Python whatever the pseudonyms are: the state of
+    the extension before it had masks.
+    """
     names = [name for name, _ in COLUMNS]
     steps = []
     for name, (level, pii) in PERSONAL.items():
         spec = default_transform(level, pii)
-        steps.append((names.index(name), compile_transform(spec, key=key, pii=pii)))
+        fn = compile_transform(spec, key=key, pii=pii)
+        if python_masks and spec in transforms._MASKS:
+            fn = transforms._MASKS[spec]
+        steps.append((names.index(name), fn))
     return steps
+
+
+def mask_values(rows: list[tuple[Any, ...]], field: str) -> list[Any]:
+    """The values of `field` in `rows` (bank cards made up from the phones)."""
+    names = [name for name, _ in COLUMNS]
+    if field == "bank_card":
+        phones = [row[names.index("phone")] for row in rows]
+        return [" ".join(("62220" + p)[i : i + 4] for i in range(0, 16, 4)) for p in phones]
+    return [row[names.index(field)] for row in rows]
+
+
+def mask_cases(values: list[Any], spec: str) -> list[tuple[str, Callable[[], Any]]]:
+    """One pass over `values` by the Python mask and by the extension's."""
+    python = transforms._MASKS[spec]
+    cases: list[tuple[str, Callable[[], Any]]] = [("Python", lambda: list(map(python, values)))]
+    native = transforms._NATIVE_MASKS.get(spec)
+    if native is not None:
+        assert native.column(values) == list(map(python, values))
+        cases.append(("extension, per value", lambda: list(map(native, values))))
+        cases.append(("extension, column", lambda: native.column(values)))
+    return cases
 
 
 def pseudonym_cases(values: list[Any], key: bytes, pii: str) -> list[tuple[str, Callable[[], Any]]]:
@@ -123,6 +171,16 @@ def main() -> None:
         for label, fn in pseudonym_cases(values, key, pii):
             print(f"  {pii + ': ' + label:<42} {best(fn, repeat) * 1e3:>15.3f}")
 
+    print(f"{'masks of 1000 values':<44} {'ms (= µs/value)':>15}")
+    mask_columns: dict[str, float] = {}
+    for spec, field in MASK_FIELDS:
+        values = mask_values(rows, field)
+        for label, fn in mask_cases(values, spec):
+            seconds = best(fn, repeat)
+            if label == "extension, column":
+                mask_columns[spec] = seconds
+            print(f"  {spec + ': ' + label:<42} {seconds * 1e3:>15.3f}")
+
     print(f"{'map_columns of 1000 rows':<44} {'ms':>15}")
     with python_only():
         python_steps = masking_steps(key)
@@ -132,11 +190,13 @@ def main() -> None:
         ("five fields, pure Python", best(lambda: map_columns(rows, python_steps), repeat))
     )
     if native:
-        native_steps = masking_steps(key)
-        assert map_columns(rows, native_steps) == map_columns(rows, python_steps)
-        timings.append(
-            ("five fields, extension", best(lambda: map_columns(rows, native_steps), repeat))
-        )
+        expected = map_columns(rows, python_steps)
+        for label, steps in [
+            ("five fields, native pseudonyms only", masking_steps(key, python_masks=True)),
+            ("five fields, extension", masking_steps(key)),
+        ]:
+            assert map_columns(rows, steps) == expected
+            timings.append((label, best(lambda s=steps: map_columns(rows, s), repeat)))
     for label, seconds in timings:
         print(f"  {label:<42} {seconds * 1e3:>15.3f}")
     if native:
@@ -145,6 +205,14 @@ def main() -> None:
         per_value = best(lambda: ids.column(values), repeat) / ROWS * 1e6
         verdict = "PASS" if per_value <= BAR_US else "FAIL"
         print(f"bar: column ≤ {BAR_US} µs/value: {per_value:.3f} µs/value: {verdict}")
+    if mask_columns:
+        worst, seconds = max(mask_columns.items(), key=lambda item: item[1])
+        per_value = seconds / ROWS * 1e6
+        verdict = "PASS" if per_value <= MASK_BAR_US else "FAIL"
+        print(
+            f"bar: every mask column ≤ {MASK_BAR_US} µs/value: {per_value:.3f} µs/value "
+            f"({worst}): {verdict}"
+        )
 
 
 if __name__ == "__main__":

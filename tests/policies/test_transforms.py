@@ -74,46 +74,46 @@ def test_contract_examples(spec: str, value: Any, expected: str) -> None:
     assert apply(spec, value) == expected
 
 
-@pytest.mark.parametrize(
-    ("fn", "value", "expected"),
-    [
-        (mask_name, "张三", "张*"),
-        (mask_name, "欧阳娜娜", "欧***"),
-        (mask_name, "", ""),
-        (mask_id_number, "37020219900101123X", "370202********123X"),
-        (mask_id_number, "370202900101123", "370202******123"),  # 15 characters
-        (mask_id_number, "37020219900101123", "3***************3"),  # 17: mask_default
-        (mask_id_number, "AB", "**"),
-        (mask_id_number, 370202199001011234, "370202********1234"),
-        (mask_phone, 13812345678, "138****5678"),
-        (mask_phone, "0532-88886666", "053********66"),
-        (mask_phone, "+8613812345678", "+86*********78"),
-        (mask_phone, "１３８１２３４５６７８", "１３８******７８"),  # not ASCII digits
-        (mask_phone, "123456", "123*56"),
-        (mask_phone, "12345", "1***5"),  # would keep all: mask_default
-        (mask_phone, "110", "1*0"),
-        (mask_phone, "12", "**"),
-        (mask_bank_card, "6222 0212 3456 7890 123", "622202*********0123"),
-        (mask_bank_card, "6222\u30000212345678901", "622202*******8901"),
-        (mask_bank_card, 6222021234567890, "622202******7890"),
-        (mask_bank_card, "12345678901", "123456*8901"),
-        (mask_bank_card, "1234567890", "1********0"),  # would keep all: mask_default
-        (mask_bank_card, "6222-0212-3456", "6222-0****3456"),
-        (mask_email, "a@b.cn", "a***@b.cn"),
-        (mask_email, "@example.com", "***@example.com"),
-        (mask_email, '"a@b"@example.com', '"***@example.com'),  # the last @ starts the domain
-        (mask_email, "not-an-email", "n**********l"),
-        (mask_address, "青岛市市南区", "青****区"),  # would keep all: mask_default
-        (mask_address, "青岛市市南区香", "青岛市市南区****"),
-        (mask_default, "abc", "a*c"),
-        (mask_default, "ab", "**"),
-        (mask_default, "a", "*"),
-        (mask_default, "", ""),
-        (mask_default, 12345, "1***5"),
-        (mask_default, date(1990, 5, 17), "1********7"),
-        (mask_default, True, "T**e"),
-    ],
-)
+MASK_EDGES: list[tuple[Callable[[Any], Any], Any, str]] = [
+    (mask_name, "张三", "张*"),
+    (mask_name, "欧阳娜娜", "欧***"),
+    (mask_name, "", ""),
+    (mask_id_number, "37020219900101123X", "370202********123X"),
+    (mask_id_number, "370202900101123", "370202******123"),  # 15 characters
+    (mask_id_number, "37020219900101123", "3***************3"),  # 17: mask_default
+    (mask_id_number, "AB", "**"),
+    (mask_id_number, 370202199001011234, "370202********1234"),
+    (mask_phone, 13812345678, "138****5678"),
+    (mask_phone, "0532-88886666", "053********66"),
+    (mask_phone, "+8613812345678", "+86*********78"),
+    (mask_phone, "１３８１２３４５６７８", "１３８******７８"),  # not ASCII digits
+    (mask_phone, "123456", "123*56"),
+    (mask_phone, "12345", "1***5"),  # would keep all: mask_default
+    (mask_phone, "110", "1*0"),
+    (mask_phone, "12", "**"),
+    (mask_bank_card, "6222 0212 3456 7890 123", "622202*********0123"),
+    (mask_bank_card, "6222\u30000212345678901", "622202*******8901"),
+    (mask_bank_card, 6222021234567890, "622202******7890"),
+    (mask_bank_card, "12345678901", "123456*8901"),
+    (mask_bank_card, "1234567890", "1********0"),  # would keep all: mask_default
+    (mask_bank_card, "6222-0212-3456", "6222-0****3456"),
+    (mask_email, "a@b.cn", "a***@b.cn"),
+    (mask_email, "@example.com", "***@example.com"),
+    (mask_email, '"a@b"@example.com', '"***@example.com'),  # the last @ starts the domain
+    (mask_email, "not-an-email", "n**********l"),
+    (mask_address, "青岛市市南区", "青****区"),  # would keep all: mask_default
+    (mask_address, "青岛市市南区香", "青岛市市南区****"),
+    (mask_default, "abc", "a*c"),
+    (mask_default, "ab", "**"),
+    (mask_default, "a", "*"),
+    (mask_default, "", ""),
+    (mask_default, 12345, "1***5"),
+    (mask_default, date(1990, 5, 17), "1********7"),
+    (mask_default, True, "T**e"),
+]
+
+
+@pytest.mark.parametrize(("fn", "value", "expected"), MASK_EDGES)
 def test_mask_edges(fn: Callable[[Any], Any], value: Any, expected: str) -> None:
     assert fn(value) == expected
 
@@ -774,9 +774,190 @@ def test_map_columns_same_rows_with_and_without_native(
     def steps() -> list[tuple[int, Callable[[Any], Any]]]:
         return [(i, compile_transform(s, key=KEY, pii=pii)) for i, s, pii in specs]
 
-    with_native = map_columns(rows, steps())
+    native_steps = steps()
+    assert all(hasattr(fn, "column") for _, fn in native_steps)  # masks and pseudonyms alike
+    with_native = map_columns(rows, native_steps)
     python_only(monkeypatch)
     fallback_steps = steps()
     assert not any(hasattr(fn, "column") for _, fn in fallback_steps)
     assert map_columns(rows, fallback_steps) == with_native
     assert with_native[13][4] is None and with_native[17][4] == pseudonym(17, KEY, "email")
+
+
+# --- native string masks (the `Mask` type of policies/_pseudonym.c) ---------------------------
+# The Python masks above are the reference: each native mask must give exactly their output,
+# for any value. Same skip/fail rule as the pseudonyms.
+
+NATIVE_MASKS = [*MASKS]  # every string mask; year_only and bucket stay Python
+
+
+@pytest.fixture(scope="module")
+def native_masks(native: Any) -> Any:
+    if not hasattr(native, "mask"):  # a .so built before the masks: rebuild it
+        reason = "policies._pseudonym has no masks (a stale build); `make install` rebuilds it"
+        if REQUIRE_NATIVE:
+            pytest.fail(f"OPENGATE_REQUIRE_NATIVE=1 but {reason}")
+        pytest.skip(reason)
+    assert sorted(native.MASKS) == sorted(NATIVE_MASKS)
+    assert sorted(t._NATIVE_MASKS) == sorted(NATIVE_MASKS)  # transforms built them all
+    return native
+
+
+def same_str(out: Any, expected: Any) -> bool:
+    """Equal, and built the same: exact str of the narrowest kind (its size in memory tells)."""
+    if expected is None or out is None:
+        return out is expected
+    import sys
+
+    return type(out) is str and out == expected and sys.getsizeof(out) == sys.getsizeof(expected)
+
+
+class Shouty(str):
+    """A str subclass whose text is not itself: must go through the Python mask (`_text`)."""
+
+    def __str__(self) -> str:
+        return self.upper()
+
+
+# Characters chosen to hit every rule: ASCII digits and their neighbours "/" and ":", fullwidth
+# and other Unicode digits, every kind of whitespace str.split() knows (incl. U+3000, U+0085
+# and the ASCII separators 0x1c-0x1f), "@" and "*", Latin-1, BMP and astral letters, and lone
+# surrogates (the masks only slice, so they accept them).
+MASK_ALPHABET = (
+    "0123456789/:０１２²٣ \t\n\x0b\x0c\r\x1c\x1f\x85\xa0\u2000\u3000@*-+aZé张😀\ud800\udfff"
+)
+MASK_VALUES = st.lists(
+    st.one_of(
+        st.none(),
+        st.text(),  # any code point but lone surrogates
+        st.text(st.characters(max_codepoint=127), max_size=20),
+        st.text(st.sampled_from("0123456789"), min_size=9, max_size=20),  # around 11, 15, 18
+        st.text(st.sampled_from("0123456789/:０１２"), min_size=10, max_size=12),  # ~phones
+        st.text(st.sampled_from("0123456789 \t\u3000\xa0"), max_size=24),
+        st.text(st.sampled_from(MASK_ALPHABET), max_size=24),
+        st.text(st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=4),
+        st.builds(Shouty, st.text(max_size=12)),
+        st.integers(),
+        st.floats(),
+        st.booleans(),
+        st.dates(),
+        st.datetimes(),
+        st.decimals(allow_nan=False),
+    ),
+    max_size=12,
+)
+
+
+@FAST
+@given(st.sampled_from(NATIVE_MASKS), MASK_VALUES)
+def test_native_mask_column_is_the_python_mask(
+    native_masks: Any, name: str, values: list[Any]
+) -> None:
+    python = getattr(t, name)
+    expected = [python(v) for v in values]  # the reference
+    compiled = compile_transform(name, key=None, pii="other")
+    assert isinstance(compiled, native_masks.Mask) and compiled.name == name
+    for got in (compiled.column(values), compiled.column(tuple(values))):  # lists and tuples
+        assert all(same_str(o, e) for o, e in zip(got, expected, strict=True)), (got, expected)
+    assert all(same_str(compiled(v), e) for v, e in zip(values, expected, strict=True))
+
+
+@pytest.mark.parametrize("path", ["native", "python"])
+def test_mask_golden_on_both_paths(
+    path: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The contract's examples and the edges above through compile_transform and map_columns,
+    # natively and on the pure-Python fallback (which runs whether or not the extension is built).
+    if path == "native":
+        request.getfixturevalue("native_masks")
+    else:
+        python_only(monkeypatch)
+    cases = [(spec, v, e) for spec, v, e in CONTRACT_EXAMPLES if spec in NATIVE_MASKS]
+    cases += [(fn.__name__, v, e) for fn, v, e in MASK_EDGES]
+    cases += [  # results narrower than their input: only the wide characters were masked
+        ("mask_default", "a张b", "a*b"),
+        ("mask_default", "é😀\ud800a", "é**a"),
+        ("mask_email", "张@a.cn", "张***@a.cn"),
+        ("mask_email", "a😀@a.cn", "a***@a.cn"),
+        ("mask_bank_card", "６２２２\u3000０２１２\u3000３４５６", "６２２２０２**３４５６"),
+        ("mask_bank_card", "\u3000 \t", ""),
+        ("mask_bank_card", "1\u30002", "**"),
+        ("mask_bank_card", "a\u3000张\u3000b", "a*b"),
+        ("mask_phone", "1381234567８", "138******7８"),  # 11, not all ASCII digits
+    ]
+    for spec, value, expected in cases:
+        compiled = compile_transform(spec, key=None, pii="other")
+        assert hasattr(compiled, "column") == (path == "native")
+        assert same_str(compiled(value), expected), (spec, value)
+        got = map_columns([(value,), (None,)], [(0, compiled)])
+        assert got == [(expected,), (None,)] and same_str(got[0][0], expected)
+
+
+def test_native_masks_fall_back_for_anything_but_exact_str(native_masks: Any) -> None:
+    values = [Shouty("abc@x"), 7, True, 1.5, Decimal("2.50"), date(1990, 5, 17), None, "abc@x"]
+    for name in NATIVE_MASKS:
+        python = getattr(t, name)
+        compiled = compile_transform(name, key=None, pii="other")
+        assert compiled.column(values) == [python(v) for v in values]
+    assert compile_transform("mask_name", key=None, pii="name")(Shouty("ab")) == "A*"
+    seen: list[Any] = []
+    spy = native_masks.mask("mask_name", lambda v: seen.append(v) or "fallback")
+    assert spy.column(["xy", None, 7, Shouty("s")]) == ["x*", None, "fallback", "fallback"]
+    assert seen == [7, Shouty("s")]  # neither the str nor None reached the fallback
+
+
+def test_native_masks_raise_what_python_raises(native_masks: Any) -> None:
+    class Unprintable:
+        def __str__(self) -> str:
+            raise ValueError("no text")
+
+    compiled = compile_transform("mask_phone", key=None, pii="phone")
+    with pytest.raises(ValueError, match="no text"):
+        compiled.column(["13812345678", Unprintable()])
+    with pytest.raises(TypeError):
+        compiled.column(5)
+    with pytest.raises(TypeError):
+        compiled("a", "b")
+    with pytest.raises(ValueError, match="no native mask"):
+        native_masks.mask("year_only", year_only)
+    with pytest.raises(TypeError):
+        native_masks.mask("mask_name", "not callable")
+
+
+def test_compile_transform_without_native_masks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An extension built before the masks (no `mask`) leaves them in Python; so does no
+    # extension at all. Either way the output is the reference's.
+    monkeypatch.setattr(t, "_native", object())
+    assert t._native_masks() == {}
+    python_only(monkeypatch)
+    for name in NATIVE_MASKS:
+        assert compile_transform(name, key=None, pii="other") is getattr(t, name)
+
+
+def test_native_masks_on_a_seeded_corpus(native_masks: Any) -> None:
+    # Thousands of values per mask in one column call, for a few milliseconds: every length
+    # from 0 to 24 over the mixed alphabet, digit runs plain, with whitespace in them and with
+    # a digit one code point off, emails.
+    import random
+
+    rng = random.Random(20261122)
+    corpus: list[Any] = []
+    for length in range(25):
+        corpus += ["".join(rng.choices(MASK_ALPHABET, k=length)) for _ in range(60)]
+        digits = [rng.choice("0123456789") for _ in range(length)]
+        corpus.append("".join(digits))
+        for _ in range(3):
+            spaced = list(digits)
+            spaced.insert(rng.randrange(length + 1), rng.choice(" \t\u3000\x1c"))
+            corpus.append("".join(spaced))
+        for c in "/:０":  # one digit replaced by a neighbour of "0"-"9" or a fullwidth one
+            near = list(digits)
+            if length:
+                near[rng.randrange(length)] = c
+            corpus.append("".join(near))
+        corpus.append("".join(rng.choices("a张😀", k=length)) + "@" + "b" * (length % 5))
+    for name in NATIVE_MASKS:
+        python = getattr(t, name)
+        got = compile_transform(name, key=None, pii="other").column(corpus)
+        bad = [(v, o) for v, o in zip(corpus, got, strict=True) if not same_str(o, python(v))]
+        assert not bad, (name, bad[:5])
