@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -112,6 +113,16 @@ def _fail(reason: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+def _check_out(out: Path) -> None:
+    """Refuse an --out that cannot be written before any work is done."""
+    if out.exists():
+        _fail(f"--out {out} exists already; choose a new file")
+    if not out.parent.is_dir():
+        _fail(f"--out {out}: no such folder {out.parent}")
+    if not os.access(out.parent, os.W_OK):
+        _fail(f"--out {out}: the folder {out.parent} is not writable")
+
+
 def _moment(option: str, value: str | None, *, end: bool = False) -> str | None:
     if value is None:
         return None
@@ -129,13 +140,17 @@ def audit_export(
 ) -> None:
     """Write the events of a time range as a signed bundle (verify it with verify-bundle)."""
     start, end = _moment("--since", since), _moment("--until", until, end=True)
+    _check_out(out)
     settings, engine = _engine()
     signer = Signer.load_or_create(settings.data_dir)
     try:
         span = plan(engine, since=start, until=end)
     except ChainGapError as exc:
         _fail(f"the audit chain is broken before the range ({exc}); run `opengate audit verify`")
-    manifest = write_bundle(out, bundle_lines(engine, signer, span))
+    try:
+        manifest = write_bundle(out, bundle_lines(engine, signer, span))
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror or exc}")
     record_cli_event(
         engine,
         "audit.export",
@@ -174,6 +189,7 @@ def audit_archive(
     archive checkpoint that keeps the rest of the chain verifiable."""
     cut = _moment("--before", before)
     assert cut is not None
+    _check_out(out)
     settings, engine = _engine()
     signer = Signer.load_or_create(settings.data_dir)
     try:
@@ -182,6 +198,8 @@ def audit_archive(
         )
     except ArchiveRefusedError as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror or exc}")
     detail: dict[str, Any] = {"before": cut}
     if done is not None:
         detail |= {

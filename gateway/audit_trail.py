@@ -75,7 +75,7 @@ def build_event(scope: Scope, status: int, action: str) -> dict[str, Any]:
         "client_id": noted.get("client_id") or (principal.client_id if principal else None),
         "ip": state.get("client_ip") or (client[0] if client else None),
         "action": noted.get("action") or action,
-        "resource": noted.get("resource") or RECORD_KEY.sub(r"\1{key}", scope["path"]),
+        "resource": noted.get("resource") or _resource_of(scope["path"]),
         "fields": noted.get("fields"),
         "row_count": noted.get("row_count"),
         "purpose": noted.get("purpose"),
@@ -85,6 +85,16 @@ def build_event(scope: Scope, status: int, action: str) -> dict[str, Any]:
         "status": status,
         "detail": detail or None,
     }
+
+
+def _resource_of(path: str) -> str:
+    """What a request that noted nothing itself was about. A data request refused before
+    its plan (no grant, rate limited, audit store down) still names its dataset the way
+    served ones do, so an auditor's search by dataset finds the refusals too."""
+    data = DATA_PATH.match(path)
+    if data is not None:
+        return f"datasets/{data.group(1)}"
+    return RECORD_KEY.sub(r"\1{key}", path)
 
 
 def _expire(waiter: asyncio.Future[int]) -> None:

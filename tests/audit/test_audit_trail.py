@@ -120,3 +120,22 @@ def test_checkpoints_while_events_arrive_and_on_shutdown(
         ).one()
         head = conn.execute(sa.text("SELECT seq FROM audit_head")).scalar_one()
     assert last.kind == "shutdown" and last.tree_size == head
+
+
+def test_refusals_before_the_plan_are_found_by_dataset(
+    client: TestClient, engine: Engine, world: dict
+) -> None:
+    user(engine, "auditor2", "auditor")
+    refused = client.get(f"{URL}/records", headers=world["app"])  # no grant yet
+    assert refused.status_code == 403 and refused.json()["code"] == "grant_required"
+    missing = client.get("/api/v1/datasets/social-insurance/records/370202199001011237")
+    assert missing.status_code in (401, 403, 404)
+    auditor = _login(client, "auditor2")
+    page = client.get(
+        "/api/v1/audit/events", headers=auditor, params={"dataset": "social-insurance"}
+    ).json()["data"]
+    ids = {e["request_id"] for e in page}
+    assert refused.headers["x-request-id"] in ids
+    assert missing.headers["x-request-id"] in ids
+    assert all(e["resource"] == "datasets/social-insurance" for e in page)
+    assert "370202199001011237" not in orjson.dumps(page).decode()

@@ -189,3 +189,25 @@ def test_export_from_the_command_line(
     logged = client.get("/api/v1/audit/events", headers=headers, params={"action": "audit.export"})
     (event,) = logged.json()["data"]
     assert event["actor"].startswith("cli:") and event["row_count"] == 10
+
+
+@pytest.mark.parametrize("command", ["export", "archive"])
+def test_an_unwritable_out_is_one_line_and_writes_nothing(
+    engine: Engine, settings: Settings, tmp_path: Path, command: str
+) -> None:
+    _seed_days(engine, settings)
+    existing = tmp_path / "taken.jsonl"
+    existing.write_text("keep me\n")
+    span = ("--since", "2026-11-10") if command == "export" else ("--before", "2026-01-01")
+    for out, says in (
+        (tmp_path / "missing" / "x.jsonl", "no such folder"),
+        (existing, "exists already"),
+    ):
+        result = opengate(
+            "audit", command, *span, "--out", str(out), settings=settings, cwd=tmp_path
+        )
+        assert result.returncode == 1
+        assert result.stderr.strip().count("\n") == 0 and says in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    assert existing.read_text() == "keep me\n"
+    assert not (tmp_path / "missing").exists()
