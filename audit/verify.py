@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from operator import itemgetter
 from typing import Any
 
@@ -43,9 +44,24 @@ _TEMPLATE = (
     + b",".join((b'"%s":"%%s"' if k in _STRINGS else b'"%s":%%s') % k.encode() for k in _SORTED)
     + b"}"
 )
-_in_pick = itemgetter(*(COLUMNS.index(k) for k in _SORTED))
+_PICK = tuple(COLUMNS.index(k) for k in _SORTED)
+_in_pick = itemgetter(*_PICK)
 _ODD = bytes(range(9)) + bytes(range(11, 32)) + b'"\\'  # controls, quote, backslash
 _NULL = b"\\N"
+
+# The same fast path in C (audit/_chain.c, docs/decisions/0008): it walks a batch of lines
+# while each one is a line this fast path would accept, and stops before the first it cannot
+# vouch for (handed to the Python loop below, exactly as without it) and after a checkpoint's
+# seq. Optional: not built, or built with another template or column order, it is not used.
+try:
+    from audit import _chain as _native
+except ImportError:
+    _native = None
+if _native is not None and (
+    _native.TEMPLATE != _TEMPLATE or _native.PICK != _PICK or len(COLUMNS) != 18
+):
+    _native = None
+_BATCH = 4096  # lines per native call
 
 
 @dataclass
@@ -164,9 +180,11 @@ class ChainWalk:
         """`feed` for PostgreSQL's COPY lines, with the fast path described at the top;
         a row the fast path cannot vouch for goes through `_row`."""
         fast = source.canonical_types
+        native = _native if fast else None
         report = self.report
         sha256, template, pick, odd_bytes, length = _sha256, _TEMPLATE, _in_pick, _ODD, len
-        append = self.frontier.append_digest
+        frontier = self.frontier
+        append = frontier.append_digest
         expected, prev = self.expected, self.prev.encode()
         next_checkpoint = self.pending[0].tree_size if self.pending else -1
         previous: bytes | None = None
@@ -176,7 +194,36 @@ class ChainWalk:
             reading = True
             while reading and report.ok:
                 reading = False
-                for line in lines:
+                batch: list[bytes] = []
+                at = 0
+                while True:
+                    if at == length(batch):
+                        batch, at = list(islice(lines, _BATCH)), 0
+                        if not batch:
+                            break
+                    if native is not None:
+                        # As many lines as the native walk vouches for, in one call.
+                        began = at
+                        at, prev, expected, frontier.size = native.walk(
+                            batch, at, prev, expected, frontier.nodes, frontier.size,
+                            next_checkpoint,
+                        )  # fmt: skip
+                        if at > began:
+                            seen += at - began
+                            previous = batch[at - 1]
+                            if expected - 1 == next_checkpoint:
+                                seq = next_checkpoint
+                                self._sync(expected, prev, previous)
+                                while self.pending and self.pending[0].tree_size == seq:
+                                    self._check_checkpoint(self.pending.pop(0))
+                                if not report.ok:
+                                    break
+                                next_checkpoint = self.pending[0].tree_size if self.pending else -1
+                                continue
+                            if at == length(batch):
+                                continue
+                    line = batch[at]
+                    at += 1
                     f = line.split(b"\t")
                     try:
                         seq = int(f[0])

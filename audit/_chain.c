@@ -1,0 +1,504 @@
+/* The audit verifier's fast loop over PostgreSQL COPY lines, natively: the optional speed-up
+ * of audit.verify.ChainWalk.feed_lines (see docs/decisions/0008-native-chain-verifier.md).
+ *
+ *     walk(lines, start, prev, expected, nodes, size, stop_at)
+ *         -> (end, prev, expected, size)
+ *
+ * walks `lines` (a list of bytes) from index `start` for as long as every line is one the
+ * pure-Python fast path would accept on that path, with the same result: its seq is
+ * `expected`, its stored link is `prev`, it has nothing the template cannot encode, and its
+ * stored hash is hex(SHA-256(prev ‖ template encoding)). Each such line moves the chain on
+ * (prev = its hash, expected + 1) and appends its hash to the RFC 9162 Merkle frontier
+ * (`nodes`, a list of 32-byte roots, updated in place, and `size`). It stops
+ *
+ *   - before the first line it cannot vouch for: Python hands that one line to its own
+ *     loop (the exact path, a re-read in key order, the error report) — so this module
+ *     never decides that something is wrong, only that something is right;
+ *   - after the line whose seq is `stop_at`, so Python checks that checkpoint;
+ *   - at the end of the list;
+ *
+ * and returns the index it stopped at with the new state. A line is accepted only when its
+ * stored hash equals SHA-256 over every column of it (the encoding is injective), so a
+ * changed column cannot pass; anything unusual (a stray tab, no newline, a seq written
+ * differently) is simply left to Python.
+ *
+ * The template: the event's members in sorted key order, string columns in quotes, number
+ * and JSON columns as the line carries them; `\N` (null) becomes null. It is written out
+ * below (TEMPLATE, PICK) and audit/verify.py uses this module only when both equal its own
+ * template and column order, so the two cannot drift apart silently.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../native/sha256.h"
+
+#define NCOLUMNS 18 /* audit.store.COLUMNS: the 16 event keys, prev_hash, hash */
+#define NKEYS 16
+#define COL_FIELDS 8
+#define COL_DETAIL 15
+#define COL_PREV 16
+#define COL_HASH 17
+#define HEXLEN 64
+
+/* The event keys in sorted order: the COPY column each one is read from, and whether it is
+ * a string (quoted) or a number / JSON text (as it is). */
+static const struct {
+    const char *key;
+    int column;
+    int quoted;
+} MEMBERS[NKEYS] = {
+    {"action", 6, 1},      {"actor", 3, 1},      {"client_id", 4, 1},  {"detail", 15, 0},
+    {"fields", 8, 0},      {"grant_id", 11, 0},  {"grant_version", 12, 0}, {"ip", 5, 1},
+    {"outcome", 13, 1},    {"purpose", 10, 1},   {"request_id", 2, 1}, {"resource", 7, 1},
+    {"row_count", 9, 0},   {"seq", 0, 0},        {"status", 14, 0},    {"ts", 1, 1},
+};
+
+/* The constant text before each member's value ("{\"action\":\"", "\",\"actor\":\"", ...)
+ * and after the last: built once at import from MEMBERS. */
+static char *piece[NKEYS + 1];
+static size_t piece_len[NKEYS + 1];
+static size_t pieces_total;
+
+/* Bytes the fast path must account for: C0 controls but tab and newline, quote, backslash. */
+static uint8_t odd_byte[256];
+
+static const char HEX[] = "0123456789abcdef";
+
+/* --- Merkle (RFC 9162) ----------------------------------------------------------------- */
+
+/* leaf = SHA-256(0x00 ‖ 32 bytes): one block with fixed padding (33 bytes = 264 bits). */
+static void
+leaf_hash(compress_fn compress, const uint8_t chain[32], uint8_t out[32])
+{
+    uint8_t block[64];
+    uint32_t h[8];
+    block[0] = 0x00;
+    memcpy(block + 1, chain, 32);
+    block[33] = 0x80;
+    memset(block + 34, 0, 64 - 34 - 2);
+    block[62] = 0x01;
+    block[63] = 0x08;
+    memcpy(h, H256, sizeof h);
+    compress(h, block, 1);
+    for (int i = 0; i < 8; i++)
+        store_be32(out + 4 * i, h[i]);
+}
+
+/* node = SHA-256(0x01 ‖ left ‖ right): two blocks (65 bytes = 520 bits). */
+static void
+node_hash(compress_fn compress, const uint8_t left[32], const uint8_t right[32], uint8_t out[32])
+{
+    uint8_t block[128];
+    uint32_t h[8];
+    block[0] = 0x01;
+    memcpy(block + 1, left, 32);
+    memcpy(block + 33, right, 32);
+    block[65] = 0x80;
+    memset(block + 66, 0, 128 - 66 - 2);
+    block[126] = 0x02;
+    block[127] = 0x08;
+    memcpy(h, H256, sizeof h);
+    compress(h, block, 2);
+    for (int i = 0; i < 8; i++)
+        store_be32(out + 4 * i, h[i]);
+}
+
+typedef struct {
+    uint8_t node[64][32];
+    int count;
+    unsigned long long size;
+} frontier;
+
+/* Frontier.append_digest: each trailing 1-bit of the old size is a perfect subtree the new
+ * leaf completes. */
+static void
+frontier_append(frontier *f, compress_fn compress, const uint8_t chain[32])
+{
+    uint8_t node[32];
+    leaf_hash(compress, chain, node);
+    for (unsigned long long s = f->size; s & 1; s >>= 1) {
+        f->count--;
+        node_hash(compress, f->node[f->count], node, node);
+    }
+    memcpy(f->node[f->count], node, 32);
+    f->count++;
+    f->size++;
+}
+
+/* --- one line ---------------------------------------------------------------------------- */
+
+typedef struct {
+    compress_fn compress;
+    uint8_t prev[HEXLEN];       /* the hash of the last accepted event, hex */
+    long long expected;         /* the seq the next line must carry */
+    frontier tree;
+    uint8_t *buf;               /* prev ‖ encoding, grown as needed */
+    size_t cap;
+} walk_state;
+
+/* 1 when `line` is accepted (the state moved on), 0 when Python must look at it, -1 when
+ * out of memory. */
+static int
+walk_line(walk_state *st, const uint8_t *p, size_t n)
+{
+    const uint8_t *start[NCOLUMNS];
+    size_t len[NCOLUMNS];
+
+    /* Exactly 18 tab-separated fields, the last one ending the line with its newline. */
+    if (n == 0 || p[n - 1] != '\n')
+        return 0;
+    const uint8_t *at = p, *end = p + n - 1;
+    for (int i = 0; i < NCOLUMNS - 1; i++) {
+        const uint8_t *tab = memchr(at, '\t', (size_t)(end - at));
+        if (tab == NULL)
+            return 0;
+        start[i] = at;
+        len[i] = (size_t)(tab - at);
+        at = tab + 1;
+    }
+    if (memchr(at, '\t', (size_t)(end - at)) != NULL)
+        return 0;
+    start[COL_HASH] = at;
+    len[COL_HASH] = (size_t)(end - at);
+
+    /* seq: the decimal digits of `expected`, written as PostgreSQL writes a bigint. */
+    char digits[24];
+    int nd = snprintf(digits, sizeof digits, "%lld", st->expected);
+    if (nd <= 0 || len[0] != (size_t)nd || memcmp(start[0], digits, (size_t)nd) != 0)
+        return 0;
+    if (len[COL_PREV] != HEXLEN || memcmp(start[COL_PREV], st->prev, HEXLEN) != 0)
+        return 0;
+    if (len[COL_HASH] != HEXLEN)
+        return 0;
+
+    /* The odd bytes of the line, less the quotes of the two JSON texts, must be none — or
+     * exactly the backslashes of the `\N` null markers. */
+    size_t odd = 0, nulls = 0;
+    for (size_t i = 0; i < n; i++)
+        odd += odd_byte[p[i]];
+    for (int c = COL_FIELDS; c <= COL_DETAIL; c += COL_DETAIL - COL_FIELDS) {
+        const uint8_t *q = start[c];
+        for (size_t i = 0; i < len[c]; i++)
+            odd -= q[i] == '"';
+    }
+    if (odd) {
+        for (size_t i = 0; i + 1 < n; i++) {
+            if (p[i] == '\\' && p[i + 1] == 'N') {
+                nulls++;
+                i++;
+            }
+        }
+        if (odd != nulls)
+            return 0;
+    }
+
+    /* prev ‖ the template filled in. Nulls at most double their two bytes. */
+    size_t need = HEXLEN + pieces_total + 2 * n;
+    if (need > st->cap) {
+        uint8_t *grown = realloc(st->buf, need);
+        if (grown == NULL)
+            return -1;
+        st->buf = grown;
+        st->cap = need;
+    }
+    uint8_t *out = st->buf;
+    memcpy(out, st->prev, HEXLEN);
+    out += HEXLEN;
+    for (int k = 0; k < NKEYS; k++) {
+        memcpy(out, piece[k], piece_len[k]);
+        out += piece_len[k];
+        int c = MEMBERS[k].column;
+        memcpy(out, start[c], len[c]);
+        out += len[c];
+    }
+    memcpy(out, piece[NKEYS], piece_len[NKEYS]);
+    out += piece_len[NKEYS];
+    size_t total = (size_t)(out - st->buf);
+
+    if (odd) {
+        /* bytes.replace(b'"\\N"', b"null") then .replace(b"\\N", b"null"), in one pass (a
+         * `\N` match never covers a quote, so the two passes pick the same matches). The
+         * output never runs ahead of the input: rewrite the encoding in place from a copy. */
+        uint8_t *copy = malloc(total);
+        if (copy == NULL)
+            return -1;
+        memcpy(copy, st->buf, total);
+        size_t r = HEXLEN, w = HEXLEN;
+        while (r < total) {
+            if (r + 3 < total && copy[r] == '"' && copy[r + 1] == '\\' && copy[r + 2] == 'N' &&
+                copy[r + 3] == '"') {
+                memcpy(st->buf + w, "null", 4);
+                w += 4;
+                r += 4;
+            }
+            else if (r + 1 < total && copy[r] == '\\' && copy[r + 1] == 'N') {
+                memcpy(st->buf + w, "null", 4);
+                w += 4;
+                r += 2;
+            }
+            else {
+                st->buf[w++] = copy[r++];
+            }
+        }
+        free(copy);
+        total = w;
+    }
+
+    sha256_ctx ctx;
+    uint8_t digest[32];
+    sha256_init(&ctx);
+    sha256_update(&ctx, st->compress, st->buf, total);
+    sha256_final(&ctx, st->compress, digest);
+
+    const uint8_t *stored = start[COL_HASH];
+    for (int i = 0; i < 32; i++) {
+        if (stored[2 * i] != (uint8_t)HEX[digest[i] >> 4] ||
+            stored[2 * i + 1] != (uint8_t)HEX[digest[i] & 0xF])
+            return 0;
+    }
+
+    memcpy(st->prev, stored, HEXLEN);
+    frontier_append(&st->tree, st->compress, digest);
+    st->expected++;
+    return 1;
+}
+
+/* --- walk() ------------------------------------------------------------------------------ */
+
+static PyObject *
+walk(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"lines", "start", "prev", "expected", "nodes", "size", "stop_at",
+                             "portable", NULL};
+    PyObject *lines, *nodes;
+    Py_ssize_t begin;
+    PyObject *prev;
+    long long expected, size, stop_at;
+    int portable = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!nO!LO!LL|$p", kwlist, &PyList_Type, &lines,
+                                     &begin, &PyBytes_Type, &prev, &expected, &PyList_Type, &nodes, &size,
+                                     &stop_at, &portable))
+        return NULL;
+
+    walk_state st;
+    memset(&st, 0, sizeof st);
+    st.compress = portable ? compress_portable : best_compress;
+    st.expected = expected;
+    Py_ssize_t n_nodes = PyList_GET_SIZE(nodes);
+    int valid = size >= 0 && expected >= 1 && begin >= 0 &&
+                n_nodes == __builtin_popcountll((unsigned long long)size) && n_nodes <= 63;
+    /* A link that is not 64 characters is one no line can match: vouch for nothing. */
+    int linkable = PyBytes_GET_SIZE(prev) == HEXLEN;
+    if (linkable)
+        memcpy(st.prev, PyBytes_AS_STRING(prev), HEXLEN);
+    if (valid) {
+        for (Py_ssize_t i = 0; i < n_nodes; i++) {
+            PyObject *node = PyList_GET_ITEM(nodes, i);
+            if (!PyBytes_CheckExact(node) || PyBytes_GET_SIZE(node) != 32) {
+                valid = 0;
+                break;
+            }
+            memcpy(st.tree.node[i], PyBytes_AS_STRING(node), 32);
+        }
+    }
+    if (!valid) {
+        PyErr_SetString(PyExc_ValueError, "walk(): expected or the frontier is not valid");
+        return NULL;
+    }
+    st.tree.count = (int)n_nodes;
+    st.tree.size = (unsigned long long)size;
+
+    /* Own the lines for the walk (a slice holds its own references), then let go of the GIL:
+     * the verifier runs in a thread of a busy gateway. */
+    Py_ssize_t total = PyList_GET_SIZE(lines);
+    if (begin > total)
+        begin = total;
+    PyObject *held = PyList_GetSlice(lines, begin, total);
+    if (held == NULL)
+        return NULL;
+    Py_ssize_t count = linkable ? PyList_GET_SIZE(held) : 0, done = 0;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (; done < count; done++) {
+        PyObject *line = PyList_GET_ITEM(held, done);
+        if (!PyBytes_CheckExact(line))
+            break;
+        int accepted = walk_line(&st, (const uint8_t *)PyBytes_AS_STRING(line),
+                                 (size_t)PyBytes_GET_SIZE(line));
+        if (accepted < 0) {
+            failed = 1;
+            break;
+        }
+        if (!accepted)
+            break;
+        if (st.expected - 1 == stop_at) {
+            done++;
+            break;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    Py_DECREF(held);
+    free(st.buf);
+    if (failed)
+        return PyErr_NoMemory();
+
+    /* The frontier back into `nodes`, in place. */
+    PyObject *fresh = PyList_New(st.tree.count);
+    if (fresh == NULL)
+        return NULL;
+    for (int i = 0; i < st.tree.count; i++) {
+        PyObject *node = PyBytes_FromStringAndSize((const char *)st.tree.node[i], 32);
+        if (node == NULL) {
+            Py_DECREF(fresh);
+            return NULL;
+        }
+        PyList_SET_ITEM(fresh, i, node);
+    }
+    int set = PyList_SetSlice(nodes, 0, PyList_GET_SIZE(nodes), fresh);
+    Py_DECREF(fresh);
+    if (set < 0)
+        return NULL;
+    if (done == 0)
+        return Py_BuildValue("(nOLL)", begin, prev, st.expected,
+                             (long long)st.tree.size);
+    return Py_BuildValue("(ny#LL)", begin + done, (const char *)st.prev, (Py_ssize_t)HEXLEN,
+                         st.expected, (long long)st.tree.size);
+}
+
+/* --- sha256() for the tests: the block functions on their own -------------------------- */
+
+static PyObject *
+sha256(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"data", "portable", NULL};
+    Py_buffer data;
+    int portable = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "y*|$p", kwlist, &data, &portable))
+        return NULL;
+    compress_fn compress = portable ? compress_portable : best_compress;
+    sha256_ctx ctx;
+    uint8_t digest[32];
+    sha256_init(&ctx);
+    sha256_update(&ctx, compress, data.buf, (size_t)data.len);
+    sha256_final(&ctx, compress, digest);
+    PyBuffer_Release(&data);
+    return PyBytes_FromStringAndSize((const char *)digest, 32);
+}
+
+/* --- the module -------------------------------------------------------------------------- */
+
+static PyMethodDef module_methods[] = {
+    {"walk", (PyCFunction)(void (*)(void))walk, METH_VARARGS | METH_KEYWORDS,
+     "walk(lines, start, prev, expected, nodes, size, stop_at, *, portable=False)\n--\n\n"
+     "Walk the COPY lines from `start` while each one is vouched for; stop after seq "
+     "`stop_at`. Returns (end, prev, expected, size); `nodes` is updated in place."},
+    {"sha256", (PyCFunction)(void (*)(void))sha256, METH_VARARGS | METH_KEYWORDS,
+     "sha256(data, *, portable=False)\n--\n\nThe SHA-256 digest of `data` (for the tests)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "audit._chain",
+    .m_doc = "Native fast path of the audit chain verifier (see audit/verify.py).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+/* The template as a bytes %-format ("{\"action\":\"%s\",...}") and the COPY column of each
+ * %s, for audit/verify.py to compare with its own. */
+static int
+add_template(PyObject *m)
+{
+    PyObject *text = NULL;
+    PyObject *pick = PyTuple_New(NKEYS);
+    if (pick == NULL)
+        goto error;
+    size_t n = 0;
+    for (int k = 0; k <= NKEYS; k++)
+        n += piece_len[k] + (k < NKEYS ? 2 : 0);
+    text = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)n);
+    if (text == NULL)
+        goto error;
+    char *w = PyBytes_AS_STRING(text);
+    for (int k = 0; k <= NKEYS; k++) {
+        memcpy(w, piece[k], piece_len[k]);
+        w += piece_len[k];
+        if (k < NKEYS) {
+            memcpy(w, "%s", 2);
+            w += 2;
+            PyObject *column = PyLong_FromLong(MEMBERS[k].column);
+            if (column == NULL)
+                goto error;
+            PyTuple_SET_ITEM(pick, k, column);
+        }
+    }
+    if (PyModule_AddObject(m, "TEMPLATE", text) < 0)
+        goto error;
+    text = NULL;
+    if (PyModule_AddObject(m, "PICK", pick) < 0)
+        goto error;
+    return 0;
+error:
+    Py_XDECREF(text);
+    Py_XDECREF(pick);
+    return -1;
+}
+
+static int
+build_pieces(void)
+{
+    /* piece[k] = (k ? closing quote of the previous string and "," : "{") + "\"key\":" +
+     * (quoted ? "\"" : ""); piece[NKEYS] = closing quote of the last + "}". */
+    pieces_total = 0;
+    for (int k = 0; k <= NKEYS; k++) {
+        char text[64];
+        int n = 0;
+        if (k == 0)
+            text[n++] = '{';
+        else if (MEMBERS[k - 1].quoted)
+            text[n++] = '"';
+        if (k == NKEYS) {
+            text[n++] = '}';
+        }
+        else {
+            if (k > 0)
+                text[n++] = ',';
+            n += snprintf(text + n, sizeof text - (size_t)n, "\"%s\":%s", MEMBERS[k].key,
+                          MEMBERS[k].quoted ? "\"" : "");
+        }
+        piece[k] = malloc((size_t)n);
+        if (piece[k] == NULL)
+            return -1;
+        memcpy(piece[k], text, (size_t)n);
+        piece_len[k] = (size_t)n;
+        pieces_total += (size_t)n;
+    }
+    for (int b = 0; b < 32; b++)
+        odd_byte[b] = b != '\t' && b != '\n';
+    odd_byte['"'] = 1;
+    odd_byte['\\'] = 1;
+    return 0;
+}
+
+PyMODINIT_FUNC
+PyInit__chain(void)
+{
+    sha256_choose();
+    if (build_pieces() < 0)
+        return PyErr_NoMemory();
+    PyObject *m = PyModule_Create(&module_def);
+    if (m == NULL)
+        return NULL;
+    const char *impl = best_compress == compress_portable ? "portable" : "sha-ni";
+    if (add_template(m) < 0 || PyModule_AddStringConstant(m, "IMPLEMENTATION", impl) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
