@@ -44,6 +44,7 @@
 #define COL_PREV 16
 #define COL_HASH 17
 #define HEXLEN 64
+#define WINDOW 256 /* lines walked per release of the GIL */
 
 /* The event keys in sorted order: the COPY column each one is read from, and whether it is
  * a string (quoted) or a number / JSON text (as it is). */
@@ -68,6 +69,71 @@ static size_t pieces_total;
 static uint8_t odd_byte[256];
 
 static const char HEX[] = "0123456789abcdef";
+
+/* --- counting bytes: 16 at a time where SSE2 is there (every x86-64) ------------------ */
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+/* How many bytes of p[0..n) are odd_byte[]s (C0 controls but tab and newline, quote,
+ * backslash), less the quotes of the two ranges in `skip` (the JSON texts). */
+#if defined(__SSE2__)
+/* The byte lanes of `sums` (each at most 255) added up. */
+static inline size_t
+lanes_sum(__m128i sums)
+{
+    __m128i s = _mm_sad_epu8(sums, _mm_setzero_si128());
+    return (size_t)_mm_cvtsi128_si32(s) + (size_t)_mm_extract_epi16(s, 4);
+}
+#endif
+
+static size_t
+count_odd(const uint8_t *p, size_t n)
+{
+    size_t count = 0, i = 0;
+#if defined(__SSE2__)
+    const __m128i c31 = _mm_set1_epi8(31), tab = _mm_set1_epi8('\t'), nl = _mm_set1_epi8('\n');
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    while (i + 16 <= n) {
+        __m128i sums = _mm_setzero_si128();
+        for (int round = 0; round < 255 && i + 16 <= n; round++, i += 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(p + i));
+            __m128i control = _mm_cmpeq_epi8(_mm_min_epu8(x, c31), x); /* x <= 31 */
+            __m128i layout = _mm_or_si128(_mm_cmpeq_epi8(x, tab), _mm_cmpeq_epi8(x, nl));
+            __m128i odd = _mm_or_si128(_mm_andnot_si128(layout, control),
+                                       _mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                                    _mm_cmpeq_epi8(x, backslash)));
+            sums = _mm_sub_epi8(sums, odd); /* a match is -1 */
+        }
+        count += lanes_sum(sums);
+    }
+#endif
+    for (; i < n; i++)
+        count += odd_byte[p[i]];
+    return count;
+}
+
+/* How many bytes of p[0..n) are `c`. */
+static size_t
+count_byte(const uint8_t *p, size_t n, uint8_t c)
+{
+    size_t count = 0, i = 0;
+#if defined(__SSE2__)
+    const __m128i want = _mm_set1_epi8((char)c);
+    while (i + 16 <= n) {
+        __m128i sums = _mm_setzero_si128();
+        for (int round = 0; round < 255 && i + 16 <= n; round++, i += 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(p + i));
+            sums = _mm_sub_epi8(sums, _mm_cmpeq_epi8(x, want));
+        }
+        count += lanes_sum(sums);
+    }
+#endif
+    for (; i < n; i++)
+        count += p[i] == c;
+    return count;
+}
 
 /* --- Merkle (RFC 9162) ----------------------------------------------------------------- */
 
@@ -139,7 +205,30 @@ typedef struct {
     frontier tree;
     uint8_t *buf;               /* prev ‖ encoding, grown as needed */
     size_t cap;
+    char seq_text[24];          /* `expected` in decimal */
+    size_t seq_len;
 } walk_state;
+
+static void
+seq_text_set(walk_state *st)
+{
+    int n = snprintf(st->seq_text, sizeof st->seq_text, "%lld", st->expected);
+    st->seq_len = n > 0 ? (size_t)n : 0;
+}
+
+/* `expected` has just gone up by one: its decimal text too, without printf. */
+static void
+seq_text_next(walk_state *st)
+{
+    for (size_t i = st->seq_len; i-- > 0;) {
+        if (st->seq_text[i] != '9') {
+            st->seq_text[i]++;
+            return;
+        }
+        st->seq_text[i] = '0';
+    }
+    seq_text_set(st); /* 9...9 + 1: one digit more */
+}
 
 /* 1 when `line` is accepted (the state moved on), 0 when Python must look at it, -1 when
  * out of memory. */
@@ -167,9 +256,7 @@ walk_line(walk_state *st, const uint8_t *p, size_t n)
     len[COL_HASH] = (size_t)(end - at);
 
     /* seq: the decimal digits of `expected`, written as PostgreSQL writes a bigint. */
-    char digits[24];
-    int nd = snprintf(digits, sizeof digits, "%lld", st->expected);
-    if (nd <= 0 || len[0] != (size_t)nd || memcmp(start[0], digits, (size_t)nd) != 0)
+    if (len[0] != st->seq_len || memcmp(start[0], st->seq_text, st->seq_len) != 0)
         return 0;
     if (len[COL_PREV] != HEXLEN || memcmp(start[COL_PREV], st->prev, HEXLEN) != 0)
         return 0;
@@ -178,19 +265,19 @@ walk_line(walk_state *st, const uint8_t *p, size_t n)
 
     /* The odd bytes of the line, less the quotes of the two JSON texts, must be none — or
      * exactly the backslashes of the `\N` null markers. */
-    size_t odd = 0, nulls = 0;
-    for (size_t i = 0; i < n; i++)
-        odd += odd_byte[p[i]];
-    for (int c = COL_FIELDS; c <= COL_DETAIL; c += COL_DETAIL - COL_FIELDS) {
-        const uint8_t *q = start[c];
-        for (size_t i = 0; i < len[c]; i++)
-            odd -= q[i] == '"';
-    }
+    size_t odd = count_odd(p, n);
+    odd -= count_byte(start[COL_FIELDS], len[COL_FIELDS], '"');
+    odd -= count_byte(start[COL_DETAIL], len[COL_DETAIL], '"');
     if (odd) {
-        for (size_t i = 0; i + 1 < n; i++) {
-            if (p[i] == '\\' && p[i + 1] == 'N') {
+        /* bytes.count(b"\\N"): non-overlapping, and two can never overlap. */
+        size_t nulls = 0;
+        for (const uint8_t *q = p, *last = p + n; (q = memchr(q, '\\', (size_t)(last - q)));) {
+            if (q + 1 < last && q[1] == 'N') {
                 nulls++;
-                i++;
+                q += 2;
+            }
+            else {
+                q++;
             }
         }
         if (odd != nulls)
@@ -265,6 +352,7 @@ walk_line(walk_state *st, const uint8_t *p, size_t n)
     memcpy(st->prev, stored, HEXLEN);
     frontier_append(&st->tree, st->compress, digest);
     st->expected++;
+    seq_text_next(st);
     return 1;
 }
 
@@ -289,6 +377,7 @@ walk(PyObject *module, PyObject *args, PyObject *kwargs)
     memset(&st, 0, sizeof st);
     st.compress = portable ? compress_portable : best_compress;
     st.expected = expected;
+    seq_text_set(&st);
     Py_ssize_t n_nodes = PyList_GET_SIZE(nodes);
     int valid = size >= 0 && expected >= 1 && begin >= 0 &&
                 n_nodes == __builtin_popcountll((unsigned long long)size) && n_nodes <= 63;
@@ -314,35 +403,42 @@ walk(PyObject *module, PyObject *args, PyObject *kwargs)
     st.tree.size = (unsigned long long)size;
 
     /* Own the lines for the walk (a slice holds its own references), then let go of the GIL:
-     * the verifier runs in a thread of a busy gateway. */
-    Py_ssize_t total = PyList_GET_SIZE(lines);
+     * the verifier runs in a thread of a busy gateway. A window at a time, so a walk that
+     * stops early (a log where most lines take the exact path) copies little. */
+    Py_ssize_t total = PyList_GET_SIZE(lines), done = 0;
     if (begin > total)
         begin = total;
-    PyObject *held = PyList_GetSlice(lines, begin, total);
-    if (held == NULL)
-        return NULL;
-    Py_ssize_t count = linkable ? PyList_GET_SIZE(held) : 0, done = 0;
-    int failed = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (; done < count; done++) {
-        PyObject *line = PyList_GET_ITEM(held, done);
-        if (!PyBytes_CheckExact(line))
-            break;
-        int accepted = walk_line(&st, (const uint8_t *)PyBytes_AS_STRING(line),
-                                 (size_t)PyBytes_GET_SIZE(line));
-        if (accepted < 0) {
-            failed = 1;
-            break;
+    int failed = 0, stopped = !linkable;
+    while (!stopped && begin + done < total) {
+        Py_ssize_t window = total - begin - done < WINDOW ? total - begin - done : WINDOW;
+        PyObject *held = PyList_GetSlice(lines, begin + done, begin + done + window);
+        if (held == NULL) {
+            free(st.buf);
+            return NULL;
         }
-        if (!accepted)
-            break;
-        if (st.expected - 1 == stop_at) {
-            done++;
-            break;
+        Py_ssize_t count = PyList_GET_SIZE(held), i = 0;
+        Py_BEGIN_ALLOW_THREADS
+        for (; i < count; i++) {
+            PyObject *line = PyList_GET_ITEM(held, i);
+            int accepted = PyBytes_CheckExact(line)
+                               ? walk_line(&st, (const uint8_t *)PyBytes_AS_STRING(line),
+                                           (size_t)PyBytes_GET_SIZE(line))
+                               : 0;
+            if (accepted <= 0) {
+                failed = accepted < 0;
+                stopped = 1;
+                break;
+            }
+            if (st.expected - 1 == stop_at) {
+                i++;
+                stopped = 1;
+                break;
+            }
         }
+        Py_END_ALLOW_THREADS
+        Py_DECREF(held);
+        done += i;
     }
-    Py_END_ALLOW_THREADS
-    Py_DECREF(held);
     free(st.buf);
     if (failed)
         return PyErr_NoMemory();

@@ -81,6 +81,23 @@ def results(pg: pq.PGconn, expect: pq.ExecStatus | None) -> pq.PGresult | None:
     return last
 
 
+def results_to_copy(pg: pq.PGconn) -> list[pq.PGresult]:
+    """Every result of what was sent, in order, up to and including a COPY that waits for
+    its data (or to the end); the first failure raises."""
+    out = []
+    while True:
+        while pg.is_busy():
+            wait(pg)
+        result = pg.get_result()
+        if result is None:
+            return out
+        if result.status not in (COMMAND_OK, TUPLES_OK, COPY_IN, COPY_OUT):
+            check(pg, result, COMMAND_OK)  # raises the error the result carries
+        out.append(result)
+        if result.status in (COPY_IN, COPY_OUT):
+            return out
+
+
 def query(pg: pq.PGconn, command: bytes, expect: pq.ExecStatus) -> pq.PGresult:
     """Send `command` (one or more statements, no parameters) and read its results."""
     pg.send_query(command)  # raises when it cannot

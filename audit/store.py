@@ -48,7 +48,13 @@ class Head:
 
 
 LOCK_HEAD = "SELECT seq, hash, ts FROM audit_head WHERE id = 1 FOR UPDATE"
-MOVE_HEAD = "UPDATE audit_head SET seq = $1, hash = $2, ts = $3 WHERE id = 1"  # libpq
+# The head follows the last row the batch wrote (its own: the head row is locked). Should
+# it ever not move, the next batch reuses a seq and fails on the primary key: no fork.
+FOLLOW_HEAD = (
+    "UPDATE audit_head SET seq = e.seq, hash = e.hash, ts = e.ts FROM "
+    "(SELECT seq, hash, ts FROM audit_events ORDER BY seq DESC LIMIT 1) AS e "
+    "WHERE audit_head.id = 1"
+)
 
 
 def lock_head(conn: Connection) -> Head:

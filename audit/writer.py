@@ -38,8 +38,8 @@ from audit.signing import Signer
 from audit.store import (
     COPY_EVENTS,
     DATA_COLUMNS,
+    FOLLOW_HEAD,
     LOCK_HEAD,
-    MOVE_HEAD,
     Head,
     copy_data,
     copy_line,
@@ -134,8 +134,8 @@ def append_prepared(engine: Engine, events: Sequence[Prepared]) -> list[int]:
 class PostgresLink:
     """The writer thread's own PostgreSQL connection (audit/pglink.py: libpq directly).
 
-    A batch is `BEGIN; SELECT … FOR UPDATE`, a COPY of all its events and
-    `UPDATE audit_head …; COMMIT`: four round trips, the data handed over in one piece.
+    A batch is one query — `BEGIN; SELECT … FOR UPDATE; COPY …; UPDATE audit_head …;
+    COMMIT` — answered in two round trips, the data handed over in one piece.
     No pool check-out, ping or ORM layer: most batches of a busy gateway hold a few
     events, so the fixed cost of a batch is most of what the audit log costs a request."""
 
@@ -143,11 +143,15 @@ class PostgresLink:
         self.engine = engine
         self._pg: pq.PGconn | None = None
 
-    # Planned once per connection, run by EXECUTE inside the batch's simple queries.
-    PREPARE = (
-        f"PREPARE audit_lock_head AS {LOCK_HEAD}; "
-        f"PREPARE audit_move_head(bigint, text, text) AS {MOVE_HEAD}"
-    )
+    # Planned once per connection, run by EXECUTE inside the batch's one simple query.
+    PREPARE = f"PREPARE audit_lock_head AS {LOCK_HEAD}; PREPARE audit_follow_head AS {FOLLOW_HEAD}"
+    # One query for the whole batch: PostgreSQL runs it up to the COPY, sends the locked
+    # head and waits for the rows; after them it moves the head to the last row written and
+    # commits. Two round trips, so the head lock is held for the least time: every wait
+    # under it is also a wait for the GIL, behind this process's request handlers.
+    BATCH = (
+        f"BEGIN; EXECUTE audit_lock_head; {COPY_EVENTS}; EXECUTE audit_follow_head; COMMIT"
+    ).encode()
 
     def _connection(self) -> pq.PGconn:
         if self._pg is None or self._pg.status != pq.ConnStatus.OK:
@@ -158,16 +162,22 @@ class PostgresLink:
 
     def append(self, events: Sequence[Prepared]) -> list[int]:
         pg = self._connection()
+        copying = False
         try:
-            locked = pglink.query(pg, b"BEGIN; EXECUTE audit_lock_head", pglink.TUPLES_OK)
-            head = _head_of(locked)
+            pg.send_query(self.BATCH)
+            pglink.flush(pg)
+            started = pglink.results_to_copy(pg)  # BEGIN, the locked head, COPY IN
+            copying = started[-1].status == pglink.COPY_IN
+            if not copying or started[-2].status != pglink.TUPLES_OK:
+                raise psycopg.OperationalError("audit batch: unexpected answer to BEGIN")
+            head = _head_of(started[-2])
             new_head, chained = link(head, events)
-            pglink.query(pg, COPY_EVENTS.encode(), pglink.COPY_IN)
-            pglink.put_copy(pg, copy_data(new_head.ts, chained).encode())
-            # seq is an int, hash a hex digest, ts our own fixed format: no quoting needed.
-            move = f"EXECUTE audit_move_head({new_head.seq}, '{new_head.hash}', '{new_head.ts}')"
-            pglink.query(pg, f"{move}; COMMIT".encode(), pglink.COMMAND_OK)
+            data = copy_data(new_head.ts, chained).encode()
+            copying = False
+            pglink.put_copy(pg, data)  # then the head update and COMMIT
         except BaseException:
+            if copying:  # end the COPY with an error: the transaction is rolled back
+                pg.put_copy_end(b"audit batch abandoned")
             if not pglink.abandon(pg):
                 self.close()
             raise
