@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Re-install when the project or its C extension changes (setup.py compiles it).
-BUILD_INPUTS := pyproject.toml setup.py policies/_pseudonym.c
+BUILD_INPUTS := pyproject.toml setup.py native/sha256.h policies/_pseudonym.c audit/_chain.c
 STAMP  := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | cksum | cut -d' ' -f1)
 
 .PHONY: install run test lint format bench clean

@@ -234,6 +234,10 @@ class EventLines:
         command = _COPY_OUT.format(columns=", ".join(COLUMNS), after=after, order=order)
         pg = pglink.connect(self.engine)
         try:
+            # PostgreSQL may start a sequential scan where another scan of the table is
+            # (synchronized scans, for tables larger than a quarter of shared_buffers):
+            # physical order would then begin mid-table and force the slower ordered read.
+            pglink.query(pg, b"SET synchronize_seqscans = off", pglink.COMMAND_OK)
             yield from pglink.copy_out(pg, command.encode())
         finally:
             pg.finish()
