@@ -11,7 +11,6 @@ OPENGATE_REQUIRE_NATIVE=1 (as `.ci/run` sets), so CI cannot go green on the fall
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,19 +33,12 @@ from gateway.database import create_engine
 from gateway.migrate import upgrade
 from tests.audit.test_canonical import naive_root
 from tests.conftest import _reset_postgres
-
-REQUIRE_NATIVE = os.environ.get("OPENGATE_REQUIRE_NATIVE") == "1"
+from tests.native import native_module
 
 
 @pytest.fixture(scope="module")
 def native() -> Any:
-    try:
-        import audit._chain as module
-    except ImportError as exc:  # say why: not built, or built for another Python
-        reason = f"audit._chain is not built ({exc}); `make install` builds it"
-        if REQUIRE_NATIVE:
-            pytest.fail(f"OPENGATE_REQUIRE_NATIVE=1 but {reason}")
-        pytest.skip(reason)
+    module = native_module("audit._chain")
     assert verify_module._native is module  # the verifier found it and its template agrees
     return module
 

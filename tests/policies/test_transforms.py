@@ -40,6 +40,7 @@ from policies.transforms import (
     strictness,
     year_only,
 )
+from tests.native import REQUIRE_NATIVE, native_module
 
 KEY = bytes(range(32))
 PII = ["none", "name", "id_number", "phone", "bank_card", "email", "address", "date_of_birth"]
@@ -627,18 +628,10 @@ def test_year_only_of_any_date(moment: datetime) -> None:
 # built; with OPENGATE_REQUIRE_NATIVE=1 (as `.ci/run` sets) they fail instead, so CI cannot go
 # green on the fallback alone.
 
-REQUIRE_NATIVE = os.environ.get("OPENGATE_REQUIRE_NATIVE") == "1"
-
 
 @pytest.fixture(scope="module")
 def native() -> Any:
-    try:
-        import policies._pseudonym as module
-    except ImportError as exc:  # say why: not built, or built for another Python
-        reason = f"policies._pseudonym is not built ({exc}); `make install` builds it"
-        if REQUIRE_NATIVE:
-            pytest.fail(f"OPENGATE_REQUIRE_NATIVE=1 but {reason}")
-        pytest.skip(reason)
+    module = native_module("policies._pseudonym")
     assert t._native is module  # transforms found it too
     return module
 
