@@ -14,6 +14,7 @@ floats. For that domain, orjson with sorted keys and no whitespace produces the 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -46,13 +47,16 @@ _SORTED = orjson.OPT_SORT_KEYS
 SAFE_INTEGER = 2**53 - 1
 
 
+_ASTRAL_LEAD = re.compile(rb"[\xf0-\xf4]")  # searched in C: max() would box every byte
+
+
 def canonical_json(value: Any) -> bytes:
     """`value` (already `plain`) as RFC 8785 JSON. orjson sorts keys by code point, JCS by
     UTF-16 code units; the two orders differ only between keys with characters above
     U+FFFF and keys with characters in U+E000–U+FFFF, so the re-sort runs only when the
     output holds a character above U+FFFF (a UTF-8 lead byte 0xF0–0xF4)."""
     text = orjson.dumps(value, option=_SORTED)
-    if not text.isascii() and max(text) >= 0xF0:
+    if not text.isascii() and _ASTRAL_LEAD.search(text):
         text = orjson.dumps(_utf16_ordered(value))
     return text
 
