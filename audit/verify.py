@@ -173,8 +173,16 @@ class ChainWalk:
         self.frontier.append_digest(digest)
         self.report.verified_through = seq
         self.expected = seq + 1
+        self._pass_checkpoints(seq)
+
+    def _pass_checkpoints(self, seq: int) -> int:
+        """Check the pending checkpoints of `seq` events; the size of the next (-1: none)."""
         while self.pending and self.pending[0].tree_size == seq:
             self._check_checkpoint(self.pending.pop(0))
+        return self._next_checkpoint()
+
+    def _next_checkpoint(self) -> int:
+        return self.pending[0].tree_size if self.pending else -1
 
     def feed_lines(self, source: EventLines) -> bool:
         """`feed` for PostgreSQL's COPY lines, with the fast path described at the top;
@@ -186,7 +194,7 @@ class ChainWalk:
         frontier = self.frontier
         append = frontier.append_digest
         expected, prev = self.expected, self.prev.encode()
-        next_checkpoint = self.pending[0].tree_size if self.pending else -1
+        next_checkpoint = self._next_checkpoint()
         previous: bytes | None = None
         seen = 0
         lines: Iterator[bytes] = iter(source)
@@ -212,13 +220,10 @@ class ChainWalk:
                             seen += at - began
                             previous = batch[at - 1]
                             if expected - 1 == next_checkpoint:
-                                seq = next_checkpoint
                                 self._sync(expected, prev, previous)
-                                while self.pending and self.pending[0].tree_size == seq:
-                                    self._check_checkpoint(self.pending.pop(0))
+                                next_checkpoint = self._pass_checkpoints(expected - 1)
                                 if not report.ok:
                                     break
-                                next_checkpoint = self.pending[0].tree_size if self.pending else -1
                                 continue
                             if at == length(batch):
                                 continue
@@ -264,7 +269,7 @@ class ChainWalk:
                         if not self._row(row):
                             return False
                         expected, prev, previous = self.expected, self.prev.encode(), line
-                        next_checkpoint = self.pending[0].tree_size if self.pending else -1
+                        next_checkpoint = self._next_checkpoint()
                         continue
                     prev = stored
                     append(digest)
@@ -272,11 +277,9 @@ class ChainWalk:
                     previous = line
                     if seq == next_checkpoint:
                         self._sync(expected, prev, previous)
-                        while self.pending and self.pending[0].tree_size == seq:
-                            self._check_checkpoint(self.pending.pop(0))
+                        next_checkpoint = self._pass_checkpoints(seq)
                         if not report.ok:
                             break
-                        next_checkpoint = self.pending[0].tree_size if self.pending else -1
         finally:
             lines.close()  # type: ignore[attr-defined]
         report.events += seen

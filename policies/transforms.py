@@ -462,6 +462,7 @@ try:
 except ImportError:  # pragma: no cover - depends on the install
     _native = None
 
+
 # The string masks have native twins in the same extension (`Mask`): a column of 1000 values
 # costs ~0.03-0.09 ms instead of the Python functions' ~0.25-1.1 ms, which is mostly the call
 # from Python per value and the slicing (bench.pseudonym_speed). Each twin computes the same
@@ -469,22 +470,11 @@ except ImportError:  # pragma: no cover - depends on the install
 # str subclasses), so the text rules stay here. `year_only` and `bucket` stay Python: they are
 # rare and not plain slicing. Built once at import and immutable, so safe to share between
 # requests and threads.
-_NATIVE_MASK_NAMES = (
-    "mask_name",
-    "mask_id_number",
-    "mask_phone",
-    "mask_bank_card",
-    "mask_email",
-    "mask_address",
-    "mask_default",
-)
-
-
 def _native_masks() -> dict[str, Callable[[Any], Any]]:
     make = getattr(_native, "mask", None)  # also None for a stale build from before the masks
     if make is None:
         return {}
-    return {name: make(name, _MASKS[name]) for name in _NATIVE_MASK_NAMES}
+    return {name: make(name, fn) for name, fn in _MASKS.items() if name.startswith("mask_")}
 
 
 _NATIVE_MASKS = _native_masks()
