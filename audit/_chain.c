@@ -1,5 +1,13 @@
-/* The audit verifier's fast loop over PostgreSQL COPY lines, natively: the optional speed-up
- * of audit.verify.ChainWalk.feed_lines (see docs/decisions/0008-native-chain-verifier.md).
+/* The audit chain's hot loops, natively — optional speed-ups with pure-Python twins that give
+ * the same bytes (tests/audit/test_native_chain.py, test_native_writer.py):
+ *
+ *   - walk(): the verifier's fast loop over PostgreSQL COPY lines, below (decision 0008);
+ *   - link(), copy_line(), in_domain(): the writer's per-event work — the chain link under
+ *     the head lock without the GIL, the COPY line and the canonical-domain check of an
+ *     event before it (audit/writer.py, audit/store.py, audit/canonical.py).
+ *
+ * The verifier's fast loop (the optional speed-up of audit.verify.ChainWalk.feed_lines, see
+ * docs/decisions/0008-native-chain-verifier.md):
  *
  *     walk(lines, start, prev, expected, nodes, size, stop_at)
  *         -> (end, prev, expected, size)
@@ -466,6 +474,248 @@ walk(PyObject *module, PyObject *args, PyObject *kwargs)
                          st.expected, (long long)st.tree.size);
 }
 
+/* --- link(): the writer's work under the head lock ------------------------------------ */
+
+/* link(events, prev, seq, ts) -> (data, last)
+ *
+ * Numbers and hashes a batch of prepared events (audit.writer.Prepared: head, status, values,
+ * line) after the chain head (`prev`, its 64 hex digits; `seq`, its number) at time `ts`, as
+ * audit.writer.link_copy does in Python, and returns the batch as PostgreSQL COPY input with
+ * the hex hash of its last event. For event i (seq + 1 + i):
+ *
+ *     hash = hex(SHA-256(prev ‖ head ‖ ,"seq":N ‖ status ‖ ts ‖ "}))
+ *     data += line ‖ N \t ts \t prev \t hash \n
+ *
+ * It runs while the writer holds the chain's lock in PostgreSQL, so it releases the GIL for
+ * the loop: the lock is not held longer because a request handler has the GIL. */
+typedef struct {
+    const char *head, *status, *line;
+    Py_ssize_t head_len, status_len, line_len;
+} link_item;
+
+static PyObject *
+link_batch(PyObject *module, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"events", "prev", "seq", "ts", "portable", NULL};
+    PyObject *events;
+    Py_buffer prev_buf, ts_buf;
+    long long seq;
+    int portable = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!y*Ly*|$p", kwlist, &PyList_Type, &events,
+                                     &prev_buf, &seq, &ts_buf, &portable))
+        return NULL;
+    PyObject *result = NULL, *data = NULL, *items = NULL;
+    link_item *at = NULL;
+    if (prev_buf.len != HEXLEN) {
+        PyErr_SetString(PyExc_ValueError, "prev must be 64 hex digits");
+        goto done;
+    }
+    /* A tuple of the list's items: they stay alive while the GIL is released. */
+    items = PyList_AsTuple(events);
+    if (items == NULL)
+        goto done;
+    Py_ssize_t n = PyTuple_GET_SIZE(items);
+    at = PyMem_Malloc(sizeof *at * (size_t)(n ? n : 1));
+    if (at == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *event = PyTuple_GET_ITEM(items, i);
+        PyObject *head, *status, *line;
+        if (!PyTuple_Check(event) || PyTuple_GET_SIZE(event) < 4 ||
+            !PyBytes_Check(head = PyTuple_GET_ITEM(event, 0)) ||
+            !PyBytes_Check(status = PyTuple_GET_ITEM(event, 1)) ||
+            !PyBytes_Check(line = PyTuple_GET_ITEM(event, 3))) {
+            PyErr_SetString(PyExc_TypeError, "events must be prepared events with bytes");
+            goto done;
+        }
+        at[i] = (link_item){PyBytes_AS_STRING(head), PyBytes_AS_STRING(status),
+                            PyBytes_AS_STRING(line), PyBytes_GET_SIZE(head),
+                            PyBytes_GET_SIZE(status), PyBytes_GET_SIZE(line)};
+        /* line, seq (at most 20 digits), ts, prev, hash, three tabs and the newline */
+        total += (size_t)at[i].line_len + 20 + (size_t)ts_buf.len + 2 * HEXLEN + 4;
+    }
+    data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (data == NULL)
+        goto done;
+    compress_fn compress = portable ? compress_portable : best_compress;
+    const char *ts = ts_buf.buf;
+    size_t ts_len = (size_t)ts_buf.len;
+    char prev[HEXLEN];
+    memcpy(prev, prev_buf.buf, HEXLEN);
+    char *w = PyBytes_AS_STRING(data);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char number[32];
+        int number_len = snprintf(number, sizeof number, "%lld", ++seq);
+        sha256_ctx ctx;
+        uint8_t digest[32];
+        sha256_init(&ctx);
+        sha256_update(&ctx, compress, (const uint8_t *)prev, HEXLEN);
+        sha256_update(&ctx, compress, (const uint8_t *)at[i].head, (size_t)at[i].head_len);
+        sha256_update(&ctx, compress, (const uint8_t *)",\"seq\":", 7);
+        sha256_update(&ctx, compress, (const uint8_t *)number, (size_t)number_len);
+        sha256_update(&ctx, compress, (const uint8_t *)at[i].status, (size_t)at[i].status_len);
+        sha256_update(&ctx, compress, (const uint8_t *)ts, ts_len);
+        sha256_update(&ctx, compress, (const uint8_t *)"\"}", 2);
+        sha256_final(&ctx, compress, digest);
+        memcpy(w, at[i].line, (size_t)at[i].line_len);
+        w += at[i].line_len;
+        memcpy(w, number, (size_t)number_len);
+        w += number_len;
+        *w++ = '\t';
+        memcpy(w, ts, ts_len);
+        w += ts_len;
+        *w++ = '\t';
+        memcpy(w, prev, HEXLEN);
+        w += HEXLEN;
+        *w++ = '\t';
+        for (int b = 0; b < 32; b++) {
+            prev[2 * b] = HEX[digest[b] >> 4];
+            prev[2 * b + 1] = HEX[digest[b] & 15];
+        }
+        memcpy(w, prev, HEXLEN);
+        w += HEXLEN;
+        *w++ = '\n';
+    }
+    Py_END_ALLOW_THREADS
+    if (_PyBytes_Resize(&data, w - PyBytes_AS_STRING(data)) < 0)
+        goto done; /* data is NULL now */
+    result = Py_BuildValue("(Oy#)", data, prev, (Py_ssize_t)HEXLEN);
+done:
+    Py_XDECREF(data);
+    Py_XDECREF(items);
+    PyMem_Free(at);
+    PyBuffer_Release(&prev_buf);
+    PyBuffer_Release(&ts_buf);
+    return result;
+}
+
+/* --- copy_line(), in_domain(): the writer's per-event work, before the lock ------------- */
+
+/* copy_line(values) -> bytes: audit.store.copy_line, encoded. Each value as PostgreSQL's COPY
+ * text format writes it (None as \N; str(value) for anything but a str; backslash, tab,
+ * newline and carriage return escaped), each followed by a tab. */
+static int
+copy_value(PyObject *value, char **w, PyObject *text)
+{
+    if (value == Py_None) {
+        memcpy(*w, "\\N\t", 3);
+        *w += 3;
+        return 0;
+    }
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(text, &n);
+    if (p == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = p[i], e = c == '\\' ? '\\' : c == '\t' ? 't' : c == '\n' ? 'n' : c == '\r' ? 'r' : 0;
+        if (e) {
+            *(*w)++ = '\\';
+            *(*w)++ = e;
+        }
+        else
+            *(*w)++ = c;
+    }
+    *(*w)++ = '\t';
+    return 0;
+}
+
+static PyObject *
+copy_line(PyObject *module, PyObject *values)
+{
+    if (!PyList_Check(values)) {
+        PyErr_SetString(PyExc_TypeError, "values must be a list");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(values);
+    PyObject **texts = PyMem_Calloc((size_t)(n ? n : 1), sizeof *texts);
+    if (texts == NULL)
+        return PyErr_NoMemory();
+    PyObject *out = NULL;
+    size_t size = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *value = PyList_GET_ITEM(values, i);
+        if (value == Py_None) {
+            size += 3;
+            continue;
+        }
+        texts[i] = PyUnicode_CheckExact(value) ? Py_NewRef(value) : PyObject_Str(value);
+        if (texts[i] == NULL)
+            goto done;
+        Py_ssize_t len;
+        if (PyUnicode_AsUTF8AndSize(texts[i], &len) == NULL)
+            goto done;
+        size += 2 * (size_t)len + 1; /* every byte escaped at worst, and the tab */
+    }
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size);
+    if (out == NULL)
+        goto done;
+    char *w = PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (copy_value(PyList_GET_ITEM(values, i), &w, texts[i]) < 0) {
+            Py_CLEAR(out);
+            goto done;
+        }
+    }
+    if (_PyBytes_Resize(&out, w - PyBytes_AS_STRING(out)) < 0)
+        out = NULL;
+done:
+    for (Py_ssize_t i = 0; i < n; i++)
+        Py_XDECREF(texts[i]);
+    PyMem_Free(texts);
+    return out;
+}
+
+/* in_domain(value) -> bool: audit.canonical._in_domain — exact str, bool, None, integers
+ * within ±(2^53 − 1), and lists and str-keyed dicts of the same. */
+#define SAFE_INTEGER 9007199254740991LL
+
+static int
+in_domain_of(PyObject *value)
+{
+    if (value == Py_None || PyUnicode_CheckExact(value) || PyBool_Check(value))
+        return 1;
+    if (PyLong_CheckExact(value)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+        if (overflow)
+            return 0;
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        return v >= -SAFE_INTEGER && v <= SAFE_INTEGER;
+    }
+    int exact_dict = PyDict_CheckExact(value);
+    if (!exact_dict && !PyList_CheckExact(value))
+        return 0;
+    if (Py_EnterRecursiveCall(" in audit in_domain"))
+        return -1;
+    int ok = 1;
+    if (exact_dict) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *item;
+        while (ok == 1 && PyDict_Next(value, &pos, &key, &item))
+            ok = PyUnicode_CheckExact(key) ? in_domain_of(item) : 0;
+    }
+    else {
+        for (Py_ssize_t i = 0; ok == 1 && i < PyList_GET_SIZE(value); i++)
+            ok = in_domain_of(PyList_GET_ITEM(value, i));
+    }
+    Py_LeaveRecursiveCall();
+    return ok;
+}
+
+static PyObject *
+in_domain(PyObject *module, PyObject *value)
+{
+    int ok = in_domain_of(value);
+    if (ok < 0)
+        return NULL;
+    return PyBool_FromLong(ok);
+}
+
 /* --- sha256() for the tests: the block functions on their own -------------------------- */
 
 static PyObject *
@@ -493,6 +743,14 @@ static PyMethodDef module_methods[] = {
      "walk(lines, start, prev, expected, nodes, size, stop_at, *, portable=False)\n--\n\n"
      "Walk the COPY lines from `start` while each one is vouched for; stop after seq "
      "`stop_at`. Returns (end, prev, expected, size); `nodes` is updated in place."},
+    {"link", (PyCFunction)(void (*)(void))link_batch, METH_VARARGS | METH_KEYWORDS,
+     "link(events, prev, seq, ts, *, portable=False)\n--\n\n"
+     "Number and hash prepared events after the head (prev, seq) at time ts: "
+     "(COPY data, hash of the last event)."},
+    {"copy_line", (PyCFunction)copy_line, METH_O,
+     "copy_line(values)\n--\n\nThe values as a PostgreSQL COPY text line, tab-terminated."},
+    {"in_domain", (PyCFunction)in_domain, METH_O,
+     "in_domain(value)\n--\n\nWhether the value is in the canonical JSON domain as it is."},
     {"sha256", (PyCFunction)(void (*)(void))sha256, METH_VARARGS | METH_KEYWORDS,
      "sha256(data, *, portable=False)\n--\n\nThe SHA-256 digest of `data` (for the tests)."},
     {NULL, NULL, 0, NULL},
@@ -501,7 +759,7 @@ static PyMethodDef module_methods[] = {
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "audit._chain",
-    .m_doc = "Native fast path of the audit chain verifier (see audit/verify.py).",
+    .m_doc = "Native fast paths of the audit chain: the writer's link, the verifier's walk.",
     .m_size = -1,
     .m_methods = module_methods,
 };

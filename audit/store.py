@@ -85,7 +85,7 @@ def _copy_value(value: Any) -> str:
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
-def copy_line(values: Sequence[Any]) -> str:
+def _copy_line(values: Sequence[Any]) -> bytes:
     """DATA_COLUMNS values in PostgreSQL's COPY text format, each followed by a tab."""
     parts = ["\\N" if v is None else v if type(v) is str else str(v) for v in values]
     line = "\t".join(parts) + "\t"
@@ -95,13 +95,22 @@ def copy_line(values: Sequence[Any]) -> str:
         and "\n" not in line
         and "\r" not in line
     ):
-        return line  # nothing to escape: the common case, checked once for the row
-    return "".join([_copy_value(v) + "\t" for v in values])
+        return line.encode()  # nothing to escape: the common case, checked once for the row
+    return "".join([_copy_value(v) + "\t" for v in values]).encode()
 
 
-def copy_data(ts: str, rows: Sequence[tuple[Any, int, str, str]]) -> str:
+try:  # optional (setup.py): the same line built in C
+    from audit._chain import copy_line
+except ImportError:
+    copy_line = _copy_line
+
+
+def copy_data(ts: str, rows: Sequence[tuple[Any, int, str, str]]) -> bytes:
     """Chained events (prepared event, seq, prev_hash, hash) as COPY_EVENTS input."""
-    return "".join([f"{e.line}{seq}\t{ts}\t{prev}\t{h}\n" for e, seq, prev, h in rows])
+    stamp = b"\t%s\t" % ts.encode()
+    return b"".join(
+        [b"%s%d%s%s\t%s\n" % (e.line, seq, stamp, p.encode(), h.encode()) for e, seq, p, h in rows]
+    )
 
 
 def insert_rows(conn: Connection, ts: str, rows: Sequence[tuple[Any, int, str, str]]) -> None:

@@ -47,6 +47,11 @@ from audit.store import (
     move_head,
 )
 
+try:  # optional (setup.py): the chain link in C, see link_copy()
+    from audit import _chain as _native
+except ImportError:
+    _native = None
+
 log = logging.getLogger("opengate.audit")
 
 _STOP = object()
@@ -72,7 +77,7 @@ class Prepared(NamedTuple):  # a tuple: made once per event, cheaper than a data
     head: bytes  # canonical JSON up to the "seq" member, without the closing brace
     status: bytes  # ',"status":…,"ts":"' — what follows seq up to the time
     values: list[Any]  # DATA_COLUMNS, the JSON columns as their canonical text
-    line: str | None  # `values` as a PostgreSQL COPY text line (tab-terminated)
+    line: bytes | None  # `values` as a PostgreSQL COPY text line (tab-terminated)
 
 
 def prepare(event: Mapping[str, Any], *, postgres: bool = True) -> Prepared:
@@ -101,11 +106,14 @@ def append(engine: Engine, events: Sequence[Mapping[str, Any]]) -> list[int]:
 Chained = tuple[Prepared, int, str, str]  # event, seq, prev_hash, hash
 
 
+def _chain_ts(head: Head) -> str:
+    ts = now_ts()
+    return head.ts if ts < head.ts else ts  # another host's clock runs ahead: keep order
+
+
 def link(head: Head, events: Sequence[Prepared]) -> tuple[Head, list[Chained]]:
     """Number and hash `events` after `head` (whose lock the caller holds): the new head."""
-    ts = now_ts()
-    if ts < head.ts:  # another host's clock runs ahead: keep ts in chain order
-        ts = head.ts
+    ts = _chain_ts(head)
     tail = ts.encode() + b'"}'
     seq, prev = head.seq, head.hash
     chained: list[Chained] = []
@@ -118,6 +126,18 @@ def link(head: Head, events: Sequence[Prepared]) -> tuple[Head, list[Chained]]:
         chained.append((event, seq, prev, digest))
         prev = digest
     return Head(seq, prev, ts), chained
+
+
+def link_copy(head: Head, events: list[Prepared], *, native: bool = True) -> tuple[Head, bytes]:
+    """`link`, with the batch as PostgreSQL COPY input: what the writer does while it holds
+    the head lock. The C version (audit/_chain.c) runs without the GIL, so a request
+    handler of this process does not keep the lock held; same bytes either way."""
+    if native and _native is not None:
+        ts = _chain_ts(head)
+        data, last = _native.link(events, head.hash.encode(), head.seq, ts.encode())
+        return Head(head.seq + len(events), last.decode(), ts), data
+    new_head, chained = link(head, events)
+    return new_head, copy_data(new_head.ts, chained)
 
 
 def append_prepared(engine: Engine, events: Sequence[Prepared]) -> list[int]:
@@ -158,7 +178,7 @@ class PostgresLink:
             pglink.query(self._pg, self.PREPARE.encode(), pglink.COMMAND_OK)
         return self._pg
 
-    def append(self, events: Sequence[Prepared]) -> list[int]:
+    def append(self, events: list[Prepared]) -> list[int]:
         pg = self._connection()
         copying = False
         try:
@@ -169,8 +189,7 @@ class PostgresLink:
             if not copying or started[-2].status != pglink.TUPLES_OK:
                 raise psycopg.OperationalError("audit batch: unexpected answer to BEGIN")
             head = _head_of(started[-2])
-            new_head, chained = link(head, events)
-            data = copy_data(new_head.ts, chained).encode()
+            new_head, data = link_copy(head, events)
             copying = False
             pglink.put_copy(pg, data)  # then the head update and COMMIT
         except BaseException:
@@ -345,7 +364,7 @@ class AuditWriter:
             batch.append(item)
         return False
 
-    def _append(self, events: Sequence[Prepared]) -> list[int]:
+    def _append(self, events: list[Prepared]) -> list[int]:
         if self._link is not None:
             return self._link.append(events)
         return append_prepared(self.engine, events)
