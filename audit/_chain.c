@@ -486,8 +486,10 @@ walk(PyObject *module, PyObject *args, PyObject *kwargs)
  *     hash = hex(SHA-256(prev ‖ head ‖ ,"seq":N ‖ status ‖ ts ‖ "}))
  *     data += line ‖ N \t ts \t prev \t hash \n
  *
- * It runs while the writer holds the chain's lock in PostgreSQL, so it releases the GIL for
- * the loop: the lock is not held longer because a request handler has the GIL. */
+ * It runs while the writer holds the chain's lock in PostgreSQL, so it is quick (a few
+ * hundred events in a tenth of a millisecond with SHA-NI) and keeps the GIL: giving it up
+ * would mean queueing to get it back — behind request handlers, up to a switch interval —
+ * with the lock held. */
 typedef struct {
     const char *head, *status, *line;
     Py_ssize_t head_len, status_len, line_len;
@@ -510,8 +512,7 @@ link_batch(PyObject *module, PyObject *args, PyObject *kwargs)
         PyErr_SetString(PyExc_ValueError, "prev must be 64 hex digits");
         goto done;
     }
-    /* A tuple of the list's items: they stay alive while the GIL is released. */
-    items = PyList_AsTuple(events);
+    items = PyList_AsTuple(events); /* the items stay alive whatever happens to the list */
     if (items == NULL)
         goto done;
     Py_ssize_t n = PyTuple_GET_SIZE(items);
@@ -546,7 +547,6 @@ link_batch(PyObject *module, PyObject *args, PyObject *kwargs)
     char prev[HEXLEN];
     memcpy(prev, prev_buf.buf, HEXLEN);
     char *w = PyBytes_AS_STRING(data);
-    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         char number[32];
         int number_len = snprintf(number, sizeof number, "%lld", ++seq);
@@ -580,7 +580,6 @@ link_batch(PyObject *module, PyObject *args, PyObject *kwargs)
         w += HEXLEN;
         *w++ = '\n';
     }
-    Py_END_ALLOW_THREADS
     if (_PyBytes_Resize(&data, w - PyBytes_AS_STRING(data)) < 0)
         goto done; /* data is NULL now */
     result = Py_BuildValue("(Oy#)", data, prev, (Py_ssize_t)HEXLEN);
