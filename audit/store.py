@@ -91,7 +91,8 @@ def _copy_line(values: Sequence[Any]) -> bytes:
     line = "\t".join(parts) + "\t"
     if (
         line.count("\t") == len(parts)
-        and line.count("\\") == parts.count("\\N")
+        # the only backslashes are the null markers' (a string "\N" is not one of them)
+        and line.count("\\") == sum(v is None for v in values)
         and "\n" not in line
         and "\r" not in line
     ):

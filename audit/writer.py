@@ -6,7 +6,10 @@ transaction and only then resolves the futures — so a caller that waits for it
 knows its event is durable. While one batch commits the next one gathers, and while data
 requests of this process are still on their way to their event the thread waits a few
 milliseconds more for them: that is what makes many concurrent requests cost a few
-transactions. A failed transaction fails that batch's futures (the callers answer 503)
+transactions. On PostgreSQL a batch that has to wait for the head lock (another process's
+batch holds it) takes, once granted, the events that arrived while it waited: several
+worker processes then take turns with full batches instead of each leaving half of its
+events for its next turn. A failed transaction fails that batch's futures (the callers answer 503)
 and the next batch simply tries again; an event the database refuses as data (a value
 too long for its column) is split out of its batch and fails alone.
 """
@@ -20,7 +23,7 @@ import operator
 import queue
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any, NamedTuple
 
@@ -180,7 +183,12 @@ class PostgresLink:
             pglink.query(self._pg, self.PREPARE.encode(), pglink.COMMAND_OK)
         return self._pg
 
-    def append(self, events: list[Prepared]) -> list[int]:
+    def append(
+        self, events: list[Prepared], granted: Callable[[], object] | None = None
+    ) -> list[int]:
+        """Append `events`. Once the head lock is granted, `granted` may add more to the
+        list: a batch that had to wait for another process's batch takes the events that
+        arrived meanwhile, instead of leaving them to wait for the next turn."""
         pg = self._connection()
         copying = False
         try:
@@ -190,6 +198,8 @@ class PostgresLink:
             copying = started[-1].status == pglink.COPY_IN
             if not copying or started[-2].status != pglink.TUPLES_OK:
                 raise psycopg.OperationalError("audit batch: unexpected answer to BEGIN")
+            if granted is not None:
+                granted()
             head = _head_of(started[-2])
             new_head, data = link_copy(head, events)
             copying = False
@@ -272,10 +282,12 @@ class AuditWriter:
         self._last_check = time.monotonic()
         self._postgres = engine.dialect.name == "postgresql"
         self._link = PostgresLink(engine) if self._postgres else None
+        self._stopping = False  # told to stop: finish the batch at hand, then end
 
     def start(self) -> None:
         with self._lock:
             if self._thread is None:
+                self._stopping = False
                 self._thread = threading.Thread(target=self._run, name="audit-writer", daemon=True)
                 self._thread.start()
 
@@ -323,7 +335,7 @@ class AuditWriter:
             self._link.close()
 
     def _run(self) -> None:
-        while True:
+        while not self._stopping:
             timeout = max(0.05, self.checkpoint_seconds - (time.monotonic() - self._last_check))
             try:
                 first = self._queue.get(timeout=timeout)
@@ -333,25 +345,26 @@ class AuditWriter:
             if first is _STOP:
                 return
             batch = [first]
-            stop = False
-            while len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is _STOP:
-                    stop = True
-                    break
-                batch.append(item)
-            if self.in_flight > 0 and not stop and len(batch) < self.max_batch:
-                stop = self._gather(batch)
-            self._commit(batch)
-            if stop:
-                return
+            self._drain(batch)
+            if self.in_flight > 0 and not self._stopping:
+                self._gather(batch)
+            self._commit(batch, gathering=not self._stopping)
             self._maybe_checkpoint()
 
-    def _gather(self, batch: list[Any]) -> bool:
-        """Wait briefly for the events of requests in flight; True when told to stop."""
+    def _drain(self, batch: list[Any]) -> None:
+        """Add what is queued, without waiting, up to `max_batch`."""
+        while len(batch) < self.max_batch:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is _STOP:
+                self._stopping = True
+                return
+            batch.append(item)
+
+    def _gather(self, batch: list[Any]) -> None:
+        """Wait briefly for the events of requests in flight."""
         deadline = time.monotonic() + self.gather_seconds
         while self.in_flight > 0 and len(batch) < self.max_batch:
             remaining = deadline - time.monotonic()
@@ -362,18 +375,31 @@ class AuditWriter:
             except queue.Empty:
                 break
             if item is _STOP:
-                return True
+                self._stopping = True
+                return
             batch.append(item)
-        return False
 
-    def _append(self, events: list[Prepared]) -> list[int]:
+    def _append(
+        self, events: list[Prepared], granted: Callable[[], object] | None = None
+    ) -> list[int]:
         if self._link is not None:
-            return self._link.append(events)
+            return self._link.append(events, granted)
         return append_prepared(self.engine, events)
 
-    def _commit(self, batch: list[tuple[Prepared, Waiter]]) -> None:
+    def _commit(self, batch: list[tuple[Prepared, Waiter]], *, gathering: bool = False) -> None:
+        events = [event for event, _ in batch]
+        granted = None
+        if gathering and self._link is not None:
+
+            def granted() -> None:  # take what arrived while the lock was not ours
+                if self._stopping:
+                    return
+                known = len(batch)
+                self._drain(batch)
+                events.extend(event for event, _ in batch[known:])
+
         try:
-            seqs = self._append([event for event, _ in batch])
+            seqs = self._append(events, granted)
         except (sa.exc.DataError, psycopg.DataError) as exc:
             # One event the database refuses (a value too long for its column, say) must
             # not take the batch down with it: halve until it fails alone.

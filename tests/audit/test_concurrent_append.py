@@ -8,8 +8,12 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import threading
+import time
+from collections.abc import Iterator
 from typing import Any
 
+import psycopg
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -19,9 +23,20 @@ from audit.signing import Signer
 from audit.verify import verify
 from audit.writer import AuditWriter
 from gateway.database import create_engine
+from gateway.migrate import upgrade
 from tests.audit.helpers import event
+from tests.conftest import _reset_postgres
 
 THREADS, PER_THREAD = 4, 60
+
+
+@pytest.fixture
+def pg_engine(pg_database: str) -> Iterator[Engine]:
+    _reset_postgres(pg_database)
+    engine = create_engine(pg_database)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
 
 
 def append_from_process(url: str, name: str, start: Any, results: Any) -> None:
@@ -92,3 +107,50 @@ def test_processes_appending_at_once_make_one_chain(engine: Engine, tmp_path: An
     checkpoint_now(engine, signer, kind="manual")
     report = verify(engine, signer.public_key)
     assert report.ok and report.events == total and report.signed_through == total, report
+
+
+@pytest.mark.postgres
+def test_a_batch_waiting_for_the_head_lock_takes_what_arrives_meanwhile(
+    pg_engine: Engine,
+) -> None:
+    """While another transaction holds the head lock, the writer's batch waits in
+    PostgreSQL; events submitted meanwhile go into that batch once it is granted (one
+    transaction: one ts), not into a turn of their own. Told to stop while it waits, the
+    writer still stores all of them."""
+    writer = AuditWriter(pg_engine, None)
+    writer.start()
+    url = pg_engine.url.render_as_string(hide_password=False).replace("+psycopg", "")
+    with psycopg.connect(url) as holder:
+        holder.execute("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+        first = writer.submit(event(request_id="first"))
+        _until_a_backend_waits_for_a_lock(url)
+        later = [writer.submit(event(request_id=f"later-{i}")) for i in range(5)]
+        closing = threading.Thread(target=writer.close)
+        closing.start()  # STOP queued behind them, while the batch still waits
+        time.sleep(0.2)
+        assert not first.done() and not any(f.done() for f in later)
+        holder.rollback()  # the lock is free: the writer's batch goes on
+    closing.join(30)
+    assert [f.result(5) for f in (first, *later)] == [1, 2, 3, 4, 5, 6]
+    with pg_engine.connect() as conn:
+        stamps = conn.execute(sa.text("SELECT DISTINCT ts FROM audit_events")).all()
+    assert len(stamps) == 1  # one batch
+
+
+def _until_a_backend_waits_for_a_lock(url: str) -> None:
+    # its own connection, outside any transaction: pg_stat_activity is a snapshot per one
+    with psycopg.connect(url, autocommit=True) as conn:
+        _poll_lock_waits(conn)
+
+
+def _poll_lock_waits(conn: psycopg.Connection[Any]) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        waiting = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE '%audit_lock_head%'"
+        ).fetchone()
+        if waiting and waiting[0]:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the writer's batch never waited for the head lock")

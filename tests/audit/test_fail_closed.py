@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -100,9 +101,9 @@ def test_an_event_the_database_refuses_fails_alone(engine: Engine) -> None:
     # Hold the writer on the first commit so the rest arrives as one batch.
     real_append = writer._append
 
-    def held(events: list) -> list[int]:
+    def held(events: list, granted: Any = None) -> list[int]:
         gate.wait(10)
-        return real_append(events)
+        return real_append(events, granted)
 
     writer._append = held  # type: ignore[method-assign]
     futures = [writer.submit(event(request_id=f"ok-{i}")) for i in range(5)]

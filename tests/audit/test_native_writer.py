@@ -88,6 +88,12 @@ def test_copy_line_agrees(native: Any, values: list[Any]) -> None:
     assert native.copy_line(values) == store._copy_line(values)
 
 
+def test_a_string_spelled_like_the_null_marker_stays_a_string() -> None:
+    """Found by test_copy_line_agrees: the Python line took a string `\\N` for a null marker
+    and left it unescaped — PostgreSQL would have stored NULL, and the chain would not verify."""
+    assert store._copy_line(["\\N", None, "a"]) == b"\\\\N\t\\N\ta\t"
+
+
 def test_copy_line_refuses_what_utf8_cannot_carry(native: Any) -> None:
     for line in (native.copy_line, store._copy_line):
         with pytest.raises(UnicodeEncodeError):
