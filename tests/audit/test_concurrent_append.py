@@ -9,7 +9,6 @@ import itertools
 import multiprocessing
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -23,20 +22,9 @@ from audit.signing import Signer
 from audit.verify import verify
 from audit.writer import AuditWriter
 from gateway.database import create_engine
-from gateway.migrate import upgrade
 from tests.audit.helpers import event
-from tests.conftest import _reset_postgres
 
 THREADS, PER_THREAD = 4, 60
-
-
-@pytest.fixture
-def pg_engine(pg_database: str) -> Iterator[Engine]:
-    _reset_postgres(pg_database)
-    engine = create_engine(pg_database)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def append_from_process(url: str, name: str, start: Any, results: Any) -> None:

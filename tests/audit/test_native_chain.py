@@ -29,10 +29,7 @@ from audit.signing import Signer
 from audit.store import EventLines
 from audit.verify import ChainWalk, verify
 from audit.writer import append
-from gateway.database import create_engine
-from gateway.migrate import upgrade
 from tests.audit.test_canonical import naive_root
-from tests.conftest import _reset_postgres
 from tests.native import native_module
 
 
@@ -41,15 +38,6 @@ def native() -> Any:
     module = native_module("audit._chain")
     assert verify_module._native is module  # the verifier found it and its template agrees
     return module
-
-
-@pytest.fixture
-def pg_engine(pg_database: str) -> Iterator[Engine]:
-    _reset_postgres(pg_database)
-    engine = create_engine(pg_database)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 # --- random logs -------------------------------------------------------------------------
