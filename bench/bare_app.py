@@ -1,6 +1,6 @@
 """The baseline: a bare FastAPI endpoint serving the same 100 rows from the same database
-with the same driver and pool settings, and nothing else (no validation, no policy, no
-cursor, no request id).
+with the same driver, pool and thread settings, and nothing else (no validation, no policy,
+no cursor, no request id).
 
     BENCH_DATABASE_URL=... BENCH_TABLE=data_bench_records_v1 uvicorn bench.bare_app:app
 """
@@ -8,17 +8,29 @@ cursor, no request id).
 from __future__ import annotations
 
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import orjson
 from fastapi import FastAPI
 from starlette.responses import Response
 
+from gateway.app import limit_sync_threads
 from gateway.database import create_engine
 from gateway.settings import Settings
 
-engine = create_engine(Settings(database_url=os.environ["BENCH_DATABASE_URL"]).sqlalchemy_url)
+settings = Settings(database_url=os.environ["BENCH_DATABASE_URL"])
+engine = create_engine(settings.sqlalchemy_url)
 SQL = f'SELECT * FROM "{os.environ["BENCH_TABLE"]}" ORDER BY record_id LIMIT 100'
-app = FastAPI()
+
+
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    limit_sync_threads(settings, engine)  # as the gateway does (docs/decisions/0010)
+    yield
+
+
+app = FastAPI(lifespan=lifespan)
 
 
 @app.get("/bare")

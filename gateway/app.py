@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from sqlalchemy.engine import Engine
 
@@ -31,6 +32,15 @@ from gateway.ratelimit import RateLimitMiddleware, RateLimits
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
 from policies.transforms import load_master_key
+
+
+def limit_sync_threads(settings: Settings, engine: Engine) -> None:
+    """Set how many synchronous endpoints this event loop runs at once (settings.sync_threads;
+    unset: 1 on SQLite, anyio's default elsewhere). Called in the loop, at startup."""
+    threads = settings.sync_threads or (1 if engine.dialect.name == "sqlite" else None)
+    if threads is not None:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+
 
 log = logging.getLogger("opengate")
 
@@ -69,6 +79,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        limit_sync_threads(settings, engine)
         writer.start()
         yield
         writer.close()  # flush, then sign a shutdown checkpoint

@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     # How long a worker may serve a dataset's previous version after `--replace`.
     catalog_cache_seconds: float = Field(default=2.0, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
+    # Threads a worker runs its synchronous endpoints in at once. Unset: 1 on SQLite, whose
+    # driver gives up the GIL for every row it steps through — with other threads busy,
+    # each row then waits its turn for the GIL, and 16 concurrent 1000-row requests were
+    # served at 19 a second instead of 48 (docs/decisions/0010); anyio's 40 elsewhere.
+    sync_threads: int | None = Field(default=None, ge=1)
     access_token_ttl: int = Field(default=600, ge=60, le=3600)
     allow_registration: bool = True
     # Prefixes a developer's `jwks_uri` must start with (private_key_jwt key discovery).
