@@ -3,8 +3,8 @@
  *
  *   - walk(): the verifier's fast loop over PostgreSQL COPY lines, below (decision 0008);
  *   - link(), copy_line(), in_domain(): the writer's per-event work — the chain link under
- *     the head lock without the GIL, the COPY line and the canonical-domain check of an
- *     event before it (audit/writer.py, audit/store.py, audit/canonical.py).
+ *     the head lock, and before it the COPY line and the canonical-domain check of an
+ *     event (audit/writer.py, audit/store.py, audit/canonical.py; decision 0009).
  *
  * The verifier's fast loop (the optional speed-up of audit.verify.ChainWalk.feed_lines, see
  * docs/decisions/0008-native-chain-verifier.md):
@@ -594,7 +594,7 @@ done:
 
 /* --- copy_line(), in_domain(): the writer's per-event work, before the lock ------------- */
 
-/* copy_line(values) -> bytes: audit.store.copy_line, encoded. Each value as PostgreSQL's COPY
+/* copy_line(values) -> bytes: audit.store._copy_line, the Python twin. Each value as PostgreSQL's COPY
  * text format writes it (None as \N; str(value) for anything but a str; backslash, tab,
  * newline and carriage return escaped), each followed by a tab. */
 static int

@@ -9,9 +9,9 @@ milliseconds more for them: that is what makes many concurrent requests cost a f
 transactions. On PostgreSQL a batch that has to wait for the head lock (another process's
 batch holds it) takes, once granted, the events that arrived while it waited: several
 worker processes then take turns with full batches instead of each leaving half of its
-events for its next turn. A failed transaction fails that batch's futures (the callers answer 503)
-and the next batch simply tries again; an event the database refuses as data (a value
-too long for its column) is split out of its batch and fails alone.
+events for its next turn. A failed transaction fails that batch's futures (the callers
+answer 503) and the next batch simply tries again; an event the database refuses as data
+(a value too long for its column) is split out of its batch and fails alone.
 """
 
 from __future__ import annotations

@@ -128,17 +128,13 @@ def test_a_batch_waiting_for_the_head_lock_takes_what_arrives_meanwhile(
 def _until_a_backend_waits_for_a_lock(url: str) -> None:
     # its own connection, outside any transaction: pg_stat_activity is a snapshot per one
     with psycopg.connect(url, autocommit=True) as conn:
-        _poll_lock_waits(conn)
-
-
-def _poll_lock_waits(conn: psycopg.Connection[Any]) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        waiting = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE '%audit_lock_head%'"
-        ).fetchone()
-        if waiting and waiting[0]:
-            return
-        time.sleep(0.01)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE '%audit_lock_head%'"
+            ).fetchone()
+            if waiting and waiting[0]:
+                return
+            time.sleep(0.01)
     raise AssertionError("the writer's batch never waited for the head lock")
