@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from sqlmodel import Session, select
 
 from auth.models import App, User
+from auth.outbound import OutboundPolicy, OutboundRefused
 from auth.secrets import digest, new_token
 from catalog.models import iso_utc, utcnow
 from catalog.problems import Problem
@@ -47,12 +48,20 @@ def _check_jwks(jwks: dict | None) -> dict | None:
 
 
 def _check_jwks_uri(uri: str | None, allowed_prefixes: list[str]) -> str | None:
+    """The URI parsed and matched to an allowlist entry by scheme, host, port and path
+    (auth.outbound); where its host resolves to is checked again at every fetch."""
     if uri is None:
         return None
-    if not any(uri.startswith(prefix) for prefix in allowed_prefixes if prefix):
+    try:
+        OutboundPolicy.lenient(allowed_prefixes).match(uri)
+    except OutboundRefused:
         raise Problem(
-            400, "invalid_parameter", "jwks_uri 不在允许的地址列表中", parameter="jwks_uri"
-        )
+            400,
+            "invalid_parameter",
+            "jwks_uri 不在允许的地址列表中（协议、主机、端口与路径须与允许项一致，"
+            "且不能含用户信息）",
+            parameter="jwks_uri",
+        ) from None
     return uri
 
 

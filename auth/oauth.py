@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import orjson
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import (
     ClientMixin,
@@ -32,7 +32,7 @@ from authlib.oauth2.rfc6749 import (
     TokenMixin,
     grants,
 )
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
@@ -45,6 +45,7 @@ from sqlmodel import Session, select
 
 from auth.apps import auth_methods
 from auth.models import App, AuthorizationCode, RefreshToken, UsedAssertion, User
+from auth.outbound import Limits, OutboundPolicy, OutboundRefused, fetch
 from auth.revocations import Revocations
 from auth.secrets import digest, matches, new_token
 from auth.tokens import InvalidToken, TokenClaims, TokenIssuer, TokenVerifier
@@ -380,6 +381,17 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return KeySet([])
 
 
+class JwksUnavailableError(InvalidClientError):
+    """The client's `jwks_uri` could not give its keys (refused address, timeout, too big,
+    not a public JWK Set): the client is not authenticated, 401 `invalid_client`.
+    RFC 6749 §5.2 allows only ASCII in `error_description`, so it stays English."""
+
+    status_code = 401
+
+    def __init__(self) -> None:
+        super().__init__(description="the client's keys could not be fetched from its jwks_uri")
+
+
 # --- token and introspection/revocation endpoints --------------------------------------
 
 
@@ -476,8 +488,12 @@ class OAuthServer(AuthorizationServer):
         issuer_service: TokenIssuer,
         verifier: TokenVerifier,
         revocations: Revocations,
+        outbound: OutboundPolicy | None = None,
+        outbound_limits: Limits | None = None,
     ) -> None:
         super().__init__(scopes_supported=None)
+        self.outbound = outbound or OutboundPolicy([])  # no allowlist: no remote keys
+        self.outbound_limits = outbound_limits or Limits()
         self.engine = engine
         self.issuer = issuer_service.issuer
         self.issuer_service = issuer_service
@@ -537,12 +553,22 @@ class OAuthServer(AuthorizationServer):
             session.commit()
 
     def remote_jwks(self, uri: str) -> KeySet:
+        """The public keys at a client's `jwks_uri` (auth.outbound: allowlist, address
+        checks, deadlines, size cap), cached 5 minutes. Any failure is JwksUnavailableError."""
         cached = self._remote_jwks.get(uri)
         if cached is not None and time.monotonic() - cached[0] < 300:
             return cached[1]
-        response = httpx.get(uri, timeout=3.0, follow_redirects=False)
-        response.raise_for_status()
-        keys = KeySet.import_key_set(response.json())
+        try:
+            body = fetch(uri, self.outbound, self.outbound_limits)
+            keys = KeySet.import_key_set(orjson.loads(body))
+            if any(k.is_private for k in keys.keys):
+                raise ValueError("private key")
+        except OutboundRefused as exc:
+            log.warning("jwks_uri refused or failed: %s", exc.reason)
+            raise JwksUnavailableError() from None
+        except Exception as exc:  # not JSON, not a JWK Set: the client's problem, never a 500
+            log.warning("jwks_uri answered no public JWK Set (%s)", type(exc).__name__)
+            raise JwksUnavailableError() from None
         self._remote_jwks[uri] = (time.monotonic(), keys)
         return keys
 

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from auth.keys import KeyRing
 from auth.oauth import OAuthServer
+from auth.outbound import Limits, OutboundPolicy
 from auth.principal import Authenticator
 from auth.revocations import Revocations
 from auth.secrets import load_or_create_key
@@ -41,7 +42,17 @@ class Security:
             revocations=revocations,
             authenticator=Authenticator(verifier, revocations),
             oauth=OAuthServer(
-                engine=engine, issuer_service=issuer, verifier=verifier, revocations=revocations
+                engine=engine,
+                issuer_service=issuer,
+                verifier=verifier,
+                revocations=revocations,
+                outbound=OutboundPolicy(settings.jwks_uri_prefixes, settings.outbound_networks),
+                outbound_limits=Limits(
+                    connect_timeout=settings.outbound_connect_timeout,
+                    read_timeout=settings.outbound_read_timeout,
+                    total_timeout=settings.outbound_total_timeout,
+                    max_bytes=settings.outbound_max_bytes,
+                ),
             ),
             throttle=LoginThrottle(),
             identity_key=load_or_create_key(settings.data_dir / "identity.key"),

@@ -44,8 +44,19 @@ class Settings(BaseSettings):
     sync_threads: int | None = Field(default=None, ge=1)
     access_token_ttl: int = Field(default=600, ge=60, le=3600)
     allow_registration: bool = True
-    # Prefixes a developer's `jwks_uri` must start with (private_key_jwt key discovery).
+    # Where a developer's `jwks_uri` may point (private_key_jwt key discovery): comma-separated
+    # `scheme://host[:port][/path-prefix]`, compared parsed (auth/outbound.py).
     jwks_uri_allowlist: str = ""
+    # Outbound fetches (jwks_uri): non-global networks (CIDR, comma-separated) a host *name*
+    # may resolve into (an entry naming an IP literal allows that address by itself);
+    # deadlines in seconds, the total one over lookup, connect and the whole body; body cap.
+    outbound_private_networks: str = ""
+    outbound_connect_timeout: float = Field(default=2.0, gt=0, le=30)
+    outbound_read_timeout: float = Field(default=2.0, gt=0, le=30)
+    outbound_total_timeout: float = Field(default=5.0, gt=0, le=60)
+    outbound_max_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Largest request body any route reads (Content-Length or chunked), in bytes.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     # The audit log: "database" (the hash-chained table), or "null" — stores nothing, for
     # the audit-overhead benchmark only; the gateway logs a warning when it runs that way.
@@ -57,6 +68,10 @@ class Settings(BaseSettings):
     @property
     def jwks_uri_prefixes(self) -> list[str]:
         return [p.strip() for p in self.jwks_uri_allowlist.split(",") if p.strip()]
+
+    @property
+    def outbound_networks(self) -> list[str]:
+        return [n.strip() for n in self.outbound_private_networks.split(",") if n.strip()]
 
     @cached_property
     def sqlalchemy_url(self) -> str:
