@@ -50,11 +50,42 @@ class ImportResult:
 
 
 def package_digest(spec: PackageSpec, descriptor: Path) -> str:
+    """The package's SHA-256. The same pass refuses a data file holding a NUL byte (in
+    UTF-8 the only encoding of U+0000): PostgreSQL cannot store one, and SQLite would, so
+    both refuse it here, before anything is written."""
     digest = hashlib.sha256(descriptor.read_bytes())
+    nul = False
     with spec.data_path.open("rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
+            nul = nul or b"\x00" in chunk
+    if nul:
+        raise _nul_error(spec)
     return digest.hexdigest()
+
+
+def _nul_error(spec: PackageSpec) -> PackageError:
+    """Where the first NUL is: line and field (never the value)."""
+    source = spec.data_path.name
+    try:
+        with spec.data_path.open(encoding="utf-8-sig", errors="replace", newline="") as text:
+            reader = csv.reader(text)
+            header = next(reader, [])
+            for i, name in enumerate(header):
+                if "\x00" in name:
+                    return PackageError(
+                        f"{source} line 1: column #{i + 1} contains a NUL character"
+                    )
+            for row in reader:
+                for name, value in zip(header, row, strict=False):
+                    if "\x00" in value:
+                        return PackageError(
+                            f"{source} line {reader.line_num}, field '{name}': contains a NUL "
+                            "character"
+                        )
+    except csv.Error:
+        pass
+    return PackageError(f"{source}: contains a NUL character")
 
 
 def import_package(

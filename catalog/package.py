@@ -17,6 +17,12 @@ DATASET_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,63}")
 # Field names become column names: keep them to plain identifiers so they never need
 # anything but ordinary quoting, on every database.
 FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+# A descriptor is a few kilobytes, six levels deep. Limits well above that keep a hostile
+# one from exhausting the parser (Python's json recurses once per level).
+MAX_DESCRIPTOR_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 32
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
 
 
 class PackageError(ValueError):
@@ -53,6 +59,30 @@ class PackageSpec:
     @property
     def level(self) -> int:
         return max(f.level for f in self.fields)
+
+
+def _check_depth(text: str, source: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before json.loads could recurse into it."""
+    depth = 0
+    for bracket in _BRACKET.finditer(_STRING.sub('""', text)):
+        depth += 1 if bracket.group() in "[{" else -1
+        if depth > MAX_DEPTH:
+            raise PackageError(f"{source}: nested deeper than {MAX_DEPTH} levels")
+
+
+def _no_nul(value: object, path: str = "") -> None:
+    """Text of the descriptor goes into the catalog tables: PostgreSQL cannot store a NUL,
+    and SQLite should not, so it is refused on both, naming where it is."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise PackageError(f"datapackage.json: '{path or '(key)'}' contains a NUL character")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key, path)
+            _no_nul(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _no_nul(item, f"{path}[{i}]")
 
 
 def _text(doc: dict, key: str, *, required: bool = False) -> str:
@@ -106,12 +136,17 @@ def read_package(folder: Path) -> PackageSpec:
     descriptor = folder / "datapackage.json" if folder.is_dir() else folder
     if not descriptor.is_file():
         raise PackageError(f"{descriptor}: no datapackage.json found")
+    if descriptor.stat().st_size > MAX_DESCRIPTOR_BYTES:
+        raise PackageError(f"{descriptor.name}: larger than {MAX_DESCRIPTOR_BYTES} bytes")
     try:
-        doc = json.loads(descriptor.read_text(encoding="utf-8-sig"))
+        text = descriptor.read_text(encoding="utf-8-sig")
+        _check_depth(text, descriptor.name)
+        doc = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PackageError(f"{descriptor.name}: not valid UTF-8 JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise PackageError(f"{descriptor.name}: must hold a JSON object")
+    _no_nul(doc)
 
     name = doc.get("name")
     if not isinstance(name, str) or not DATASET_NAME.fullmatch(name):

@@ -19,9 +19,10 @@ import orjson
 from catalog.hosted import HostedDataset, HostedField
 from catalog.models import FieldType
 from catalog.problems import Problem, invalid_parameter
-from catalog.values import parse_value, to_storage
+from catalog.values import parse_integer, parse_value, to_storage
 
-RESERVED = frozenset({"fields", "order_by", "limit", "cursor", "format"})
+# `csv_formulas` is the CSV renderer's (gateway.formats); here it is only not a filter.
+RESERVED = frozenset({"fields", "order_by", "limit", "cursor", "format", "csv_formulas"})
 OPERATORS = frozenset(
     {"eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "startswith", "isnull"}
 )
@@ -82,7 +83,7 @@ def _limit(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_LIMIT
     try:
-        limit = int(raw)
+        limit = parse_integer(raw)  # ASCII digits only: int() would take "１０"
     except ValueError:
         limit = 0
     if not 1 <= limit <= MAX_LIMIT:

@@ -29,7 +29,9 @@ TYPE_NAMES = {
 
 
 def parse_integer(text: str) -> int:
-    if "_" in text:  # int() accepts "1_000"; a data file should not
+    # int() also reads "1_000" and the digits of every script ("１０", "٤٢"): a data file or a
+    # query parameter holds ASCII digits only.
+    if "_" in text or not text.isascii():
         raise ValueError(text)
     value = int(text)
     if not -INT64 <= value < INT64:  # both databases store 64-bit integers
@@ -38,6 +40,8 @@ def parse_integer(text: str) -> int:
 
 
 def parse_number(text: str) -> float:
+    if "_" in text or not text.isascii():  # as parse_integer: float() reads "１.５" too
+        raise ValueError(text)
     value = float(text)
     if value - value != 0:  # nan and ±inf are not data
         raise ValueError(text)

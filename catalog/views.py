@@ -7,7 +7,7 @@ defined inside `build_router` as real objects.
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -16,8 +16,11 @@ from catalog.models import OpenType
 from catalog.responses import JSONLDResponse, JSONResponse
 
 
-def build_router(engine: Engine, *, sees_closed: Callable[..., bool]) -> APIRouter:
-    """`sees_closed` is a dependency telling whether the caller may see closed datasets."""
+def build_router(engine: Engine, *, sees_closed: Callable[..., bool], public_url: str) -> APIRouter:
+    """`sees_closed` is a dependency telling whether the caller may see closed datasets;
+    `public_url` is the installation's configured address (the issuer), which absolute URLs
+    are built from — never the request's `Host` header, which the client chooses."""
+    base_url = public_url.rstrip("/")
     router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
     def session() -> Iterator[Session]:
@@ -61,8 +64,7 @@ def build_router(engine: Engine, *, sees_closed: Callable[..., bool]) -> APIRout
         )
 
     @router.get("/catalog.jsonld", response_class=JSONLDResponse, summary="Catalog as DCAT")
-    def catalog_jsonld(request: Request, db: SessionDep) -> JSONLDResponse:
-        base_url = str(request.base_url).rstrip("/")
+    def catalog_jsonld(db: SessionDep) -> JSONLDResponse:
         return JSONLDResponse(service.dcat_catalog(db, base_url=base_url))
 
     return router

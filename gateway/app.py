@@ -27,6 +27,7 @@ from gateway.audit_trail import AuditMiddleware, NullSink, Sink
 from gateway.client_ip import ClientAddress
 from gateway.data_events import DataEvents
 from gateway.database import create_engine
+from gateway.hardening import InputGuardMiddleware, SecurityHeadersMiddleware
 from gateway.middleware import AuthenticationMiddleware, RequestContextMiddleware
 from gateway.ratelimit import RateLimitMiddleware, RateLimits
 from gateway.security import Security, client_ip
@@ -107,7 +108,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     events = DataEvents(load_or_create_key(settings.data_dir / "audit-digest.key"))
     app.include_router(data_api.build_router(engine, hosted_catalog, access, events))
     app.include_router(analysis_api.build_router(engine, hosted_catalog, access, events))
-    app.include_router(catalog_views.build_router(engine, sees_closed=_sees_closed))
+    app.include_router(
+        catalog_views.build_router(engine, sees_closed=_sees_closed, public_url=settings.issuer)
+    )
     app.include_router(grants_api.build_router(engine, hosted_catalog))
     app.include_router(
         oauth_views.build_router(
@@ -142,7 +145,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return hosted is not None and hosted.open_type == "conditional"
 
     limits = RateLimits.from_settings(settings)
-    # Added last runs first: request context, audit, authentication, rate limits, routes.
+    # Added last runs first: security headers, request context, audit, authentication, rate
+    # limits, input limits, routes.
+    app.add_middleware(
+        InputGuardMiddleware, max_body_bytes=settings.max_body_bytes, router=app.router
+    )
     app.add_middleware(
         RateLimitMiddleware,
         limits=limits,
@@ -154,4 +161,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         AuditMiddleware, sink=sink, client_address=ClientAddress(settings.trusted_proxies)
     )
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, https=settings.issuer.startswith("https://"))
     return app

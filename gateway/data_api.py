@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import orjson
 from fastapi import APIRouter, Request
@@ -24,7 +25,7 @@ from catalog.statements import StatementCache, fetch_one, fetch_page, stream_row
 from gateway import quotas
 from gateway.access import AccessResolver
 from gateway.data_events import DataEvents
-from gateway.formats import MEDIA_TYPES, CsvWriter, jsonl_lines, negotiate
+from gateway.formats import MEDIA_TYPES, CsvWriter, escapes_formulas, jsonl_lines, negotiate
 from policies.decide import Plan
 
 
@@ -38,6 +39,8 @@ def _documented(*names: str) -> dict[str, Any]:
         "limit": "1–10000, default 100",
         "cursor": "`next_cursor` of the previous page",
         "format": "json | csv | jsonl (or the Accept header)",
+        "csv_formulas": "escape (default: text cells starting with = + - @ tab CR get a "
+        "leading ' and quotes, OWASP) | raw (cells as stored, for programs)",
     }
     return {
         "parameters": [
@@ -55,15 +58,13 @@ def _documented(*names: str) -> dict[str, Any]:
 
 def next_page_reference(request: Request, cursor: str) -> str:
     """The next page as a path-absolute URI reference (RFC 8288 resolves it against the
-    request URL), so the link is right behind any proxy without trusting its Host."""
-    scope = request.scope
-    kept = [
-        part
-        for part in scope["query_string"].decode("latin-1").split("&")
-        if part and not part.startswith("cursor=")
-    ]
-    kept.append(f"cursor={cursor}")  # base64url: nothing to escape
-    return f"{scope.get('root_path', '')}{scope['path']}?{'&'.join(kept)}"
+    request URL), so the link is right behind any proxy without trusting its Host. It is
+    built from the parsed parameters, each re-encoded: nothing the client sent can close
+    the `<…>` or add a link of its own."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    kept.append(("cursor", cursor))
+    path = quote(request.scope.get("root_path", "") + request.scope["path"])
+    return f"{path}?{urlencode(kept, quote_via=quote)}"
 
 
 class StreamCount:
@@ -100,13 +101,16 @@ def build_router(
             "contains, startswith, isnull. Keyset pages: follow `next_cursor` or the "
             "`Link: rel=next` header."
         ),
-        openapi_extra=_documented("fields", "order_by", "limit", "cursor", "format"),
+        openapi_extra=_documented(
+            "fields", "order_by", "limit", "cursor", "format", "csv_formulas"
+        ),
     )
     @audited("data.records")
     def records(dataset_id: str, request: Request) -> Response:
         hosted = published(dataset_id)
         plan = access.plan(request, hosted, "records")
         fmt = negotiate(request)
+        escape_formulas = escapes_formulas(request)
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "format"]
         query = parse_record_query(
             params, hosted, FieldAccess(plan.visible, plan.clear), dialect=dialect
@@ -143,7 +147,12 @@ def build_router(
                 }
             )
         elif fmt == "csv":
-            writer = CsvWriter(hosted, names, [plan.transform_of(n) for n in names])
+            writer = CsvWriter(
+                hosted,
+                names,
+                [plan.transform_of(n) for n in names],
+                escape_formulas=escape_formulas,
+            )
             body = (writer.header() + writer.rows(rows)).encode()
         else:
             body = jsonl_lines(names, rows)
@@ -187,7 +196,7 @@ def build_router(
     @router.get(
         "/{dataset_id}/export",
         summary="Every permitted row, streamed",
-        openapi_extra=_documented("fields", "order_by", "format"),
+        openapi_extra=_documented("fields", "order_by", "format", "csv_formulas"),
     )
     @audited("data.export")
     def export(dataset_id: str, request: Request) -> StreamingResponse:
@@ -199,7 +208,12 @@ def build_router(
             params, hosted, FieldAccess(plan.visible, plan.clear), dialect=dialect, paged=False
         )
         names = query.fields
-        writer = CsvWriter(hosted, names, [plan.transform_of(n) for n in names])
+        writer = CsvWriter(
+            hosted,
+            names,
+            [plan.transform_of(n) for n in names],
+            escape_formulas=escapes_formulas(request),
+        )
         mask = access.row_transformer(plan, hosted, names)
 
         count = StreamCount()

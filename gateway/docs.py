@@ -1,28 +1,56 @@
 """Interactive API docs served from the installed swagger-ui-bundle: no CDN, so they work
-on an offline government network."""
+on an offline government network.
+
+The page is ours rather than FastAPI's `get_swagger_ui_html`, which starts Swagger UI with
+an inline script: here the starter is a script of its own (`/docs/init.js`), so the page
+runs under a Content-Security-Policy that allows scripts from the gateway only
+(gateway/hardening.py).
+"""
 
 from __future__ import annotations
 
+import json
+from html import escape
 from pathlib import Path
 
 import swagger_ui_bundle
-from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
-from starlette.responses import HTMLResponse
+from fastapi import FastAPI, Request
+from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
 ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
+
+PAGE = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>opengate API</title>
+<link rel="stylesheet" href="{root}/docs-assets/swagger-ui.css">
+<link rel="icon" type="image/png" href="{root}/docs-assets/favicon-32x32.png">
+</head><body><div id="swagger-ui"></div>
+<script src="{root}/docs-assets/swagger-ui-bundle.js"></script>
+<script src="{root}/docs/init.js"></script>
+</body></html>"""
+
+STARTER = """window.ui = SwaggerUIBundle({{
+  url: {url},
+  dom_id: "#swagger-ui",
+  layout: "BaseLayout",
+  deepLinking: true,
+  showExtensions: true,
+  showCommonExtensions: true,
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
+}});
+"""
 
 
 def install(app: FastAPI) -> None:
     app.mount("/docs-assets", StaticFiles(directory=ASSETS), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title="opengate API",
-            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-            swagger_css_url="/docs-assets/swagger-ui.css",
-            swagger_favicon_url="/docs-assets/favicon-32x32.png",
-        )
+    def docs(request: Request) -> HTMLResponse:
+        return HTMLResponse(PAGE.format(root=escape(request.scope.get("root_path", ""))))
+
+    @app.get("/docs/init.js", include_in_schema=False)
+    def docs_starter(request: Request) -> Response:
+        url = request.scope.get("root_path", "") + (app.openapi_url or "/openapi.json")
+        return Response(STARTER.format(url=json.dumps(url)), media_type="text/javascript")

@@ -21,6 +21,7 @@ PUBLIC = {
     ("GET", "/readyz"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
+    ("GET", "/docs/init.js"),
     ("GET", "/api/v1/datasets"),
     ("GET", "/api/v1/datasets/{dataset_id}"),
     ("GET", "/api/v1/catalog.jsonld"),
