@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -64,6 +64,19 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: float = Field(default=60.0, gt=0, le=60)
     # Cybersecurity Law Art. 23: network logs kept at least six months.
     audit_retention_days: int = Field(default=184, ge=184)
+
+    @field_validator("jwks_uri_allowlist", "outbound_private_networks")
+    @classmethod
+    def _outbound_rules_parse(cls, value: str, info: ValidationInfo) -> str:
+        """A bad entry stops the gateway at startup rather than matching nothing later."""
+        from auth.outbound import OutboundPolicy
+
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        if info.field_name == "jwks_uri_allowlist":
+            OutboundPolicy(items)  # raises ValueError naming the entry
+        else:
+            OutboundPolicy([], items)  # an invalid CIDR raises ValueError
+        return value
 
     @property
     def jwks_uri_prefixes(self) -> list[str]:

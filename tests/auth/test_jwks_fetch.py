@@ -395,6 +395,10 @@ def test_non_public_addresses_of_a_name_are_refused(address: str):
 def test_bad_allowlist_entry_is_a_configuration_error():
     with pytest.raises(ValueError, match="userinfo"):
         OutboundPolicy(["http://a@127.0.0.1:1"])
+    with pytest.raises(ValueError, match="userinfo"):  # pydantic's ValidationError
+        Settings(jwks_uri_allowlist="http://127.0.0.1:1, http://a@127.0.0.1:1")
+    with pytest.raises(ValueError, match="network"):
+        Settings(outbound_private_networks="10.0.0.0/33")
 
 
 def test_fetch_bounds_its_own_time():
