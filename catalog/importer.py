@@ -43,6 +43,7 @@ class ImportResult:
     row_count: int
     seconds: float
     unchanged: bool = False
+    warnings: tuple[str, ...] = ()  # from the package (PackageSpec.warnings)
 
     @property
     def rows_per_second(self) -> float:
@@ -113,7 +114,9 @@ def import_package(
             current = _lock_current(conn, spec.name)
             if current is not None:
                 if skip_unchanged and current.source_sha256 == digest:
-                    return ImportResult(spec.name, current.version, current.row_count, 0, True)
+                    return ImportResult(
+                        spec.name, current.version, current.row_count, 0, True, spec.warnings
+                    )
                 if not replace:
                     raise PackageError(
                         f"dataset '{spec.name}' already exists; use --replace to publish "
@@ -129,7 +132,8 @@ def import_package(
         raise PackageError(
             f"dataset '{spec.name}' was imported by someone else at the same time; try again"
         ) from None
-    return ImportResult(spec.name, version, row_count, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return ImportResult(spec.name, version, row_count, seconds, warnings=spec.warnings)
 
 
 def _lock_current(conn: Connection, dataset_id: str) -> DatasetVersion | None:

@@ -55,6 +55,7 @@ class PackageSpec:
     primary_key: str
     fields: tuple[FieldSpec, ...]
     data_path: Path
+    warnings: tuple[str, ...] = ()  # importable, but the importer should say so
 
     @property
     def level(self) -> int:
@@ -131,6 +132,30 @@ def _field(raw: object, index: int) -> FieldSpec:
     )
 
 
+def _primary_key_level(
+    primary_key: str, fields: tuple[FieldSpec, ...], open_type: OpenType
+) -> tuple[str, ...]:
+    """A level-3/4 primary key: refused for unconditional data, a warning otherwise.
+
+    Callers who do not receive the key in clear cannot address single records by it, and
+    pages are ordered by it, so a sensitive key is a poor key; a level-1 record id is not.
+    """
+    key = next(f for f in fields if f.name == primary_key)
+    if key.level <= 2:
+        return ()
+    if open_type is OpenType.unconditional:
+        raise PackageError(
+            f"resource: primaryKey '{primary_key}' is level {key.level}; the primary key of "
+            "an unconditional dataset must be level 1 or 2"
+        )
+    if open_type is OpenType.closed:
+        return ()  # no data API at all
+    return (
+        f"primaryKey '{primary_key}' is level {key.level}: callers who do not receive it "
+        "in clear cannot read single records by key; prefer a level-1 record id",
+    )
+
+
 def read_package(folder: Path) -> PackageSpec:
     """Parse and check the package in `folder` (or the `datapackage.json` path itself)."""
     descriptor = folder / "datapackage.json" if folder.is_dir() else folder
@@ -191,6 +216,7 @@ def read_package(folder: Path) -> PackageSpec:
         )
     if sum(f.subject_key for f in fields) > 1:
         raise PackageError("resource: at most one field may be the subject_key")
+    warnings = _primary_key_level(primary_key, fields, open_type)  # type: ignore[arg-type]
 
     spec = PackageSpec(
         name=name,
@@ -206,6 +232,7 @@ def read_package(folder: Path) -> PackageSpec:
         primary_key=primary_key,
         fields=fields,
         data_path=data_path,
+        warnings=warnings,
     )
     if spec.open_type is OpenType.unconditional:
         for f in fields:

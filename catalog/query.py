@@ -2,20 +2,20 @@
 
 Everything a client sends is checked against the field dictionary here; `statements.py`
 turns the result into SQL. Pages are keyset-paginated: the cursor holds the order-key
-values of the last row sent, so a page deep in the table costs what the first one does
-(an index seek), and no row is skipped or repeated.
+values of the last row sent, sealed (catalog.cursors) so the caller can neither read nor
+forge them; a page deep in the table costs what the first one does (an index seek), and
+no row is skipped or repeated.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from catalog.cursors import BoundCursors
 from catalog.hosted import HostedDataset, HostedField
 from catalog.models import FieldType
 from catalog.problems import Problem, invalid_parameter
@@ -188,8 +188,10 @@ def parse_record_query(
     *,
     dialect: str,
     paged: bool = True,
+    cursors: BoundCursors | None = None,
 ) -> RecordQuery:
-    """Validate the query string of a records or export request against the dictionary."""
+    """Validate the query string of a records or export request against the dictionary.
+    A `cursor` parameter opens only with `cursors`, the request's binding."""
     single, filters = split_params(params, RESERVED, hosted, access, dialect)
 
     if "fields" in single:
@@ -213,7 +215,7 @@ def parse_record_query(
         limit=_limit(single.get("limit")) if paged else 0,
     )
     if paged and single.get("cursor"):
-        after = decode_cursor(single["cursor"], query, hosted, dialect)
+        after = decode_cursor(single["cursor"], query, hosted, dialect, cursors)
         query = RecordQuery(query.fields, query.filters, query.order, query.limit, after)
     return query
 
@@ -225,23 +227,29 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
-def encode_cursor(query: RecordQuery, last_row_keys: Sequence[Any]) -> str:
-    payload = orjson.dumps([query.order_signature, [_jsonable(v) for v in last_row_keys]])
-    return base64.urlsafe_b64encode(payload).rstrip(b"=").decode()
+def encode_cursor(query: RecordQuery, last_row_keys: Sequence[Any], cursors: BoundCursors) -> str:
+    """The sealed cursor after a row (catalog.cursors): only this gateway can read it."""
+    payload = orjson.dumps([_jsonable(v) for v in last_row_keys])
+    return cursors.seal(query.order_signature, payload)
 
 
 def decode_cursor(
-    cursor: str, query: RecordQuery, hosted: HostedDataset, dialect: str
+    cursor: str,
+    query: RecordQuery,
+    hosted: HostedDataset,
+    dialect: str,
+    cursors: BoundCursors | None,
 ) -> tuple[Any, ...]:
+    # One answer for every bad cursor: which check failed is nobody's business.
     bad = invalid_parameter("cursor", "cursor 无效或已过期，请从第一页重新开始")
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        signature, values = orjson.loads(raw)
-    except (binascii.Error, ValueError, TypeError):
-        raise bad from None
-    if signature != query.order_signature or not isinstance(values, list):
+    raw = cursors.open(query.order_signature, cursor) if cursors is not None else None
+    if raw is None:
         raise bad
-    if len(values) != len(query.order):
+    try:
+        values = orjson.loads(raw)
+    except ValueError:
+        raise bad from None
+    if not isinstance(values, list) or len(values) != len(query.order):
         raise bad
     typed: list[Any] = []
     for (name, _desc), value in zip(query.order, values, strict=True):

@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from catalog.cursors import BoundCursors
 from catalog.hosted import HostedDataset
 from catalog.models import FieldType
 from catalog.query import Filter, RecordQuery, encode_cursor
@@ -228,7 +229,9 @@ def fetch_page(
     query: RecordQuery,
     *,
     row_filter: Mapping[str, Any] | None = None,
+    cursors: BoundCursors | None = None,
 ) -> Page:
+    """One page; `cursors` (the request's binding) seals its `next_cursor`."""
     row_filter = row_filter or {}
     compiled = statements.get(hosted, query, row_filter)
     connection = engine.raw_connection()
@@ -245,7 +248,9 @@ def fetch_page(
     if len(rows) > query.limit:
         rows = rows[: query.limit]
         last = rows[-1]
-        next_cursor = encode_cursor(query, [last[i] for i in compiled.key_positions])
+        if cursors is None:
+            raise ValueError("a page with a successor needs a cursor binding")
+        next_cursor = encode_cursor(query, [last[i] for i in compiled.key_positions], cursors)
     if rows and compiled.width < len(rows[0]):
         rows = [row[: compiled.width] for row in rows]
     return Page(rows, next_cursor)

@@ -73,6 +73,8 @@ class AccessResolver:
             k=row.k,
             epsilon=row.epsilon,
             epsilon_spent=row.epsilon_spent,
+            epsilon_floor=row.epsilon_floor,
+            epsilon_ceiling=row.epsilon_ceiling,
         )
 
     def plan(self, request: Request, hosted: HostedDataset, mode: str) -> Plan:

@@ -19,6 +19,7 @@ from auth.models import Role
 from auth.principal import principal_of, require_role
 from auth.secrets import load_or_create_key
 from catalog import views as catalog_views
+from catalog.cursors import CursorBox
 from catalog.hosted import HostedCatalog
 from catalog.responses import JSONResponse
 from gateway import analysis_api, data_api, docs, grants_api, health, problems
@@ -106,7 +107,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # The data routes come first: routes are matched in order and these are the hot ones.
     access = AccessResolver(engine, load_master_key(settings.data_dir))
     events = DataEvents(load_or_create_key(settings.data_dir / "audit-digest.key"))
-    app.include_router(data_api.build_router(engine, hosted_catalog, access, events))
+    cursor_box = CursorBox(load_or_create_key(settings.data_dir / "cursor.key"))
+    app.include_router(data_api.build_router(engine, hosted_catalog, access, events, cursor_box))
     app.include_router(analysis_api.build_router(engine, hosted_catalog, access, events))
     app.include_router(
         catalog_views.build_router(engine, sees_closed=_sees_closed, public_url=settings.issuer)

@@ -159,7 +159,11 @@ def _import(path: Path, *, replace: bool, skip_unchanged: bool, settings: Settin
             "dataset.import",
             resource=f"datasets/{result.dataset_id}",
             row_count=result.row_count,
-            detail={"version": result.version, "replace": replace},
+            detail={
+                "version": result.version,
+                "replace": replace,
+                **({"warnings": list(result.warnings)} if result.warnings else {}),
+            },
         )
         return result
     finally:
@@ -178,6 +182,8 @@ def datasets_import(
     _require_schema(settings)
     with user_errors(settings):
         result = _import(path, replace=replace, skip_unchanged=False, settings=settings)
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False)
     out.print(
         f"imported {result.dataset_id} version {result.version}: {result.row_count:,} rows "
         f"in {result.seconds:.2f} s ({result.rows_per_second:,.0f} rows/s)"

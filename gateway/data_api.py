@@ -18,8 +18,10 @@ from sqlalchemy.engine import Engine
 from starlette.responses import Response, StreamingResponse
 
 from audit.events import audited, note
+from auth.principal import principal_of
+from catalog.cursors import BoundCursors, CursorBox
 from catalog.hosted import HostedCatalog, HostedDataset
-from catalog.problems import not_found
+from catalog.problems import Problem, not_found
 from catalog.query import FieldAccess, parse_key, parse_record_query
 from catalog.statements import StatementCache, fetch_one, fetch_page, stream_rows
 from gateway import quotas
@@ -67,6 +69,34 @@ def next_page_reference(request: Request, cursor: str) -> str:
     return f"{path}?{urlencode(kept, quote_via=quote)}"
 
 
+def cursor_binding(request: Request, plan: Plan) -> str:
+    """Whom a cursor belongs to: the caller (app, account or consent, anonymous) and the
+    grant version that shaped the page, so it serves nobody else and no other terms."""
+    principal = principal_of(request)
+    if principal is None:
+        caller = "anonymous"
+    else:
+        caller = (
+            f"{principal.kind}:{principal.client_id or ''}:{principal.user_id or ''}:"
+            f"{principal.consent_id or ''}"
+        )
+    if plan.grant is not None:
+        caller += f"|grant:{plan.grant.id}.{plan.grant.version}"
+    return caller
+
+
+def key_not_permitted(hosted: HostedDataset) -> Problem:
+    """`/records/{pk}` when the key is not clear to the caller: a 200/404 there would be
+    an oracle for the hidden key, so it is refused like filtering on the key."""
+    return Problem(
+        403,
+        "field_not_permitted",
+        f"主键 {hosted.primary_key} 未以明文提供给调用方，不能按主键读取单条记录，"
+        "请使用 records 查询",
+        parameter="key",
+    )
+
+
 class StreamCount:
     """Rows a streamed export has sent, for its completion event."""
 
@@ -78,7 +108,11 @@ class StreamCount:
 
 
 def build_router(
-    engine: Engine, hosted_catalog: HostedCatalog, access: AccessResolver, events: DataEvents
+    engine: Engine,
+    hosted_catalog: HostedCatalog,
+    access: AccessResolver,
+    events: DataEvents,
+    cursor_box: CursorBox,
 ) -> APIRouter:
     router = APIRouter(prefix="/api/v1/datasets", tags=["data"])
     dialect = engine.dialect.name
@@ -89,6 +123,9 @@ def build_router(
         if hosted is None:
             raise not_found(f"数据集 {dataset_id} 不存在")
         return hosted
+
+    def cursors_for(request: Request, hosted: HostedDataset, plan: Plan) -> BoundCursors:
+        return cursor_box.bind(hosted.id, hosted.version, cursor_binding(request, plan))
 
     def fields_header(plan: Plan, names: tuple[str, ...]) -> list[dict[str, str]]:
         return [{"name": n, "transform": plan.transform_of(n)} for n in names]
@@ -112,19 +149,22 @@ def build_router(
         fmt = negotiate(request)
         escape_formulas = escapes_formulas(request)
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "format"]
+        cursors = cursors_for(request, hosted, plan)
         query = parse_record_query(
-            params, hosted, FieldAccess(plan.visible, plan.clear), dialect=dialect
+            params,
+            hosted,
+            FieldAccess(plan.visible, plan.clear),
+            dialect=dialect,
+            cursors=cursors,
         )
-        allowed = query.limit
-        if plan.grant is not None:
-            quotas.count_request(engine, plan)
-            allowed = quotas.reserve_rows(engine, plan, query.limit)
+        allowed = quotas.admit(engine, plan, rows=query.limit)
         trimmed = allowed < query.limit
         if trimmed:
             query = replace(query, limit=allowed)
-        page = fetch_page(engine, statements, hosted, query, row_filter=plan.row_filter)
-        if plan.grant is not None:
-            quotas.refund_rows(engine, plan, allowed - len(page.rows))
+        page = fetch_page(
+            engine, statements, hosted, query, row_filter=plan.row_filter, cursors=cursors
+        )
+        quotas.refund_rows(engine, plan, allowed - len(page.rows))
         names = query.fields
         events.note_plan(request, plan, hosted, names, filters=query.filters, format=fmt)
         note(request, row_count=len(page.rows))
@@ -174,11 +214,16 @@ def build_router(
             FieldAccess(plan.visible, plan.clear),
             dialect=dialect,
         )
+        events.note_plan(request, plan, hosted, query.fields, key=events.digest(key))
+        if hosted.primary_key not in plan.clear:
+            raise key_not_permitted(hosted)  # before the key is even parsed: no oracle
+        quotas.admit(engine, plan, rows=1)
         value = parse_key(hosted, key, dialect)
         row = None
         if value is not None:
             row = fetch_one(engine, statements, hosted, query, value, row_filter=plan.row_filter)
-        events.note_plan(request, plan, hosted, query.fields, key=events.digest(key))
+        if row is None:
+            quotas.refund_rows(engine, plan, 1)
         note(request, row_count=0 if row is None else 1)
         if row is None:
             raise not_found(f"数据集 {dataset_id} 中没有主键为该值的记录")

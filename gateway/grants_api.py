@@ -4,7 +4,7 @@ directly (授权运营) and revoke.
 No `from __future__ import annotations`: FastAPI reads the aliases made in `build_router`.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -16,10 +16,11 @@ from audit.events import audited, note
 from auth.models import App, Role
 from auth.principal import Principal, require_role
 from catalog.hosted import HostedCatalog, HostedDataset
+from catalog.models import utcnow
 from catalog.problems import Problem, not_found
 from catalog.responses import JSONResponse
 from policies import grants as service
-from policies.models import Application, Grant
+from policies.models import Application, Grant, Notice
 
 
 class NewApplication(BaseModel):
@@ -42,6 +43,9 @@ class Conditions(BaseModel):
     quotas: dict[str, int] | None = None
     k: int | None = None
     epsilon: float | None = None
+    # ε one aggregate query may spend; defaults 0.01 and min(1, epsilon).
+    epsilon_floor: float | None = None
+    epsilon_ceiling: float | None = None
 
 
 class DirectGrant(Conditions):
@@ -205,6 +209,8 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             k=body.k if body.k is not None else 5,
             epsilon=body.epsilon,
             duration_days=body.duration_days or 365,
+            epsilon_floor=body.epsilon_floor,
+            epsilon_ceiling=body.epsilon_ceiling,
         )
         granted = service.grant(
             db,
@@ -223,21 +229,64 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         rows = db.exec(select(Grant).order_by(Grant.id)).all()
         return JSONResponse({"data": [service.grant_summary(r) for r in rows], "next_cursor": None})
 
+    def change_status(
+        change: Callable[..., Grant],
+        grant_id: int,
+        body: Reason,
+        principal: Principal,
+        db: Session,
+        request: Request,
+    ) -> JSONResponse:
+        """Revoke or reinstate a grant; the change is read on the very next request."""
+        row = db.get(Grant, grant_id)
+        if row is None:
+            raise not_found(f"授权 {grant_id} 不存在")
+        changed = change(db, grant_row=row, admin_id=principal.user_id, reason=body.reason)
+        note_grant(request, changed)
+        return JSONResponse(service.grant_summary(changed))
+
     @router.post("/admin/grants/{grant_id}/revoke", summary="Revoke (effective at once)")
     @audited("grant.revoke")
     def revoke(
         grant_id: int, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
     ) -> JSONResponse:
-        row = db.get(Grant, grant_id)
-        if row is None:
-            raise not_found(f"授权 {grant_id} 不存在")
-        revoked = service.revoke(
-            db,
-            grant_row=row,
-            admin_id=principal.user_id,  # type: ignore[arg-type]
-            reason=body.reason,
+        return change_status(service.revoke, grant_id, body, principal, db, request)
+
+    @router.post(
+        "/admin/grants/{grant_id}/reinstate", summary="Lift a suspension (effective at once)"
+    )
+    @audited("grant.reinstate")
+    def reinstate(
+        grant_id: int, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
+    ) -> JSONResponse:
+        return change_status(service.reinstate, grant_id, body, principal, db, request)
+
+    @router.get("/admin/notices", summary="Notices for data administrators (e.g. suspensions)")
+    def notices(
+        principal: DataAdmin,
+        db: SessionDep,
+        unread: Annotated[bool, Query(description="only notices not yet marked read")] = False,
+    ) -> JSONResponse:
+        query = select(Notice).order_by(col(Notice.id).desc())
+        if unread:
+            query = query.where(col(Notice.read_at).is_(None))
+        rows = db.exec(query.limit(500)).all()
+        return JSONResponse(
+            {"data": [service.notice_summary(r) for r in rows], "next_cursor": None}
         )
-        note_grant(request, revoked)
-        return JSONResponse(service.grant_summary(revoked))
+
+    @router.post("/admin/notices/{notice_id}/read", summary="Mark a notice read")
+    @audited("notice.read")
+    def read_notice(notice_id: int, principal: DataAdmin, db: SessionDep) -> JSONResponse:
+        row = db.get(Notice, notice_id)
+        if row is None:
+            raise not_found(f"通知 {notice_id} 不存在")
+        if row.read_at is None:
+            row.read_at = utcnow()
+            row.read_by = principal.user_id
+            db.add(row)
+            db.commit()
+            db.refresh(row)
+        return JSONResponse(service.notice_summary(row))
 
     return router

@@ -2,10 +2,17 @@
 hold across every worker and host. Rows: a request that would exceed the day's remaining
 rows is trimmed to the remainder, and the answer says so (`X-Quota-Rows-Remaining`,
 `X-Quota-Trimmed`); with nothing left it is refused with 429 `quota_exceeded` before any
-row is sent. Days are the bureau's business days (UTC+8)."""
+row is sent. Days are the bureau's business days (UTC+8).
+
+Every data route passes `admit()`; verify has its brake on top (`VerifyBrake`): a daily
+quota even when the reviewer set none, a limit per subject value (counted by keyed
+digest in `grant_verify_subjects`), and a count of misses that suspends the grant when a
+guessing sweep shows."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -15,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from catalog.problems import Problem
 from policies.decide import Plan
-from policies.models import GrantUsage
+from policies.models import GrantUsage, VerifySubjectUsage
 
 BUSINESS_DAY = timedelta(hours=8)
 COUNTERS = {"requests_per_day": "requests", "rows_per_day": "rows", "verifies_per_day": "verifies"}
@@ -72,13 +79,88 @@ def _take(engine: Engine, grant_id: int, column: str, amount: int, limit: int | 
         return 0
 
 
-def count_request(engine: Engine, plan: Plan, counter: str = "requests_per_day") -> None:
-    """One request (or verify call) against the grant's daily quota."""
+def admit(engine: Engine, plan: Plan, *, rows: int | None) -> int:
+    """The one quota gate of every data route (records, one record, export, aggregate,
+    verify): count the request against the grant's `requests_per_day`, then reserve up
+    to `rows` rows (`rows=None`: a route that sends no rows). How many rows may be sent;
+    refuses with 429 `quota_exceeded` when nothing is left."""
+    if plan.grant is None:
+        return rows or 0
+    count_request(engine, plan)
+    if rows is None:
+        return 0
+    return reserve_rows(engine, plan, rows)
+
+
+def count_request(
+    engine: Engine, plan: Plan, counter: str = "requests_per_day", *, default: int | None = None
+) -> None:
+    """One request (or verify call) against the grant's daily quota (`default` when the
+    grant sets none)."""
     if plan.grant is None:
         return
-    limit = plan.grant.quotas.get(counter)
+    limit = plan.grant.quotas.get(counter, default)
     if _take(engine, plan.grant.id, COUNTERS[counter], 1, limit) == 0:
         raise _exceeded(counter, limit or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyBrake:
+    """The installation's verify defaults (OPENGATE_VERIFY_*); a grant's own
+    `verifies_per_day` / `verifies_per_subject_per_day` quotas take precedence."""
+
+    per_day: int
+    per_subject: int
+    sweep_misses: int
+
+    def limits(self, quotas: Mapping[str, int]) -> dict[str, int]:
+        return {
+            "verifies_per_day": quotas.get("verifies_per_day", self.per_day),
+            "verifies_per_subject_per_day": quotas.get(
+                "verifies_per_subject_per_day", self.per_subject
+            ),
+        }
+
+
+def count_verify(engine: Engine, plan: Plan, brake: VerifyBrake, subjects: Iterable[str]) -> None:
+    """One verify call: the day's verify quota, then each subject value it names (keyed
+    digests) at most `per subject` times a day. All or nothing per subject set: a call
+    refused for one subject takes nothing from the others."""
+    if plan.grant is None:
+        return
+    limits = brake.limits(plan.grant.quotas)
+    count_request(engine, plan, "verifies_per_day", default=limits["verifies_per_day"])
+    limit = limits["verifies_per_subject_per_day"]
+    table = VerifySubjectUsage.__table__
+    day = business_day()
+    insert = sqlite_insert if engine.dialect.name == "sqlite" else postgresql_insert
+    with engine.begin() as conn:
+        for digest in sorted(set(subjects)):  # one order: two calls never deadlock
+            conn.execute(
+                insert(table)
+                .values(grant_id=plan.grant.id, day=day, digest=digest, calls=0)
+                .on_conflict_do_nothing()
+            )
+            where = (table.c.grant_id == plan.grant.id, table.c.day == day)
+            done = conn.execute(
+                sa.update(table)
+                .where(*where, table.c.digest == digest, table.c.calls < limit)
+                .values(calls=table.c.calls + 1)
+            ).rowcount
+            if not done:  # raising rolls the transaction back: nothing is taken
+                raise _exceeded("verifies_per_subject_per_day", limit)
+
+
+def record_miss(engine: Engine, plan: Plan) -> int:
+    """A verify call answered false; the grant's misses today, this one included."""
+    assert plan.grant is not None
+    table = GrantUsage.__table__
+    day = business_day()
+    with engine.begin() as conn:
+        _ensure_row(conn, plan.grant.id, day)
+        where = (table.c.grant_id == plan.grant.id, table.c.day == day)
+        conn.execute(sa.update(table).where(*where).values(verify_misses=table.c.verify_misses + 1))
+        return conn.execute(sa.select(table.c.verify_misses).where(*where)).scalar_one()
 
 
 def reserve_rows(engine: Engine, plan: Plan, wanted: int) -> int:

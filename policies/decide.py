@@ -17,6 +17,7 @@ from catalog.hosted import SUBJECT_COLUMN, HostedDataset, HostedField
 from catalog.models import OpenType
 from catalog.problems import Problem, not_found
 from catalog.values import parse_value, to_storage
+from policies.grants import epsilon_bounds
 from policies.transforms import default_transform, grantable, stricter
 
 MODES = ("records", "aggregate", "verify")
@@ -48,6 +49,13 @@ class GrantTerms:
     k: int
     epsilon: float | None
     epsilon_spent: float
+    epsilon_floor: float | None = None
+    epsilon_ceiling: float | None = None
+
+    @property
+    def epsilon_bounds(self) -> tuple[float, float] | None:
+        """ε one aggregate query may spend: (floor, ceiling), None without a budget."""
+        return epsilon_bounds(self.epsilon, self.epsilon_floor, self.epsilon_ceiling)
 
 
 @dataclass(frozen=True, slots=True)

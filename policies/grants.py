@@ -9,18 +9,39 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog.hosted import HostedDataset
 from catalog.models import aware, iso_utc, utcnow
 from catalog.problems import Problem
 from catalog.values import parse_value
-from policies.models import Application, Grant, GrantVersion
+from policies.models import Application, Grant, GrantUsage, GrantVersion, Notice
 from policies.transforms import grantable, parse_transform
 
 MODES = ("records", "aggregate", "verify")
-QUOTA_KEYS = ("requests_per_day", "rows_per_day", "verifies_per_day")
+QUOTA_KEYS = (
+    "requests_per_day",
+    "rows_per_day",
+    "verifies_per_day",
+    "verifies_per_subject_per_day",
+)
 MAX_DURATION_DAYS = 3650
+# ε one aggregate query may spend, unless the grant says otherwise. Below the floor a
+# query's noise would be a formality that lets one budget buy millions of queries (a
+# binary search at ε = 1e-9); above the ceiling one query could spend the whole budget.
+DEFAULT_EPSILON_FLOOR = 0.01
+DEFAULT_EPSILON_CEILING = 1.0
+
+
+def epsilon_bounds(
+    epsilon: float | None, floor: float | None, ceiling: float | None
+) -> tuple[float, float] | None:
+    """The (floor, ceiling) of ε per query for a grant's budget; None without a budget."""
+    if epsilon is None:
+        return None
+    low = floor if floor is not None else min(DEFAULT_EPSILON_FLOOR, epsilon)
+    high = ceiling if ceiling is not None else min(DEFAULT_EPSILON_CEILING, epsilon)
+    return low, max(low, high)
 
 
 def bad(parameter: str, detail: str) -> Problem:
@@ -39,6 +60,8 @@ class Terms:
     k: int
     epsilon: float | None
     duration_days: int
+    epsilon_floor: float | None = None
+    epsilon_ceiling: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +72,8 @@ class Terms:
             "quotas": self.quotas,
             "k": self.k,
             "epsilon": self.epsilon,
+            "epsilon_floor": self.epsilon_floor,
+            "epsilon_ceiling": self.epsilon_ceiling,
             "duration_days": self.duration_days,
         }
 
@@ -64,6 +89,8 @@ def validate_terms(
     k: int = 5,
     epsilon: float | None = None,
     duration_days: int = 365,
+    epsilon_floor: float | None = None,
+    epsilon_ceiling: float | None = None,
 ) -> Terms:
     if not modes or any(m not in MODES for m in modes):
         raise bad("modes", f"modes 须为 {', '.join(MODES)} 的非空子集")
@@ -113,9 +140,28 @@ def validate_terms(
         raise bad("k", "k 须为不小于 2 的整数（小单元格抑制）")
     if epsilon is not None and (isinstance(epsilon, bool) or not epsilon > 0):
         raise bad("epsilon", "epsilon 须大于 0")
+    bounds = _epsilon_terms(epsilon, epsilon_floor, epsilon_ceiling)
     if not 1 <= duration_days <= MAX_DURATION_DAYS:
         raise bad("duration_days", f"授权期限须为 1–{MAX_DURATION_DAYS} 天")
-    return Terms(modes, fields, checked, filters, limits, k, epsilon, duration_days)
+    floor, ceiling = bounds if bounds is not None else (None, None)
+    return Terms(modes, fields, checked, filters, limits, k, epsilon, duration_days, floor, ceiling)
+
+
+def _epsilon_terms(
+    epsilon: float | None, floor: float | None, ceiling: float | None
+) -> tuple[float, float] | None:
+    """The grant's ε per query, defaults filled in so the reviewer sees what holds."""
+    for name, value in (("epsilon_floor", floor), ("epsilon_ceiling", ceiling)):
+        if value is None:
+            continue
+        if epsilon is None:
+            raise bad(name, f"{name} 只能与 epsilon（隐私预算）一同设置")
+        if isinstance(value, bool) or not 0 < value <= epsilon:
+            raise bad(name, f"{name} 须大于 0 且不超过 epsilon（{epsilon:g}）")
+    bounds = epsilon_bounds(epsilon, floor, ceiling)
+    if bounds is not None and ceiling is not None and ceiling < bounds[0]:
+        raise bad("epsilon_ceiling", "epsilon_ceiling 不能小于 epsilon_floor")
+    return bounds
 
 
 def apply(
@@ -198,6 +244,8 @@ def grant(
     current.row_filter = terms.row_filter
     current.quotas = terms.quotas
     current.k = terms.k
+    current.epsilon_floor = terms.epsilon_floor
+    current.epsilon_ceiling = terms.epsilon_ceiling
     if terms.epsilon != current.epsilon:
         current.epsilon, current.epsilon_spent = terms.epsilon, 0.0
     current.expires_at = expires
@@ -230,6 +278,8 @@ def approve(
         k=overrides["k"] if overrides.get("k") is not None else 5,
         epsilon=overrides.get("epsilon"),
         duration_days=overrides.get("duration_days") or application.duration_days,
+        epsilon_floor=overrides.get("epsilon_floor"),
+        epsilon_ceiling=overrides.get("epsilon_ceiling"),
     )
     granted = grant(
         session,
@@ -273,6 +323,52 @@ def revoke(session: Session, *, grant_row: Grant, admin_id: int, reason: str) ->
     grant_row.revoked_by = admin_id
     grant_row.revoke_reason = reason.strip()
     session.add(grant_row)
+    session.commit()
+    session.refresh(grant_row)
+    return grant_row
+
+
+def suspend(session: Session, *, grant_id: int, reason: str, notice: str) -> Grant | None:
+    """Suspend an active grant (the gateway's own brake, e.g. on a verify sweep) and leave
+    the data_admins a notice. Conditional, so of many workers tripping at once exactly one
+    suspends and writes the notice; None when the grant was not active any more."""
+    done = session.execute(
+        update(Grant)
+        .where(col(Grant.id) == grant_id, col(Grant.status) == "active")
+        .values(status="suspended", suspended_at=utcnow(), suspend_reason=reason)
+    ).rowcount  # type: ignore[attr-defined]
+    if not done:
+        session.rollback()
+        return None
+    row = session.get(Grant, grant_id)
+    assert row is not None
+    session.add(
+        Notice(
+            kind="grant_suspended",
+            grant_id=grant_id,
+            client_id=row.client_id,
+            dataset_id=row.dataset_id,
+            message=notice,
+        )
+    )
+    session.commit()
+    session.refresh(row)
+    return row
+
+
+def reinstate(session: Session, *, grant_row: Grant, admin_id: int, reason: str) -> Grant:
+    """A data_admin lifts a suspension; today's verify misses start again from zero."""
+    if not reason.strip():
+        raise bad("reason", "恢复授权须说明理由")
+    if grant_row.status != "suspended":
+        raise Problem(409, "conflict", f"授权 {grant_row.id} 未处于暂停状态（{grant_row.status}）")
+    grant_row.status = "active"
+    grant_row.suspended_at = None
+    grant_row.suspend_reason = ""
+    session.add(grant_row)
+    session.execute(
+        update(GrantUsage).where(col(GrantUsage.grant_id) == grant_row.id).values(verify_misses=0)
+    )
     session.commit()
     session.refresh(grant_row)
     return grant_row
@@ -324,10 +420,32 @@ def grant_summary(row: Grant) -> dict[str, Any]:
         "k": row.k,
         "epsilon": row.epsilon,
         "epsilon_spent": row.epsilon_spent,
+        **_epsilon_summary(row),
         "created_at": iso_utc(row.created_at),
         "expires_at": iso_utc(row.expires_at),
         "revoked_at": iso_utc(row.revoked_at) if row.revoked_at else None,
         "revoke_reason": row.revoke_reason or None,
+        "suspended_at": iso_utc(row.suspended_at) if row.suspended_at else None,
+        "suspend_reason": row.suspend_reason or None,
+    }
+
+
+def _epsilon_summary(row: Grant) -> dict[str, float | None]:
+    bounds = epsilon_bounds(row.epsilon, row.epsilon_floor, row.epsilon_ceiling)
+    floor, ceiling = bounds if bounds is not None else (None, None)
+    return {"epsilon_floor": floor, "epsilon_ceiling": ceiling}
+
+
+def notice_summary(row: Notice) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "created_at": iso_utc(row.created_at),
+        "kind": row.kind,
+        "grant_id": row.grant_id,
+        "client_id": row.client_id,
+        "dataset_id": row.dataset_id,
+        "message": row.message,
+        "read_at": iso_utc(row.read_at) if row.read_at else None,
     }
 
 

@@ -43,7 +43,7 @@ class Grant(SQLModel, table=True):
     client_id: str = Field(foreign_key="apps.client_id", max_length=64)
     dataset_id: str = Field(foreign_key="datasets.id", max_length=64)
     purpose: str = Field(max_length=500)
-    status: str = Field(default="active", max_length=16)  # active | revoked
+    status: str = Field(default="active", max_length=16)  # active | suspended | revoked
     version: int = 1
     modes: list[str] = Field(sa_column=Column(JSON, nullable=False))
     fields: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
@@ -53,6 +53,9 @@ class Grant(SQLModel, table=True):
     k: int = 5
     epsilon: float | None = None
     epsilon_spent: float = 0.0
+    # ε one aggregate query may spend (None: the defaults of policies.grants).
+    epsilon_floor: float | None = None
+    epsilon_ceiling: float | None = None
     application_id: int | None = Field(default=None, foreign_key="applications.id")
     created_at: datetime = Field(default_factory=utcnow)
     created_by: int = Field(foreign_key="users.id")
@@ -60,6 +63,9 @@ class Grant(SQLModel, table=True):
     revoked_at: datetime | None = None
     revoked_by: int | None = Field(default=None, foreign_key="users.id")
     revoke_reason: str = ""
+    # Suspended by the gateway itself (a verify sweep); a data_admin reinstates or revokes.
+    suspended_at: datetime | None = None
+    suspend_reason: str = ""
 
 
 class GrantVersion(SQLModel, table=True):
@@ -87,3 +93,33 @@ class GrantUsage(SQLModel, table=True):
     requests: int = 0
     rows: int = 0
     verifies: int = 0
+    verify_misses: int = 0  # verify answers of false: a guessing sweep is mostly misses
+
+
+class VerifySubjectUsage(SQLModel, table=True):
+    """Verify calls per day naming one subject value (an identity number, a phone …),
+    counted by its keyed digest: the value itself is never stored."""
+
+    __tablename__ = "grant_verify_subjects"
+
+    grant_id: int = Field(foreign_key="grants.id", primary_key=True)
+    day: date = Field(primary_key=True)
+    digest: str = Field(primary_key=True, max_length=64)
+    calls: int = 0
+
+
+class Notice(SQLModel, table=True):
+    """Something a data_admin must look at (a grant the gateway suspended, say); listed at
+    GET /api/v1/admin/notices until marked read."""
+
+    __tablename__ = "admin_notices"
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    kind: str = Field(max_length=32)
+    grant_id: int | None = Field(default=None, foreign_key="grants.id")
+    client_id: str | None = Field(default=None, max_length=64)
+    dataset_id: str | None = Field(default=None, max_length=64)
+    message: str = Field(max_length=500)
+    read_at: datetime | None = None
+    read_by: int | None = Field(default=None, foreign_key="users.id")

@@ -251,6 +251,58 @@ def noisy_sums(
     return [float(value) for value in noisy]
 
 
+# --------------------------------------------------------------------------- partitions
+
+PARTITION_DELTA = 1e-6
+"""Chance that a group-by shows a group which exists only because of one row."""
+
+
+@lru_cache(maxsize=256)
+def _threshold_measurement(epsilon: float, k: int, delta: float) -> tuple[Any, int]:
+    """OpenDP's Laplace threshold (propose-test-release over an unknown set of groups,
+    Rogers 2023) whose map proves one added or removed row → (≤ ε, ≤ δ), and its
+    threshold: at least `k`, and high enough for δ."""
+    domain = dp.map_domain(dp.atom_domain(T="i64"), dp.atom_domain(T="i64"))
+    metric = dp.l01inf_distance(dp.absolute_distance(T="i64"))
+    scale = 1.0 / epsilon
+    # P(1 + Lap(scale) ≥ τ) = ½·exp(-(τ-1)/scale) ≤ δ, rounded up; then let OpenDP decide.
+    threshold = max(k, math.ceil(1 + scale * math.log(1 / delta)))
+    for _ in range(_MAX_SCALE_NUDGES):
+        measurement = dp.m.make_laplace_threshold(domain, metric, scale=scale, threshold=threshold)
+        spent, leaked = measurement.map((1, 1, 1))
+        if spent > epsilon:
+            scale = math.nextafter(scale, math.inf)
+        elif leaked > delta:
+            threshold += 1
+        else:
+            return measurement, threshold
+    raise PrivacyError(f"no threshold for epsilon={epsilon!r}, delta={delta!r}")  # pragma: no cover
+
+
+def partition_threshold(*, epsilon: float, k: int, delta: float = PARTITION_DELTA) -> int:
+    """The noisy count a group needs to be shown (report it to callers)."""
+    return _threshold_measurement(_epsilon(epsilon), k, delta)[1]
+
+
+def noisy_partitions(
+    true_counts: Sequence[int], *, epsilon: float, k: int, delta: float = PARTITION_DELTA
+) -> dict[int, int]:
+    """Noisy counts of the groups of a group-by whose groups are not known in advance
+    (they come from the data), keeping only groups whose noisy count reaches the
+    threshold: {index in `true_counts`: noisy count}. (ε, δ)-DP as a whole.
+
+    Releasing which groups exist is itself a release: without the threshold a group made
+    by one row (a filter down to one person) would show whenever it exists, and its mere
+    presence answers the filter's question exactly, however much noise its count carries.
+    """
+    counts = {i: _count(value) for i, value in enumerate(true_counts)}
+    if not counts:
+        return {}
+    measurement = _threshold_measurement(_epsilon(epsilon), k, delta)[0]
+    released = measurement(counts)
+    return {int(i): max(0, int(v)) for i, v in released.items()}
+
+
 # --------------------------------------------------------------------------- composition
 
 

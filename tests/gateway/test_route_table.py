@@ -70,6 +70,9 @@ EXPECTED_ROLES = {
     ("POST", "/api/v1/admin/grants"): {"data_admin"},
     ("GET", "/api/v1/admin/grants"): {"data_admin"},
     ("POST", "/api/v1/admin/grants/{grant_id}/revoke"): {"data_admin"},
+    ("POST", "/api/v1/admin/grants/{grant_id}/reinstate"): {"data_admin"},
+    ("GET", "/api/v1/admin/notices"): {"data_admin"},
+    ("POST", "/api/v1/admin/notices/{notice_id}/read"): {"data_admin"},
 }
 
 

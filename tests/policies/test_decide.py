@@ -387,3 +387,10 @@ def test_plan_carries_grant_and_k():
     assert plan.k == 9 and plan.client_id == "og_app"
     reasons = {f.name: f.reason for f in plan.fields}
     assert "default" in reasons["l3_name"] and "grant" not in reasons["l3_name"]
+
+
+def test_epsilon_bounds_default_to_floor_and_ceiling():
+    assert grant().epsilon_bounds is None  # no budget, nothing to bound
+    assert grant(epsilon=2.0).epsilon_bounds == (0.01, 1.0)
+    assert grant(epsilon=0.005).epsilon_bounds == (0.005, 0.005)  # never above the budget
+    assert grant(epsilon=2.0, epsilon_floor=0.1, epsilon_ceiling=0.5).epsilon_bounds == (0.1, 0.5)

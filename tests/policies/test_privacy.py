@@ -14,6 +14,7 @@ from fractions import Fraction
 import pytest
 
 from policies.privacy import (
+    PARTITION_DELTA,
     Budget,
     BudgetExhausted,
     PrivacyError,
@@ -21,8 +22,10 @@ from policies.privacy import (
     noise_scale,
     noisy_count,
     noisy_counts,
+    noisy_partitions,
     noisy_sum,
     noisy_sums,
+    partition_threshold,
     split_epsilon,
     sum_sensitivity,
 )
@@ -263,3 +266,38 @@ def test_declared_column_type_picks_the_mechanism() -> None:
     assert any(not value.is_integer() for value in floats)
     with pytest.raises(PrivacyError):
         noisy_sum(12, epsilon=1.0, lower=0, upper=2.5, integer=True)
+
+
+# --------------------------------------------------------------------------- partitions
+
+
+def test_partition_threshold_keeps_its_promise() -> None:
+    import opendp.prelude as dp
+
+    for epsilon in (0.005, 0.05, 1.0):
+        threshold = partition_threshold(epsilon=epsilon, k=5)
+        measurement = dp.m.make_laplace_threshold(
+            dp.map_domain(dp.atom_domain(T="i64"), dp.atom_domain(T="i64")),
+            dp.l01inf_distance(dp.absolute_distance(T="i64")),
+            scale=1 / epsilon,
+            threshold=threshold,
+        )
+        spent, leaked = measurement.map((1, 1, 1))
+        assert spent <= epsilon and leaked <= PARTITION_DELTA
+    assert partition_threshold(epsilon=10.0, k=50) == 50  # never below k
+
+
+def test_a_group_of_one_row_does_not_show() -> None:
+    """The binary-search attack of issue 12: a group made by one row is released with
+    probability ≤ δ, so its presence cannot answer the filter's question."""
+    shown = sum(bool(noisy_partitions([1], epsilon=0.05, k=5)) for _ in range(2000))
+    assert shown == 0
+    big = noisy_partitions([1, 5000, 3], epsilon=0.05, k=5)
+    assert list(big) == [1] and abs(big[1] - 5000) < 400
+    assert noisy_partitions([], epsilon=0.05, k=5) == {}
+
+
+@pytest.mark.parametrize("epsilon", BAD_EPSILONS)
+def test_partitions_refuse_bad_epsilons(epsilon: object) -> None:
+    with pytest.raises(PrivacyError):
+        noisy_partitions([10], epsilon=epsilon, k=5)  # type: ignore[arg-type]
