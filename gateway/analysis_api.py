@@ -18,12 +18,14 @@ from audit.events import audited, note
 from catalog.aggregate import AggregateAccess, parse_aggregate_query, run_aggregate
 from catalog.hosted import HostedCatalog, HostedDataset
 from catalog.models import FieldType
+from catalog.problem_schema import problem_responses
 from catalog.problems import Problem, invalid_parameter, not_found
 from catalog.query import FieldAccess
 from catalog.values import parse_value, to_storage
 from gateway.access import AccessResolver
 from gateway.data_events import DataEvents
 from gateway.quotas import business_day, count_request
+from gateway.schemas import DATA_ERRORS, AggregateAnswer, PolicyAnswer, VerifyAnswer, data_answer
 from policies import privacy
 from policies.decide import Plan
 from policies.grants import spend_epsilon
@@ -36,6 +38,15 @@ SORTED = orjson.OPT_SORT_KEYS
 
 class VerifyRequest(BaseModel):
     match: dict[str, str | int | float | bool] = Field(min_length=1, max_length=10)
+
+
+# `verify` reads its body itself; this is what the OpenAPI document says of it.
+VERIFY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": VerifyRequest.model_json_schema()}},
+    }
+}
 
 
 def _json(body: Any, status: int = 200) -> Response:
@@ -59,6 +70,7 @@ def build_router(
         summary="Grouped counts, sums and averages (small cells suppressed)",
         description="`group_by=a,b&metrics=count,sum:f,avg:f,min:f,max:f` plus record filters; "
         "under a differential-privacy grant also `epsilon=` and `bounds=f:lo:hi`.",
+        responses={200: data_answer(AggregateAnswer), **DATA_ERRORS},
     )
     @audited("data.aggregate")
     def aggregate(dataset_id: str, request: Request) -> Response:
@@ -142,7 +154,12 @@ def build_router(
         )
         return _json(body)
 
-    @router.post("/{dataset_id}/verify", summary="Yes/no match (核验); never returns data")
+    @router.post(
+        "/{dataset_id}/verify",
+        summary="Yes/no match (核验); never returns data",
+        openapi_extra=VERIFY_BODY,
+        responses={200: data_answer(VerifyAnswer), **DATA_ERRORS, **problem_responses(413)},
+    )
     @audited("data.verify")
     async def verify(dataset_id: str, request: Request) -> Response:
         try:
@@ -183,7 +200,11 @@ def build_router(
         note(request, row_count=0, detail={"match": found is not None})
         return _json({"match": found is not None})
 
-    @router.get("/{dataset_id}/policy", summary="What the calling app may do, and why")
+    @router.get(
+        "/{dataset_id}/policy",
+        summary="What the calling app may do, and why",
+        responses={200: data_answer(PolicyAnswer), **problem_responses(401, 403, 404, 429, 503)},
+    )
     @audited("data.policy")
     def policy(dataset_id: str, request: Request) -> Response:
         hosted = published(dataset_id)

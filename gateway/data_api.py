@@ -25,6 +25,7 @@ from gateway import quotas
 from gateway.access import AccessResolver
 from gateway.data_events import DataEvents
 from gateway.formats import MEDIA_TYPES, CsvWriter, jsonl_lines, negotiate
+from gateway.schemas import DATA_ERRORS, OneRecord, RecordsPage, data_answer, streamed_answer
 from policies.decide import Plan
 
 
@@ -101,6 +102,7 @@ def build_router(
             "`Link: rel=next` header."
         ),
         openapi_extra=_documented("fields", "order_by", "limit", "cursor", "format"),
+        responses={200: data_answer(RecordsPage, csv=True, jsonl=True), **DATA_ERRORS},
     )
     @audited("data.records")
     def records(dataset_id: str, request: Request) -> Response:
@@ -153,6 +155,7 @@ def build_router(
         "/{dataset_id}/records/{key}",
         summary="One record by primary key",
         openapi_extra=_documented("fields"),
+        responses={200: data_answer(OneRecord), **DATA_ERRORS},
     )
     @audited("data.record")
     def record(dataset_id: str, key: str, request: Request) -> Response:
@@ -188,6 +191,8 @@ def build_router(
         "/{dataset_id}/export",
         summary="Every permitted row, streamed",
         openapi_extra=_documented("fields", "order_by", "format"),
+        response_class=StreamingResponse,
+        responses={200: streamed_answer(), **DATA_ERRORS},
     )
     @audited("data.export")
     def export(dataset_id: str, request: Request) -> StreamingResponse:

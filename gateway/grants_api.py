@@ -16,10 +16,13 @@ from audit.events import audited, note
 from auth.models import App, Role
 from auth.principal import Principal, require_role
 from catalog.hosted import HostedCatalog, HostedDataset
+from catalog.problem_schema import problem_responses
 from catalog.problems import Problem, not_found
 from catalog.responses import JSONResponse
+from catalog.row_id import RowId
 from policies import grants as service
 from policies.models import Application, Grant
+from policies.schemas import ApplicationPage, ApplicationSummary, GrantPage, GrantSummary
 
 
 class NewApplication(BaseModel):
@@ -98,7 +101,13 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             raise not_found(f"申请 {application_id} 不存在")
         return row
 
-    @router.post("/applications", status_code=201, summary="Apply for conditional data")
+    @router.post(
+        "/applications",
+        status_code=201,
+        summary="Apply for conditional data",
+        response_model=ApplicationSummary,
+        responses=problem_responses(400, 401, 403, 404, 413, 429, 503),
+    )
     @audited("application.create")
     def apply(body: NewApplication, principal: Developer, db: SessionDep) -> JSONResponse:
         app = existing_app(db, body.client_id)
@@ -116,7 +125,12 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         )
         return JSONResponse(service.application_summary(row), status_code=201)
 
-    @router.get("/applications", summary="Your applications")
+    @router.get(
+        "/applications",
+        summary="Your applications",
+        response_model=ApplicationPage,
+        responses=problem_responses(401, 403, 429, 503),
+    )
     def my_applications(principal: Developer, db: SessionDep) -> JSONResponse:
         rows = db.exec(
             select(Application)
@@ -127,14 +141,24 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             {"data": [service.application_summary(r) for r in rows], "next_cursor": None}
         )
 
-    @router.get("/applications/{application_id}", summary="One of your applications")
-    def my_application(application_id: int, principal: Developer, db: SessionDep) -> JSONResponse:
+    @router.get(
+        "/applications/{application_id}",
+        summary="One of your applications",
+        response_model=ApplicationSummary,
+        responses=problem_responses(400, 401, 403, 404, 429, 503),
+    )
+    def my_application(application_id: RowId, principal: Developer, db: SessionDep) -> JSONResponse:
         row = application_of(db, application_id)
         if row.applicant_id != principal.user_id:
             raise not_found(f"申请 {application_id} 不存在")
         return JSONResponse(service.application_summary(row))
 
-    @router.get("/admin/applications", summary="Applications to review")
+    @router.get(
+        "/admin/applications",
+        summary="Applications to review",
+        response_model=ApplicationPage,
+        responses=problem_responses(400, 401, 403, 429, 503),
+    )
     def review_queue(
         principal: DataAdmin,
         db: SessionDep,
@@ -149,11 +173,14 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         )
 
     @router.post(
-        "/admin/applications/{application_id}/approve", summary="Approve (with conditions)"
+        "/admin/applications/{application_id}/approve",
+        summary="Approve (with conditions)",
+        response_model=GrantSummary,
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
     )
     @audited("application.approve")
     def approve(
-        application_id: int,
+        application_id: RowId,
         body: Conditions,
         principal: DataAdmin,
         db: SessionDep,
@@ -170,10 +197,15 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         note_grant(request, granted)
         return JSONResponse(service.grant_summary(granted))
 
-    @router.post("/admin/applications/{application_id}/reject", summary="Reject with a reason")
+    @router.post(
+        "/admin/applications/{application_id}/reject",
+        summary="Reject with a reason",
+        response_model=ApplicationSummary,
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
+    )
     @audited("application.reject")
     def reject(
-        application_id: int, body: Reason, principal: DataAdmin, db: SessionDep
+        application_id: RowId, body: Reason, principal: DataAdmin, db: SessionDep
     ) -> JSONResponse:
         row = application_of(db, application_id)
         service.reject(
@@ -184,7 +216,13 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         )
         return JSONResponse(service.application_summary(row))
 
-    @router.post("/admin/grants", status_code=201, summary="Grant directly (授权运营)")
+    @router.post(
+        "/admin/grants",
+        status_code=201,
+        summary="Grant directly (授权运营)",
+        response_model=GrantSummary,
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
+    )
     @audited("grant.create")
     def direct(
         body: DirectGrant, principal: DataAdmin, db: SessionDep, request: Request
@@ -218,15 +256,25 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         note_grant(request, granted)
         return JSONResponse(service.grant_summary(granted), status_code=201)
 
-    @router.get("/admin/grants", summary="Every grant")
+    @router.get(
+        "/admin/grants",
+        summary="Every grant",
+        response_model=GrantPage,
+        responses=problem_responses(401, 403, 429, 503),
+    )
     def grants(principal: DataAdmin, db: SessionDep) -> JSONResponse:
         rows = db.exec(select(Grant).order_by(Grant.id)).all()
         return JSONResponse({"data": [service.grant_summary(r) for r in rows], "next_cursor": None})
 
-    @router.post("/admin/grants/{grant_id}/revoke", summary="Revoke (effective at once)")
+    @router.post(
+        "/admin/grants/{grant_id}/revoke",
+        summary="Revoke (effective at once)",
+        response_model=GrantSummary,
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
+    )
     @audited("grant.revoke")
     def revoke(
-        grant_id: int, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
+        grant_id: RowId, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
     ) -> JSONResponse:
         row = db.get(Grant, grant_id)
         if row is None:
