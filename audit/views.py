@@ -13,11 +13,23 @@ from audit.canonical import now_ts
 from audit.checkpoints import all_checkpoints
 from audit.events import audited, note
 from audit.proofs import inclusion_proof
+from audit.schemas import (
+    JSONL_BUNDLE,
+    PEM,
+    AuditEvent,
+    Checkpoints,
+    EventPage,
+    InclusionProof,
+    Stats,
+    VerifyReport,
+)
 from audit.search import EventQuery, get_event, parse_moment, search
 from audit.signing import Signer, public_pem
 from audit.stats import default_since, stats
 from audit.verify import verify
+from catalog.problem_schema import problem_responses
 from catalog.responses import JSONResponse
+from catalog.row_id import BigRowId, RowId
 
 
 def _moment(value: str | None, *, end: bool = False) -> str | None:
@@ -33,7 +45,12 @@ def build_router(engine: Engine, signer: Signer, auditor: Callable[..., Any]) ->
     router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
     Auditor = Annotated[Any, Depends(auditor)]  # noqa: N806
 
-    @router.get("/events", summary="Search events (newest first)")
+    @router.get(
+        "/events",
+        summary="Search events (newest first)",
+        response_model=EventPage,
+        responses=problem_responses(400, 401, 403, 429, 503),
+    )
     @audited("audit.search")
     def events(
         _: Auditor,
@@ -43,11 +60,11 @@ def build_router(engine: Engine, signer: Signer, auditor: Callable[..., Any]) ->
         dataset: str | None = None,
         outcome: Annotated[str | None, Query(pattern="^(allowed|denied|error)$")] = None,
         request_id: str | None = None,
-        grant_id: int | None = None,
+        grant_id: RowId | None = None,
         since: str | None = None,
         until: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        cursor: Annotated[int | None, Query(ge=1)] = None,
+        cursor: BigRowId | None = None,
     ) -> JSONResponse:
         query = EventQuery(
             action=action,
@@ -65,9 +82,14 @@ def build_router(engine: Engine, signer: Signer, auditor: Callable[..., Any]) ->
         page, next_cursor = search(engine, query)
         return JSONResponse({"data": page, "next_cursor": next_cursor})
 
-    @router.get("/events/{seq}", summary="One event")
+    @router.get(
+        "/events/{seq}",
+        summary="One event",
+        response_model=AuditEvent,
+        responses=problem_responses(400, 401, 403, 404, 429, 503),
+    )
     @audited("audit.read")
-    def event(seq: int, _: Auditor) -> JSONResponse:
+    def event(seq: BigRowId, _: Auditor) -> JSONResponse:
         found = get_event(engine, seq)
         if found is None:
             raise HTTPException(404, f"审计事件 {seq} 不存在")
@@ -76,11 +98,11 @@ def build_router(engine: Engine, signer: Signer, auditor: Callable[..., Any]) ->
     @router.get(
         "/events/{seq}/proof",
         summary="Merkle inclusion proof (RFC 9162) of one event against a signed checkpoint",
+        response_model=InclusionProof,
+        responses=problem_responses(400, 401, 403, 404, 409, 429, 503),
     )
     @audited("audit.proof")
-    def proof(
-        seq: int, _: Auditor, tree_size: Annotated[int | None, Query(ge=1)] = None
-    ) -> JSONResponse:
+    def proof(seq: BigRowId, _: Auditor, tree_size: BigRowId | None = None) -> JSONResponse:
         document = inclusion_proof(engine, seq, tree_size)
         return JSONResponse({**document, "public_key": public_pem(signer.public_key)})
 
@@ -88,6 +110,7 @@ def build_router(engine: Engine, signer: Signer, auditor: Callable[..., Any]) ->
         "/export",
         summary="Events of a time range as JSONL with a signed manifest (offline-verifiable)",
         response_class=StreamingResponse,
+        responses={200: JSONL_BUNDLE, **problem_responses(400, 401, 403, 409, 429, 503)},
     )
     @audited("audit.export")
     def export(
@@ -106,7 +129,12 @@ def build_router(engine: Engine, signer: Signer, auditor: Callable[..., Any]) ->
             headers={"Content-Disposition": 'attachment; filename="audit-export.jsonl"'},
         )
 
-    @router.get("/stats", summary="Counts, top consumers, denials and anomaly flags")
+    @router.get(
+        "/stats",
+        summary="Counts, top consumers, denials and anomaly flags",
+        response_model=Stats,
+        responses=problem_responses(400, 401, 403, 429, 503),
+    )
     @audited("audit.stats")
     def dashboard(
         _: Auditor,
@@ -120,12 +148,22 @@ def build_router(engine: Engine, signer: Signer, auditor: Callable[..., Any]) ->
             raise HTTPException(400, "since 不能晚于 until")
         return JSONResponse(stats(engine, since=start, until=end, top=top))
 
-    @router.get("/verify", summary="Re-compute the chain and check every checkpoint")
+    @router.get(
+        "/verify",
+        summary="Re-compute the chain and check every checkpoint",
+        response_model=VerifyReport,
+        responses=problem_responses(401, 403, 429, 503),
+    )
     @audited("audit.verify")
     def verify_log(_: Auditor) -> JSONResponse:
         return JSONResponse(verify(engine, signer.public_key).as_dict())
 
-    @router.get("/checkpoints", summary="Signed checkpoints, oldest first")
+    @router.get(
+        "/checkpoints",
+        summary="Signed checkpoints, oldest first",
+        response_model=Checkpoints,
+        responses=problem_responses(401, 403, 429, 503),
+    )
     @audited("audit.checkpoints")
     def checkpoints(_: Auditor) -> JSONResponse:
         return JSONResponse(
@@ -139,6 +177,7 @@ def build_router(engine: Engine, signer: Signer, auditor: Callable[..., Any]) ->
         "/public-key",
         summary="The Ed25519 key that signs checkpoints and exports (PEM)",
         response_class=PlainTextResponse,
+        responses={200: PEM, **problem_responses(401, 429)},
     )
     def public_key() -> PlainTextResponse:
         return PlainTextResponse(public_pem(signer.public_key))

@@ -28,7 +28,18 @@ from auth.consent_page import consent_page, error_page
 from auth.keys import KeyRing
 from auth.models import Consent, User
 from auth.oauth import OAuthServer, PersonGrant, PlainRequest, is_person_scope
+from auth.schemas import (
+    FORM_BODY,
+    HTML_ERROR,
+    OAUTH_ERRORS,
+    Introspection,
+    JWKSet,
+    Revoked,
+    ServerMetadata,
+    TokenAnswer,
+)
 from catalog.models import utcnow
+from catalog.problem_schema import problem_responses
 from catalog.problems import Problem
 from catalog.responses import JSONResponse
 
@@ -116,7 +127,13 @@ def build_router(
 ) -> APIRouter:
     router = APIRouter(tags=["oauth"])
 
-    @router.post("/oauth/token", summary="Token endpoint (RFC 6749)")
+    @router.post(
+        "/oauth/token",
+        summary="Token endpoint (RFC 6749)",
+        response_model=TokenAnswer,
+        openapi_extra=FORM_BODY,
+        responses=OAUTH_ERRORS,
+    )
     @audited("token.issue")
     async def token(request: Request) -> Response:
         form = await _form(request)
@@ -125,13 +142,25 @@ def build_router(
         result = await run_in_threadpool(server.create_token_response, plain)
         return _response(request, *result)
 
-    @router.post("/oauth/introspect", summary="Token introspection (RFC 7662)")
+    @router.post(
+        "/oauth/introspect",
+        summary="Token introspection (RFC 7662)",
+        response_model=Introspection,
+        openapi_extra=FORM_BODY,
+        responses=OAUTH_ERRORS,
+    )
     async def introspect(request: Request) -> Response:
         plain = _plain(request, "POST", await _form(request))
         result = await run_in_threadpool(server.create_endpoint_response, "introspection", plain)
         return _response(request, *result)
 
-    @router.post("/oauth/revoke", summary="Token revocation (RFC 7009)")
+    @router.post(
+        "/oauth/revoke",
+        summary="Token revocation (RFC 7009)",
+        response_model=Revoked,
+        openapi_extra=FORM_BODY,
+        responses=OAUTH_ERRORS,
+    )
     @audited("token.revoke")
     async def revoke(request: Request) -> Response:
         form = await _form(request)
@@ -167,7 +196,12 @@ def build_router(
             "duration_days": days,
         }
 
-    @router.get("/oauth/authorize", response_class=HTMLResponse, summary="Consent page (个人授权)")
+    @router.get(
+        "/oauth/authorize",
+        response_class=HTMLResponse,
+        summary="Consent page (个人授权)",
+        responses={400: HTML_ERROR, **problem_responses(401, 429, 503)},
+    )
     async def authorize_page(request: Request) -> Response:
         plain = _plain(request, "GET", [])
         try:
@@ -234,11 +268,21 @@ def build_router(
 
         return await run_in_threadpool(decide)
 
-    @router.get("/.well-known/oauth-authorization-server", summary="RFC 8414 metadata")
+    @router.get(
+        "/.well-known/oauth-authorization-server",
+        summary="RFC 8414 metadata",
+        response_model=ServerMetadata,
+        responses=problem_responses(401),
+    )
     def metadata() -> JSONResponse:
         return JSONResponse(server.metadata())
 
-    @router.get("/.well-known/jwks.json", summary="Token signing keys")
+    @router.get(
+        "/.well-known/jwks.json",
+        summary="Token signing keys",
+        response_model=JWKSet,
+        responses=problem_responses(401, 503),
+    )
     def jwks() -> JSONResponse:
         return JSONResponse(keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 

@@ -21,10 +21,21 @@ from auth import users as user_service
 from auth.models import App, Consent, Role, User
 from auth.principal import Principal, require_role
 from auth.revocations import Revocations
+from auth.schemas import (
+    AppPage,
+    ConsentPage,
+    ConsentSummary,
+    CreatedApp,
+    RotatedSecret,
+    UserSummary,
+    UserToken,
+)
 from auth.tokens import TokenIssuer
 from catalog.models import iso_utc, utcnow
+from catalog.problem_schema import problem_responses
 from catalog.problems import Problem
 from catalog.responses import JSONResponse
+from catalog.row_id import RowId
 
 ALL_ROLES = tuple(Role)
 
@@ -116,7 +127,13 @@ def build_router(services: AccountServices) -> APIRouter:
             raise Problem(401, "unauthorized", "账号不存在或已停用")
         return user
 
-    @router.post("/auth/register", status_code=201, summary="Register a developer account")
+    @router.post(
+        "/auth/register",
+        status_code=201,
+        summary="Register a developer account",
+        response_model=UserSummary,
+        responses=problem_responses(400, 401, 403, 413, 429, 503),
+    )
     @audited("user.register")
     def register(body: Registration, db: SessionDep) -> JSONResponse:
         if not services.allow_registration:
@@ -134,7 +151,12 @@ def build_router(services: AccountServices) -> APIRouter:
             raise Problem(400, "invalid_parameter", str(exc)) from None
         return JSONResponse(user_summary(user), status_code=201)
 
-    @router.post("/auth/login", summary="Sign in: a user access token")
+    @router.post(
+        "/auth/login",
+        summary="Sign in: a user access token",
+        response_model=UserToken,
+        responses=problem_responses(400, 401, 413, 429, 503),
+    )
     @audited("user.login")
     def login(body: Credentials, request: Request, db: SessionDep) -> JSONResponse:
         note(request, actor=f"user:{body.username[:64]}")  # who tried, even when refused
@@ -151,11 +173,21 @@ def build_router(services: AccountServices) -> APIRouter:
             headers={"Cache-Control": "no-store"},
         )
 
-    @router.get("/api/v1/me", summary="The signed-in account")
+    @router.get(
+        "/api/v1/me",
+        summary="The signed-in account",
+        response_model=UserSummary,
+        responses=problem_responses(401, 403, 429, 503),
+    )
     def me(principal: AnyUser, db: SessionDep) -> JSONResponse:
         return JSONResponse(user_summary(current_user(db, principal)))
 
-    @router.put("/api/v1/me/identity", summary="Link your identity number (stored as an HMAC)")
+    @router.put(
+        "/api/v1/me/identity",
+        summary="Link your identity number (stored as an HMAC)",
+        response_model=UserSummary,
+        responses=problem_responses(400, 401, 403, 409, 413, 429, 503),
+    )
     @audited("user.identity_link")
     def link_identity(body: IdentityLink, principal: Developer, db: SessionDep) -> JSONResponse:
         user = user_service.link_identity(
@@ -166,16 +198,26 @@ def build_router(services: AccountServices) -> APIRouter:
         )
         return JSONResponse(user_summary(user))
 
-    @router.get("/api/v1/me/consents", summary="Apps you authorized to read your own data")
+    @router.get(
+        "/api/v1/me/consents",
+        summary="Apps you authorized to read your own data",
+        response_model=ConsentPage,
+        responses=problem_responses(401, 403, 429, 503),
+    )
     def consents(principal: Developer, db: SessionDep) -> JSONResponse:
         rows = db.exec(
             select(Consent).where(Consent.user_id == principal.user_id).order_by(Consent.id)
         ).all()
         return JSONResponse({"data": [consent_summary(c) for c in rows], "next_cursor": None})
 
-    @router.post("/api/v1/me/consents/{consent_id}/withdraw", summary="Withdraw a consent")
+    @router.post(
+        "/api/v1/me/consents/{consent_id}/withdraw",
+        summary="Withdraw a consent",
+        response_model=ConsentSummary,
+        responses=problem_responses(400, 401, 403, 404, 429, 503),
+    )
     @audited("consent.withdraw")
-    def withdraw(consent_id: int, principal: Developer, db: SessionDep) -> JSONResponse:
+    def withdraw(consent_id: RowId, principal: Developer, db: SessionDep) -> JSONResponse:
         consent = db.get(Consent, consent_id)
         if consent is None or consent.user_id != principal.user_id:
             raise Problem(404, "not_found", f"授权 {consent_id} 不存在")
@@ -189,7 +231,13 @@ def build_router(services: AccountServices) -> APIRouter:
             )
         return JSONResponse(consent_summary(consent))
 
-    @router.post("/api/v1/apps", status_code=201, summary="Register an app (OAuth client)")
+    @router.post(
+        "/api/v1/apps",
+        status_code=201,
+        summary="Register an app (OAuth client)",
+        response_model=CreatedApp,
+        responses=problem_responses(400, 401, 403, 413, 429, 503),
+    )
     @audited("app.create")
     def create_app(body: NewApp, principal: Developer, db: SessionDep) -> JSONResponse:
         app, secret = app_service.create_app(
@@ -207,14 +255,24 @@ def build_router(services: AccountServices) -> APIRouter:
             headers={"Cache-Control": "no-store"},
         )
 
-    @router.get("/api/v1/apps", summary="Your apps")
+    @router.get(
+        "/api/v1/apps",
+        summary="Your apps",
+        response_model=AppPage,
+        responses=problem_responses(401, 403, 429, 503),
+    )
     def list_apps(principal: Developer, db: SessionDep) -> JSONResponse:
         rows = app_service.list_apps(db, owner=current_user(db, principal))
         return JSONResponse(
             {"data": [app_service.app_summary(a) for a in rows], "next_cursor": None}
         )
 
-    @router.post("/api/v1/apps/{client_id}/rotate-secret", summary="Issue a new client secret")
+    @router.post(
+        "/api/v1/apps/{client_id}/rotate-secret",
+        summary="Issue a new client secret",
+        response_model=RotatedSecret,
+        responses=problem_responses(401, 403, 404, 429, 503),
+    )
     @audited("app.rotate_secret")
     def rotate_secret(client_id: str, principal: Developer, db: SessionDep) -> JSONResponse:
         app: App = app_service.own_app(db, owner=current_user(db, principal), client_id=client_id)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette import responses
 
 
-class JSONResponse(Response):
+# A subclass of Starlette's JSONResponse only so that FastAPI documents a route's
+# `response_model` (it documents anything else as `{"type": "string"}`); rendering is ours.
+class JSONResponse(responses.JSONResponse):
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:

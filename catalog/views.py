@@ -13,7 +13,9 @@ from sqlmodel import Session
 
 from catalog import service
 from catalog.models import OpenType
+from catalog.problem_schema import problem_responses
 from catalog.responses import JSONLDResponse, JSONResponse
+from catalog.schemas import DatasetDetail, DatasetPage, DcatCatalog
 
 
 def build_router(engine: Engine, *, sees_closed: Callable[..., bool], public_url: str) -> APIRouter:
@@ -30,7 +32,13 @@ def build_router(engine: Engine, *, sees_closed: Callable[..., bool], public_url
     SessionDep = Annotated[Session, Depends(session)]  # noqa: N806 (a type alias)
     ClosedDep = Annotated[bool, Depends(sees_closed)]  # noqa: N806
 
-    @router.get("/datasets", response_class=JSONResponse, summary="Search the catalog")
+    @router.get(
+        "/datasets",
+        response_class=JSONResponse,
+        summary="Search the catalog",
+        response_model=DatasetPage,
+        responses=problem_responses(400, 401, 429, 503),
+    )
     def list_datasets(
         db: SessionDep,
         include_closed: ClosedDep,
@@ -56,14 +64,26 @@ def build_router(engine: Engine, *, sees_closed: Callable[..., bool], public_url
             }
         )
 
-    @router.get("/datasets/{dataset_id}", response_class=JSONResponse, summary="Dataset detail")
+    @router.get(
+        "/datasets/{dataset_id}",
+        response_class=JSONResponse,
+        summary="Dataset detail",
+        response_model=DatasetDetail,
+        responses=problem_responses(401, 404, 429, 503),
+    )
     def get_dataset(dataset_id: str, db: SessionDep, include_closed: ClosedDep) -> JSONResponse:
         dataset = service.get_dataset(db, dataset_id=dataset_id, include_closed=include_closed)
         return JSONResponse(
             service.dataset_detail(dataset, service.dataset_fields(db, dataset=dataset))
         )
 
-    @router.get("/catalog.jsonld", response_class=JSONLDResponse, summary="Catalog as DCAT")
+    @router.get(
+        "/catalog.jsonld",
+        response_class=JSONLDResponse,
+        summary="Catalog as DCAT",
+        response_model=DcatCatalog,
+        responses=problem_responses(401, 429, 503),
+    )
     def catalog_jsonld(db: SessionDep) -> JSONLDResponse:
         return JSONLDResponse(service.dcat_catalog(db, base_url=base_url))
 

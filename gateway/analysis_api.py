@@ -24,6 +24,7 @@ from catalog.aggregate import (
 )
 from catalog.hosted import HostedCatalog, HostedDataset
 from catalog.models import FieldType
+from catalog.problem_schema import problem_responses
 from catalog.problems import Problem, invalid_parameter, not_found
 from catalog.query import FieldAccess
 from catalog.values import parse_value, to_storage
@@ -31,6 +32,7 @@ from gateway import quotas
 from gateway.access import AccessResolver
 from gateway.data_events import DataEvents
 from gateway.quotas import business_day
+from gateway.schemas import DATA_ERRORS, AggregateAnswer, PolicyAnswer, VerifyAnswer, data_answer
 from policies import grants as service
 from policies import privacy
 from policies.decide import GrantTerms, Plan
@@ -57,6 +59,15 @@ def verify_brake(request: Request) -> quotas.VerifyBrake:
     )
 
 
+# `verify` reads its body itself; this is what the OpenAPI document says of it.
+VERIFY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": VerifyRequest.model_json_schema()}},
+    }
+}
+
+
 def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
@@ -78,6 +89,7 @@ def build_router(
         summary="Grouped counts, sums and averages (small cells suppressed)",
         description="`group_by=a,b&metrics=count,sum:f,avg:f,min:f,max:f` plus record filters; "
         "under a differential-privacy grant also `epsilon=` and `bounds=f:lo:hi`.",
+        responses={200: data_answer(AggregateAnswer), **DATA_ERRORS},
     )
     @audited("data.aggregate")
     def aggregate(dataset_id: str, request: Request) -> Response:
@@ -179,7 +191,12 @@ def build_router(
             "epsilon_remaining": max(0.0, (row.epsilon or 0) - row.epsilon_spent),
         }
 
-    @router.post("/{dataset_id}/verify", summary="Yes/no match (核验); never returns data")
+    @router.post(
+        "/{dataset_id}/verify",
+        summary="Yes/no match (核验); never returns data",
+        openapi_extra=VERIFY_BODY,
+        responses={200: data_answer(VerifyAnswer), **DATA_ERRORS, **problem_responses(413)},
+    )
     @audited("data.verify")
     async def verify(dataset_id: str, request: Request) -> Response:
         try:
@@ -269,7 +286,11 @@ def build_router(
             ],
         )
 
-    @router.get("/{dataset_id}/policy", summary="What the calling app may do, and why")
+    @router.get(
+        "/{dataset_id}/policy",
+        summary="What the calling app may do, and why",
+        responses={200: data_answer(PolicyAnswer), **problem_responses(401, 403, 404, 429, 503)},
+    )
     @audited("data.policy")
     def policy(dataset_id: str, request: Request) -> Response:
         hosted = published(dataset_id)

@@ -22,7 +22,7 @@ from catalog import views as catalog_views
 from catalog.cursors import CursorBox
 from catalog.hosted import HostedCatalog
 from catalog.responses import JSONResponse
-from gateway import analysis_api, data_api, docs, grants_api, health, problems
+from gateway import analysis_api, data_api, docs, grants_api, health, openapi_document, problems
 from gateway.access import AccessResolver
 from gateway.audit_trail import AuditMiddleware, NullSink, Sink
 from gateway.client_ip import ClientAddress
@@ -141,6 +141,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(audit_views.build_router(engine, signer, require_role(Role.auditor)))
     app.include_router(health.build_router(engine, redis_url=settings.redis_url))
     docs.install(app)
+    openapi_document.install(app)
 
     def is_conditional(dataset_id: str) -> bool:
         hosted = hosted_catalog.get(dataset_id)

@@ -28,6 +28,7 @@ from gateway import quotas
 from gateway.access import AccessResolver
 from gateway.data_events import DataEvents
 from gateway.formats import MEDIA_TYPES, CsvWriter, escapes_formulas, jsonl_lines, negotiate
+from gateway.schemas import DATA_ERRORS, OneRecord, RecordsPage, data_answer, streamed_answer
 from policies.decide import Plan
 
 
@@ -141,6 +142,7 @@ def build_router(
         openapi_extra=_documented(
             "fields", "order_by", "limit", "cursor", "format", "csv_formulas"
         ),
+        responses={200: data_answer(RecordsPage, csv=True, jsonl=True), **DATA_ERRORS},
     )
     @audited("data.records")
     def records(dataset_id: str, request: Request) -> Response:
@@ -202,6 +204,7 @@ def build_router(
         "/{dataset_id}/records/{key}",
         summary="One record by primary key",
         openapi_extra=_documented("fields"),
+        responses={200: data_answer(OneRecord), **DATA_ERRORS},
     )
     @audited("data.record")
     def record(dataset_id: str, key: str, request: Request) -> Response:
@@ -242,6 +245,8 @@ def build_router(
         "/{dataset_id}/export",
         summary="Every permitted row, streamed",
         openapi_extra=_documented("fields", "order_by", "format", "csv_formulas"),
+        response_class=StreamingResponse,
+        responses={200: streamed_answer(), **DATA_ERRORS},
     )
     @audited("data.export")
     def export(dataset_id: str, request: Request) -> StreamingResponse:

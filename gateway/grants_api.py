@@ -17,10 +17,13 @@ from auth.models import App, Role
 from auth.principal import Principal, require_role
 from catalog.hosted import HostedCatalog, HostedDataset
 from catalog.models import utcnow
+from catalog.problem_schema import problem_responses
 from catalog.problems import Problem, not_found
 from catalog.responses import JSONResponse
+from catalog.row_id import RowId
 from policies import grants as service
 from policies.models import Application, Grant, Notice
+from policies.schemas import ApplicationPage, ApplicationSummary, GrantPage, GrantSummary
 
 
 class NewApplication(BaseModel):
@@ -102,7 +105,13 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             raise not_found(f"申请 {application_id} 不存在")
         return row
 
-    @router.post("/applications", status_code=201, summary="Apply for conditional data")
+    @router.post(
+        "/applications",
+        status_code=201,
+        summary="Apply for conditional data",
+        response_model=ApplicationSummary,
+        responses=problem_responses(400, 401, 403, 404, 413, 429, 503),
+    )
     @audited("application.create")
     def apply(body: NewApplication, principal: Developer, db: SessionDep) -> JSONResponse:
         app = existing_app(db, body.client_id)
@@ -120,7 +129,12 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         )
         return JSONResponse(service.application_summary(row), status_code=201)
 
-    @router.get("/applications", summary="Your applications")
+    @router.get(
+        "/applications",
+        summary="Your applications",
+        response_model=ApplicationPage,
+        responses=problem_responses(401, 403, 429, 503),
+    )
     def my_applications(principal: Developer, db: SessionDep) -> JSONResponse:
         rows = db.exec(
             select(Application)
@@ -131,14 +145,24 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             {"data": [service.application_summary(r) for r in rows], "next_cursor": None}
         )
 
-    @router.get("/applications/{application_id}", summary="One of your applications")
-    def my_application(application_id: int, principal: Developer, db: SessionDep) -> JSONResponse:
+    @router.get(
+        "/applications/{application_id}",
+        summary="One of your applications",
+        response_model=ApplicationSummary,
+        responses=problem_responses(400, 401, 403, 404, 429, 503),
+    )
+    def my_application(application_id: RowId, principal: Developer, db: SessionDep) -> JSONResponse:
         row = application_of(db, application_id)
         if row.applicant_id != principal.user_id:
             raise not_found(f"申请 {application_id} 不存在")
         return JSONResponse(service.application_summary(row))
 
-    @router.get("/admin/applications", summary="Applications to review")
+    @router.get(
+        "/admin/applications",
+        summary="Applications to review",
+        response_model=ApplicationPage,
+        responses=problem_responses(400, 401, 403, 429, 503),
+    )
     def review_queue(
         principal: DataAdmin,
         db: SessionDep,
@@ -153,11 +177,14 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         )
 
     @router.post(
-        "/admin/applications/{application_id}/approve", summary="Approve (with conditions)"
+        "/admin/applications/{application_id}/approve",
+        summary="Approve (with conditions)",
+        response_model=GrantSummary,
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
     )
     @audited("application.approve")
     def approve(
-        application_id: int,
+        application_id: RowId,
         body: Conditions,
         principal: DataAdmin,
         db: SessionDep,
@@ -174,10 +201,15 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         note_grant(request, granted)
         return JSONResponse(service.grant_summary(granted))
 
-    @router.post("/admin/applications/{application_id}/reject", summary="Reject with a reason")
+    @router.post(
+        "/admin/applications/{application_id}/reject",
+        summary="Reject with a reason",
+        response_model=ApplicationSummary,
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
+    )
     @audited("application.reject")
     def reject(
-        application_id: int, body: Reason, principal: DataAdmin, db: SessionDep
+        application_id: RowId, body: Reason, principal: DataAdmin, db: SessionDep
     ) -> JSONResponse:
         row = application_of(db, application_id)
         service.reject(
@@ -188,7 +220,13 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         )
         return JSONResponse(service.application_summary(row))
 
-    @router.post("/admin/grants", status_code=201, summary="Grant directly (授权运营)")
+    @router.post(
+        "/admin/grants",
+        status_code=201,
+        summary="Grant directly (授权运营)",
+        response_model=GrantSummary,
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
+    )
     @audited("grant.create")
     def direct(
         body: DirectGrant, principal: DataAdmin, db: SessionDep, request: Request
@@ -224,7 +262,12 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         note_grant(request, granted)
         return JSONResponse(service.grant_summary(granted), status_code=201)
 
-    @router.get("/admin/grants", summary="Every grant")
+    @router.get(
+        "/admin/grants",
+        summary="Every grant",
+        response_model=GrantPage,
+        responses=problem_responses(401, 403, 429, 503),
+    )
     def grants(principal: DataAdmin, db: SessionDep) -> JSONResponse:
         rows = db.exec(select(Grant).order_by(Grant.id)).all()
         return JSONResponse({"data": [service.grant_summary(r) for r in rows], "next_cursor": None})
@@ -245,10 +288,15 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         note_grant(request, changed)
         return JSONResponse(service.grant_summary(changed))
 
-    @router.post("/admin/grants/{grant_id}/revoke", summary="Revoke (effective at once)")
+    @router.post(
+        "/admin/grants/{grant_id}/revoke",
+        summary="Revoke (effective at once)",
+        response_model=GrantSummary,
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
+    )
     @audited("grant.revoke")
     def revoke(
-        grant_id: int, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
+        grant_id: RowId, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
     ) -> JSONResponse:
         return change_status(service.revoke, grant_id, body, principal, db, request)
 
@@ -257,7 +305,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
     )
     @audited("grant.reinstate")
     def reinstate(
-        grant_id: int, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
+        grant_id: RowId, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
     ) -> JSONResponse:
         return change_status(service.reinstate, grant_id, body, principal, db, request)
 
@@ -277,7 +325,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
 
     @router.post("/admin/notices/{notice_id}/read", summary="Mark a notice read")
     @audited("notice.read")
-    def read_notice(notice_id: int, principal: DataAdmin, db: SessionDep) -> JSONResponse:
+    def read_notice(notice_id: RowId, principal: DataAdmin, db: SessionDep) -> JSONResponse:
         row = db.get(Notice, notice_id)
         if row is None:
             raise not_found(f"通知 {notice_id} 不存在")

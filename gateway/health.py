@@ -6,8 +6,10 @@ from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from catalog.problem_schema import problem_responses
 from catalog.problems import Problem
 from catalog.responses import JSONResponse
+from gateway.schemas import Liveness, Readiness
 
 
 def build_router(engine: Engine, *, redis_url: str | None = None) -> APIRouter:
@@ -18,11 +20,21 @@ def build_router(engine: Engine, *, redis_url: str | None = None) -> APIRouter:
 
         redis_client = redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
 
-    @router.get("/healthz", summary="The process is up")
+    @router.get(
+        "/healthz",
+        summary="The process is up",
+        response_model=Liveness,
+        responses=problem_responses(401),
+    )
     async def healthz() -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    @router.get("/readyz", summary="The database (and Redis, when configured) answer")
+    @router.get(
+        "/readyz",
+        summary="The database (and Redis, when configured) answer",
+        response_model=Readiness,
+        responses=problem_responses(401, 503),
+    )
     def readyz() -> JSONResponse:
         try:
             with engine.connect() as conn:

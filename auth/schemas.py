@@ -1,0 +1,183 @@
+"""OpenAPI response schemas of the account, app, consent and OAuth routes. They describe
+what the routes render; the routes answer with their own responses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from auth.models import Role
+from catalog.problem_schema import (
+    PROBLEM_MEDIA_TYPE,
+    PROBLEM_REF,
+    STATUS_MEANINGS,
+    problem_responses,
+)
+
+
+class UserSummary(BaseModel):
+    id: int
+    username: str
+    role: Role
+    email: str
+    organization: str
+    identity_linked: bool
+    created_at: str
+
+
+class UserToken(BaseModel):
+    access_token: str
+    token_type: str = Field(examples=["Bearer"])
+    expires_in: int
+
+
+class ConsentSummary(BaseModel):
+    id: int
+    client_id: str
+    dataset_id: str
+    purpose: str
+    scope: str
+    created_at: str
+    expires_at: str
+    withdrawn_at: str | None
+
+
+class ConsentPage(BaseModel):
+    data: list[ConsentSummary]
+    next_cursor: str | None
+
+
+class AppSummary(BaseModel):
+    client_id: str
+    name: str
+    redirect_uris: list[str]
+    token_endpoint_auth_methods: list[str]
+    jwks_uri: str | None
+    created_at: str
+    secret_rotated_at: str
+
+
+class CreatedApp(AppSummary):
+    client_secret: str = Field(description="shown once")
+
+
+class AppPage(BaseModel):
+    data: list[AppSummary]
+    next_cursor: str | None
+
+
+class RotatedSecret(BaseModel):
+    client_id: str
+    client_secret: str = Field(description="shown once")
+
+
+# --- OAuth 2.0 (RFC 6749, 7662, 7009, 8414, 7517) ----------------------------------------
+
+
+class TokenAnswer(BaseModel):
+    access_token: str
+    token_type: str = Field(examples=["Bearer"])
+    expires_in: int
+    scope: str | None = None
+    refresh_token: str | None = Field(default=None, description="authorization_code only")
+
+
+class Introspection(BaseModel):
+    """RFC 7662: `{"active": false}` for a token that is not (or not this client's)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    active: bool
+    token_type: str | None = None
+    client_id: str | None = None
+    scope: str | None = None
+    sub: str | None = None
+    exp: int | None = None
+
+
+class Revoked(BaseModel):
+    """RFC 7009: 200 with an empty object, whether or not the token was known."""
+
+
+class ServerMetadata(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    grant_types_supported: list[str]
+
+
+class JWKSet(BaseModel):
+    keys: list[dict[str, Any]]
+
+
+OAUTH_ERROR = {
+    "type": "object",
+    "description": "an RFC 6749 error with the problem members beside it",
+    "required": ["error", "type", "title", "status", "detail", "code", "request_id"],
+    "properties": {
+        "error": {"type": "string"},
+        "error_description": {"type": "string"},
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "request_id": {"type": ["string", "null"]},
+    },
+}
+
+
+def oauth_errors(*statuses: int) -> dict[int, Any]:
+    """Errors of an OAuth endpoint: RFC 6749 JSON from the protocol, problem+json from the
+    gateway (a body too large, a bad token, rate limits…)."""
+    return {
+        status: {
+            "description": STATUS_MEANINGS[status],
+            "content": {
+                "application/json": {"schema": OAUTH_ERROR},
+                PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF},
+            },
+        }
+        for status in statuses
+    }
+
+
+# The OAuth endpoints read their url-encoded form themselves (RFC 6749 §3.2).
+FORM_BODY = {
+    "requestBody": {
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "grant_type": {
+                            "type": "string",
+                            "enum": ["client_credentials", "authorization_code", "refresh_token"],
+                        },
+                        "client_id": {"type": "string"},
+                        "client_secret": {"type": "string"},
+                        "scope": {"type": "string"},
+                        "code": {"type": "string"},
+                        "code_verifier": {"type": "string"},
+                        "redirect_uri": {"type": "string"},
+                        "refresh_token": {"type": "string"},
+                        "token": {"type": "string"},
+                        "token_type_hint": {"type": "string"},
+                        "client_assertion_type": {"type": "string"},
+                        "client_assertion": {"type": "string"},
+                    },
+                }
+            }
+        }
+    }
+}
+HTML_ERROR = {
+    "description": "the authorization request is invalid: an error page",
+    "content": {"text/html": {"schema": {"type": "string"}}},
+}
+# What the token, introspection and revocation endpoints can answer besides success.
+OAUTH_ERRORS = {**oauth_errors(400, 401), **problem_responses(413, 415, 429, 503)}

@@ -1,0 +1,62 @@
+"""OpenAPI response schemas of the catalog routes (search, detail, DCAT). They describe what
+`catalog.service` renders; the routes answer with their own JSONResponse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from catalog.models import FieldType, OpenType, Pii
+
+
+class DatasetSummary(BaseModel):
+    id: str
+    title: str
+    description: str
+    publisher: str
+    theme: str
+    keywords: list[str]
+    open_type: OpenType
+    level: int = Field(ge=1, le=4, description="the highest level of its fields")
+    zone: str
+    license: str
+    update_frequency: str
+    version: int
+    row_count: int
+    created_at: str = Field(description="RFC 3339, UTC")
+    updated_at: str = Field(description="RFC 3339, UTC")
+
+
+class DatasetPage(BaseModel):
+    total: int
+    page: int
+    per_page: int
+    data: list[DatasetSummary]
+
+
+class FieldDescription(BaseModel):
+    name: str
+    type: FieldType
+    title: str
+    description: str
+    level: int = Field(ge=1, le=4)
+    pii: Pii
+    subject_key: bool
+
+
+class DatasetDetail(DatasetSummary):
+    primary_key: str | None
+    fields: list[FieldDescription]
+
+
+class DcatCatalog(BaseModel):
+    """DCAT 2 in JSON-LD; `dcat:dataset` holds one `dcat:Dataset` per open dataset."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    context: dict[str, str] = Field(alias="@context")
+    id: str = Field(alias="@id")
+    type: str = Field(alias="@type")
+    title: dict[str, str] = Field(alias="dct:title")
+    datasets: list[dict[str, Any]] = Field(alias="dcat:dataset")
