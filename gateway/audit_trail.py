@@ -216,7 +216,7 @@ class AuditMiddleware:
                         refused = True
                         await send_problem(send, UNAVAILABLE, state.get("request_id"))
                         raise AnswerRefused
-                    if "stream" in notes(scope):
+                    if status < 400 and "stream" in notes(scope):
                         streamed = event
             elif streamed is not None and not message.get("more_body", False):
                 first, streamed = streamed, None

@@ -202,8 +202,8 @@ def build_router(
 
         count = StreamCount()
         events.note_plan(request, plan, hosted, names, filters=query.filters, format=fmt)
-        note(request, stream=count)
         release = export_slots.take(caller_key(request))  # 429 beyond the caller's limit
+        note(request, stream=count)
         budget = None
         try:
             if plan.grant is not None:
