@@ -12,6 +12,11 @@ worker processes then take turns with full batches instead of each leaving half 
 events for its next turn. A failed transaction fails that batch's futures (the callers
 answer 503) and the next batch simply tries again; an event the database refuses as data
 (a value too long for its column) is split out of its batch and fails alone.
+
+A caller that stops waiting (its answer cannot wait for a slow store) must not leave an
+event behind that says what it did not send: a queued event may carry a `Claim`, which the
+writer takes once it holds the head lock; a caller who gave up first has abandoned it, and
+the writer stores the claim's other version of the event (the status really sent) instead.
 """
 
 from __future__ import annotations
@@ -145,9 +150,13 @@ def link_copy(head: Head, events: list[Prepared], *, native: bool = True) -> tup
     return new_head, copy_data(new_head.ts, chained)
 
 
-def append_prepared(engine: Engine, events: Sequence[Prepared]) -> list[int]:
+def append_prepared(
+    engine: Engine, events: Sequence[Prepared], granted: Callable[[], object] | None = None
+) -> list[int]:
     with engine.begin() as conn:
         head = lock_head(conn)
+        if granted is not None:
+            granted()
         new_head, chained = link(head, events)
         insert_rows(conn, new_head.ts, chained)
         move_head(conn, new_head)
@@ -226,6 +235,37 @@ def _head_of(result: pq.PGresult) -> Head:
 Waiter = Future[int] | asyncio.Future[int]
 
 
+class Claim:
+    """Settles, between the writer and a caller that may stop waiting, which version of a
+    queued event is stored: the writer claims it once it holds the head lock (the event is
+    stored as rendered); a caller who abandons it first gets `instead` stored."""
+
+    __slots__ = ("_lock", "_state", "instead")
+
+    def __init__(self, instead: Mapping[str, Any]) -> None:
+        self.instead = instead
+        self._state = 0  # 0 pending, 1 claimed by the writer, 2 abandoned by the caller
+        self._lock = threading.Lock()
+
+    def claim(self) -> bool:
+        """The writer's turn: True to store the event as rendered, False for `instead`."""
+        with self._lock:
+            if self._state == 0:
+                self._state = 1
+            return self._state == 1
+
+    def abandon(self) -> bool:
+        """The caller's: True if the writer will store `instead`, False if it already holds
+        the event under the head lock (its commit is under way)."""
+        with self._lock:
+            if self._state == 0:
+                self._state = 2
+            return self._state == 2
+
+
+Item = tuple[Prepared, Waiter, Claim | None]
+
+
 def _settle(outcomes: Sequence[tuple[Waiter, int | Exception]]) -> None:
     """Resolve waiters with a seq or an error: thread futures at once, asyncio futures in
     their loop's thread, one `call_soon_threadsafe` per loop."""
@@ -299,14 +339,18 @@ class AuditWriter:
         self._enqueue(event, future)
         return future
 
-    def submit_async(self, event: Mapping[str, Any]) -> asyncio.Future[int]:
+    def submit_async(
+        self, event: Mapping[str, Any], claim: Claim | None = None
+    ) -> asyncio.Future[int]:
         """`submit` for a coroutine: an asyncio future of the running loop. The writer
         settles all of a batch's futures of one loop with one wake-up of that loop."""
         waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._enqueue(event, waiter)
+        self._enqueue(event, waiter, claim)
         return waiter
 
-    def _enqueue(self, event: Mapping[str, Any], waiter: Waiter) -> None:
+    def _enqueue(
+        self, event: Mapping[str, Any], waiter: Waiter, claim: Claim | None = None
+    ) -> None:
         if self._thread is None:
             self.start()
         try:
@@ -314,7 +358,7 @@ class AuditWriter:
         except Exception as exc:
             waiter.set_exception(exc)
             return
-        self._queue.put((prepared, waiter))
+        self._queue.put((prepared, waiter, claim))
 
     def record(self, event: Mapping[str, Any], timeout: float = 30.0) -> int:
         return self.submit(event).result(timeout)
@@ -384,19 +428,20 @@ class AuditWriter:
     ) -> list[int]:
         if self._link is not None:
             return self._link.append(events, granted)
-        return append_prepared(self.engine, events)
+        return append_prepared(self.engine, events, granted)
 
-    def _commit(self, batch: list[tuple[Prepared, Waiter]], *, gathering: bool = False) -> None:
-        events = [event for event, _ in batch]
-        granted = None
-        if gathering and self._link is not None:
+    def _commit(self, batch: list[Item], *, gathering: bool = False) -> None:
+        events = [event for event, _, _ in batch]
+        gather = gathering and self._link is not None
 
-            def granted() -> None:  # take what arrived while the lock was not ours
-                if self._stopping:
-                    return
+        def granted() -> None:  # the head lock is ours
+            if gather and not self._stopping:  # take what arrived while it was not
                 known = len(batch)
                 self._drain(batch)
-                events.extend(event for event, _ in batch[known:])
+                events.extend(event for event, _, _ in batch[known:])
+            for i, (_, _, claim) in enumerate(batch):
+                if claim is not None and not claim.claim():  # its caller gave up waiting
+                    events[i] = prepare(claim.instead, postgres=self._postgres)
 
         try:
             seqs = self._append(events, granted)
@@ -414,12 +459,12 @@ class AuditWriter:
             self._fail(batch, exc)
             return
         self._unsigned = True
-        _settle([(waiter, seq) for (_, waiter), seq in zip(batch, seqs, strict=True)])
+        _settle([(waiter, seq) for (_, waiter, _), seq in zip(batch, seqs, strict=True)])
 
     @staticmethod
-    def _fail(batch: list[tuple[Prepared, Waiter]], exc: Exception) -> None:
+    def _fail(batch: list[Item], exc: Exception) -> None:
         log.error("audit: could not store %d events: %s", len(batch), type(exc).__name__)
-        _settle([(waiter, exc) for _, waiter in batch])
+        _settle([(waiter, exc) for _, waiter, _ in batch])
 
     def _maybe_checkpoint(self) -> None:
         if self.signer is None or not self._unsigned:

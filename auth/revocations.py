@@ -5,6 +5,11 @@ until the tokens it concerns have expired. The database table is the record. A w
 checks an in-memory mirror of the table, refreshed every `poll` seconds, and — when Redis is
 configured — Redis too, where a revocation is visible to every worker and host at once.
 Without Redis, workers agree within `poll` seconds.
+
+If the database does not answer, the mirror as last read keeps serving for `stale`
+seconds (a revocation is written to the database first, so none can be missed that the
+mirror could have had; Redis is still asked), tried again every `poll` seconds by one
+thread; past that, or before the first good read, requests with a token get 503.
 """
 
 from __future__ import annotations
@@ -22,17 +27,28 @@ from redis import asyncio as aioredis
 from sqlalchemy.engine import Engine
 
 from auth.models import Revocation
+from catalog.problems import Problem
 
 log = logging.getLogger("opengate.auth")
 
 
 class Revocations:
-    def __init__(self, engine: Engine, *, redis_url: str | None = None, poll: float = 1.0):
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        redis_url: str | None = None,
+        poll: float = 1.0,
+        stale: float = 60.0,
+    ):
         self._engine = engine
         self._poll = poll
+        self._stale = stale
         self._mirror: dict[str, float] = {}
-        self._synced_at = 0.0
+        self._synced_at = 0.0  # last attempt
+        self._good_at = 0.0  # last read that worked
         self._lock = threading.Lock()
+        self._syncing = threading.Lock()
         self._redis: aioredis.Redis | None = None
         self._redis_sync: redis.Redis | None = None
         if redis_url:
@@ -63,6 +79,7 @@ class Revocations:
         now = time.time()
         if now - self._synced_at > self._poll:
             await anyio.to_thread.run_sync(self._sync, now)
+        self._check_fresh(now)
         mirror = self._mirror
         if any(mirror.get(k, 0) > now for k in keys):
             return True
@@ -79,6 +96,7 @@ class Revocations:
         now = time.time()
         if now - self._synced_at > self._poll:
             self._sync(now)
+        self._check_fresh(now)
         if any(self._mirror.get(k, 0) > now for k in keys):
             return True
         if self._redis_sync is not None:
@@ -88,7 +106,35 @@ class Revocations:
                 log.warning("Redis unreachable for the revocation check; using the database")
         return False
 
+    def _check_fresh(self, now: float) -> None:
+        if now - self._good_at > self._poll + self._stale:
+            raise Problem(
+                503,
+                "unavailable",
+                "令牌撤销名单暂时无法更新，请稍后重试",
+                headers={"Retry-After": "5"},
+            )
+
     def _sync(self, now: float) -> None:
+        # One thread reads at a time; the others go on with the mirror as it is — except
+        # before the first read, when there is nothing to go on with.
+        if not self._syncing.acquire(blocking=self._good_at == 0.0):
+            return
+        try:
+            if now - self._synced_at <= self._poll:
+                return  # read by another thread while this one waited
+            self._read(now)
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+            self._synced_at = now  # the next try after `poll`, not on every request
+            log.warning(
+                "revocations: database unavailable (%s), using the list as last read",
+                type(exc).__name__,
+                extra={"repeat_key": "revocations:stale"},
+            )
+        finally:
+            self._syncing.release()
+
+    def _read(self, now: float) -> None:
         table = Revocation.__table__
         with self._engine.connect() as conn:
             rows = conn.execute(
@@ -103,4 +149,4 @@ class Revocations:
             mirror[key] = expires.timestamp()
         with self._lock:
             self._mirror = mirror
-            self._synced_at = now
+            self._synced_at = self._good_at = now

@@ -117,7 +117,7 @@ def build_router(services: AccountServices) -> APIRouter:
         with Session(services.engine) as s:
             yield s
 
-    SessionDep = Annotated[Session, Depends(session)]  # noqa: N806
+    SessionDep = Annotated[Session, Depends(session, scope="function")]  # noqa: N806
     AnyUser = Annotated[Principal, Depends(require_role(*ALL_ROLES))]  # noqa: N806
     Developer = Annotated[Principal, Depends(require_role(Role.developer))]  # noqa: N806
 

@@ -4,6 +4,7 @@ published version that every data request works from.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -16,6 +17,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from catalog.models import Dataset, DatasetField, DatasetVersion, FieldType
+
+log = logging.getLogger("opengate.catalog")
+# While the database does not answer, how often a worker tries it again for a dataset it
+# still serves from its last good read (instead of on every request).
+RETRY_SECONDS = 1.0
 
 
 class FieldLike(Protocol):
@@ -97,25 +103,44 @@ class HostedCatalog:
     A data request must not pay a metadata query. After `--replace` another worker may
     serve the previous version for up to `ttl` seconds; that table is kept (only versions
     two behind are dropped), so the answer is always one complete version.
+
+    When the database does not answer, a dataset read less than `stale` seconds ago is
+    served as last read (its data queries fail on their own if the outage lasts), and the
+    database is asked again once a second, not on every request; past `stale`, or for a
+    dataset never read, the error is raised (the gateway answers 503).
     """
 
-    def __init__(self, engine: Engine, *, ttl: float = 2.0) -> None:
+    def __init__(self, engine: Engine, *, ttl: float = 2.0, stale: float = 60.0) -> None:
         self._engine = engine
         self._dialect = engine.dialect.name
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, HostedDataset | None]] = {}
+        self._stale = stale
+        # id → (when to read it again, when it was last read, the version or None)
+        self._cache: dict[str, tuple[float, float, HostedDataset | None]] = {}
         self._lock = threading.Lock()
 
     def get(self, dataset_id: str) -> HostedDataset | None:
         now = time.monotonic()
         hit = self._cache.get(dataset_id)
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
-        hosted = self._load(dataset_id)
+        if hit is not None and now < hit[0]:
+            return hit[2]
+        try:
+            hosted = self._load(dataset_id)
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+            if hit is None or now - hit[1] > self._stale:
+                raise
+            log.warning(
+                "catalog: database unavailable (%s), serving datasets as last read",
+                type(exc).__name__,
+                extra={"repeat_key": "catalog:stale"},
+            )
+            with self._lock:
+                self._cache[dataset_id] = (now + RETRY_SECONDS, hit[1], hit[2])
+            return hit[2]
         with self._lock:
             if len(self._cache) > 10_000:  # unknown ids must not grow memory without bound
                 self._cache.clear()
-            self._cache[dataset_id] = (now, hosted)
+            self._cache[dataset_id] = (now + self._ttl, now, hosted)
         return hosted
 
     def invalidate(self, dataset_id: str | None = None) -> None:

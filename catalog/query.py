@@ -27,6 +27,10 @@ OPERATORS = frozenset(
     {"eq", "ne", "gt", "gte", "lt", "lte", "in", "contains", "startswith", "isnull"}
 )
 MAX_IN_VALUES = 1000
+# Bounds on what a query may ask of the database, so that it is refused here, by name,
+# and not by SQLite ("Expression tree is too large", "LIKE or GLOB pattern too complex").
+MAX_FILTERS = 50
+MAX_VALUE_LENGTH = 1000  # characters of one filter value (of each `in` item too)
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 10_000
 
@@ -119,6 +123,10 @@ def parse_filter(
     name, _, op = key.partition("__")
     op = op or "eq"
     field = access.check_usable(key, name, hosted)
+    if len(text) > MAX_VALUE_LENGTH and (
+        op != "in" or any(len(item) > MAX_VALUE_LENGTH for item in text.split(","))
+    ):
+        raise invalid_parameter(key, f"参数 {key} 的值过长：最多 {MAX_VALUE_LENGTH} 个字符")
     if op not in OPERATORS:
         raise invalid_parameter(
             key, f"参数 {key} 使用了未知的运算符 {op}；可用：{', '.join(sorted(OPERATORS))}"
@@ -177,6 +185,10 @@ def split_params(
                 raise invalid_parameter(key, f"参数 {key} 只能出现一次")
             single[key] = value
         else:
+            if len(filters) >= MAX_FILTERS:
+                raise invalid_parameter(
+                    key, f"参数 {key}：筛选条件过多，每个请求最多 {MAX_FILTERS} 个"
+                )
             filters.append(parse_filter(key, value, hosted, access, dialect))
     return single, filters
 

@@ -11,9 +11,8 @@ straight off the DBAPI cursor keeps a 100-row page close to the cost of the bare
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -234,14 +233,7 @@ def fetch_page(
     """One page; `cursors` (the request's binding) seals its `next_cursor`."""
     row_filter = row_filter or {}
     compiled = statements.get(hosted, query, row_filter)
-    connection = engine.raw_connection()
-    try:
-        cursor = connection.cursor()
-        cursor.execute(compiled.sql, compiled.parameters(bound_values(query, row_filter)))
-        rows = cursor.fetchall()
-        cursor.close()
-    finally:
-        connection.close()
+    rows = _fetch_all(engine, compiled, bound_values(query, row_filter))
     if compiled.boolean_positions:
         rows = _as_booleans(rows, compiled.boolean_positions)
     next_cursor = None
@@ -256,6 +248,20 @@ def fetch_page(
     return Page(rows, next_cursor)
 
 
+def _fetch_all(engine: Engine, compiled: CompiledStatement, values: Mapping[str, Any]) -> list[Any]:
+    """One statement on a pooled connection, which is back in the pool (its transaction
+    ended) before the rows are returned."""
+    connection = engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(compiled.sql, compiled.parameters(values))
+        rows = cursor.fetchall()
+        cursor.close()
+    finally:
+        connection.close()
+    return rows
+
+
 def stream_rows(
     engine: Engine,
     statements: StatementCache,
@@ -263,28 +269,36 @@ def stream_rows(
     query: RecordQuery,
     *,
     row_filter: Mapping[str, Any] | None = None,
-    batch: int = 5000,
+    batch: int = 2000,
 ) -> Iterator[list[Any]]:
-    """Every matching row, in batches; on PostgreSQL through a server-side cursor, so the
-    table never sits in memory."""
+    """Every matching row in the query's order, `batch` rows at a time, as keyset chunks.
+
+    Each chunk is one short read on a connection of its own, returned to the pool before
+    the chunk is handed on: a client that reads slowly, or not at all, holds no connection
+    and no transaction, only the chunk in hand (a server-side cursor would hold both for
+    as long as the client takes). The order ends with the primary key, so chunks neither
+    skip nor repeat a row, and a published version's table never changes, so they add up
+    to one consistent export."""
     row_filter = row_filter or {}
-    compiled = statements.get(hosted, query, row_filter)
-    connection = engine.raw_connection()
-    try:
-        if engine.dialect.name == "postgresql":
-            cursor = connection.cursor(name=f"export_{uuid.uuid4().hex}")
-        else:
-            cursor = connection.cursor()
-        cursor.execute(compiled.sql, compiled.parameters(bound_values(query, row_filter)))
-        while rows := cursor.fetchmany(batch):
-            if compiled.boolean_positions:
-                rows = _as_booleans(rows, compiled.boolean_positions)
-            if compiled.width < len(rows[0]):
-                rows = [row[: compiled.width] for row in rows]
-            yield rows
-        cursor.close()
-    finally:
-        connection.close()
+    chunk = replace(query, limit=batch, after=None)
+    while True:
+        compiled = statements.get(hosted, chunk, row_filter)
+        rows = _fetch_all(engine, compiled, bound_values(chunk, row_filter))
+        if not rows:
+            return
+        more = len(rows) > batch  # the statement reads one row more than it hands on
+        if more:
+            rows = rows[:batch]
+        last = rows[-1]
+        after = tuple(last[i] for i in compiled.key_positions)  # storage form, as bound
+        if compiled.boolean_positions:
+            rows = _as_booleans(rows, compiled.boolean_positions)
+        if compiled.width < len(rows[0]):
+            rows = [row[: compiled.width] for row in rows]
+        yield rows
+        if not more:
+            return
+        chunk = replace(chunk, after=after)
 
 
 def fetch_one(

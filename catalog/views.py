@@ -29,7 +29,7 @@ def build_router(engine: Engine, *, sees_closed: Callable[..., bool], public_url
         with Session(engine) as s:
             yield s
 
-    SessionDep = Annotated[Session, Depends(session)]  # noqa: N806 (a type alias)
+    SessionDep = Annotated[Session, Depends(session, scope="function")]  # noqa: N806 (a type alias)
     ClosedDep = Annotated[bool, Depends(sees_closed)]  # noqa: N806
 
     @router.get(

@@ -29,7 +29,11 @@ from gateway.client_ip import ClientAddress
 from gateway.data_events import DataEvents
 from gateway.database import create_engine
 from gateway.hardening import InputGuardMiddleware, SecurityHeadersMiddleware
-from gateway.middleware import AuthenticationMiddleware, RequestContextMiddleware
+from gateway.middleware import (
+    AuthenticationMiddleware,
+    RequestContextMiddleware,
+    WriteIntentMiddleware,
+)
 from gateway.ratelimit import RateLimitMiddleware, RateLimits
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
@@ -62,8 +66,16 @@ def _sees_closed(request: Request) -> bool:
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
-    engine = engine or create_engine(settings.sqlalchemy_url, pool_size=settings.db_pool_size)
-    hosted_catalog = HostedCatalog(engine, ttl=settings.catalog_cache_seconds)
+    engine = engine or create_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout,
+        connect_timeout=settings.db_connect_timeout,
+        idle_transaction_seconds=settings.db_idle_transaction_seconds,
+    )
+    hosted_catalog = HostedCatalog(
+        engine, ttl=settings.catalog_cache_seconds, stale=settings.db_stale_seconds
+    )
     security = Security.build(settings, engine)
     signer = Signer.load_or_create(settings.data_dir)
     writer = AuditWriter(engine, signer, checkpoint_seconds=settings.audit_checkpoint_seconds)
@@ -108,7 +120,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     access = AccessResolver(engine, load_master_key(settings.data_dir))
     events = DataEvents(load_or_create_key(settings.data_dir / "audit-digest.key"))
     cursor_box = CursorBox(load_or_create_key(settings.data_dir / "cursor.key"))
-    app.include_router(data_api.build_router(engine, hosted_catalog, access, events, cursor_box))
+    app.include_router(
+        data_api.build_router(engine, hosted_catalog, access, events, cursor_box, settings)
+    )
     app.include_router(analysis_api.build_router(engine, hosted_catalog, access, events))
     app.include_router(
         catalog_views.build_router(engine, sees_closed=_sees_closed, public_url=settings.issuer)
@@ -149,7 +163,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     limits = RateLimits.from_settings(settings)
     # Added last runs first: security headers, request context, audit, authentication, rate
-    # limits, input limits, routes.
+    # limits, input limits, write intent, routes.
+    app.add_middleware(WriteIntentMiddleware)
     app.add_middleware(
         InputGuardMiddleware, max_body_bytes=settings.max_body_bytes, router=app.router
     )

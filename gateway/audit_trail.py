@@ -5,7 +5,12 @@ A request is audited when its route is marked `@audited(...)`, when it is refuse
 (rate limit, Redis down). The event is built from the route's notes, the principal and the
 final status, handed to the writer and awaited: if it cannot be stored the client gets
 503 `unavailable` instead of the answer (fail closed), and the next request tries again.
-A streamed export writes a second event, with its row count, before its last chunk.
+A streamed export writes a second event, with its row count, before its last chunk (or,
+when the stream was cut short, once it ended, saying it is incomplete).
+
+The event says what was sent: a route that ended in an exception is answered here (503 for
+a database outage, else 500) and audited with that status; an event whose store took too
+long is abandoned to the writer, which then stores it with the 503 the client got.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from typing import Any, Protocol
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audit.events import action_of, notes, outcome_for
-from catalog.problems import Problem
+from audit.writer import Claim
 from gateway.middleware import send_problem
-from gateway.problems import HTTP_CODES
+from gateway.problems import HTTP_CODES, failure_problem, unavailable
 
 log = logging.getLogger("opengate.audit")
 
@@ -31,7 +36,12 @@ DATA_PATH = re.compile(r"^/api/v1/datasets/([^/]+)/(records|export|aggregate|ver
 RECORD_KEY = re.compile(r"^(/api/v1/datasets/[^/]+/records/)[^/]+$")
 STORE_TIMEOUT = 10.0
 
-UNAVAILABLE = Problem(503, "unavailable", "审计日志暂时无法写入，数据服务暂停，请稍后重试")
+UNAVAILABLE = unavailable("审计日志暂时无法写入，数据服务暂停，请稍后重试")
+
+
+class AnswerRefused(Exception):  # noqa: N818 (not an error: the answer was replaced)
+    """Raised into a route that goes on sending after its answer was replaced by a 503,
+    so a streamed export stops reading instead of streaming into the void."""
 
 
 class Sink(Protocol):
@@ -40,7 +50,9 @@ class Sink(Protocol):
 
     def submit(self, event: dict[str, Any]) -> Future[int]: ...
 
-    def submit_async(self, event: dict[str, Any]) -> asyncio.Future[int]: ...
+    def submit_async(
+        self, event: dict[str, Any], claim: Claim | None = None
+    ) -> asyncio.Future[int]: ...
 
 
 class NullSink:
@@ -53,7 +65,9 @@ class NullSink:
         future.set_result(0)
         return future
 
-    def submit_async(self, event: dict[str, Any]) -> asyncio.Future[int]:
+    def submit_async(
+        self, event: dict[str, Any], claim: Claim | None = None
+    ) -> asyncio.Future[int]:
         waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         waiter.set_result(0)
         return waiter
@@ -97,9 +111,37 @@ def _resource_of(path: str) -> str:
     return RECORD_KEY.sub(r"\1{key}", path)
 
 
-def _expire(waiter: asyncio.Future[int]) -> None:
-    if not waiter.done():
-        waiter.set_exception(TimeoutError("the audit store did not answer in time"))
+def refused_version(event: dict[str, Any]) -> dict[str, Any]:
+    """`event` as it is to be stored when its client got 503 because the store was slow."""
+    return {
+        **event,
+        "status": UNAVAILABLE.status,
+        "outcome": outcome_for(UNAVAILABLE.status),
+        "detail": {**(event["detail"] or {}), "error": UNAVAILABLE.code},
+    }
+
+
+class _Deadline:
+    """Gives up on a waiter after STORE_TIMEOUT — unless the writer already holds its event
+    under the head lock: then the commit is under way and is given one more period."""
+
+    __slots__ = ("claim", "handle", "waiter")
+
+    def __init__(self, waiter: asyncio.Future[int], claim: Claim | None) -> None:
+        self.waiter = waiter
+        self.claim = claim
+        self.handle = waiter.get_loop().call_later(STORE_TIMEOUT, self.expire, True)
+
+    def expire(self, again: bool) -> None:
+        if self.waiter.done():
+            return
+        if again and self.claim is not None and not self.claim.abandon():
+            self.handle = self.waiter.get_loop().call_later(STORE_TIMEOUT, self.expire, False)
+            return
+        self.waiter.set_exception(TimeoutError("the audit store did not answer in time"))
+
+    def cancel(self) -> None:
+        self.handle.cancel()
 
 
 class AuditMiddleware:
@@ -120,18 +162,25 @@ class AuditMiddleware:
             return "data.refused"
         return None
 
-    async def _store(self, event: dict[str, Any]) -> bool:
+    async def _store(self, event: dict[str, Any], *, answered: bool = True) -> bool:
+        """Store `event` before its answer (`answered`: the client gets 503 if it cannot
+        be, and a late event is stored as that 503)."""
+        claim = Claim(refused_version(event)) if answered else None
         try:
-            waiter = self.sink.submit_async(event)
+            waiter = self.sink.submit_async(event, claim)
             if not waiter.done():
-                timer = waiter.get_loop().call_later(STORE_TIMEOUT, _expire, waiter)
+                deadline = _Deadline(waiter, claim)
                 try:
                     await waiter
                 finally:
-                    timer.cancel()
+                    deadline.cancel()
             waiter.result()
         except Exception as exc:  # the store is down or slow: fail closed
-            log.warning("audit event not stored (%s): answering 503", type(exc).__name__)
+            log.warning(
+                "audit event not stored (%s): answering 503",
+                type(exc).__name__,
+                extra={"repeat_key": f"audit:{type(exc).__name__}"},
+            )
             return False
         return True
 
@@ -140,6 +189,7 @@ class AuditMiddleware:
             await self.app(scope, receive, send)
             return
         refused = False
+        started = False
         streamed: dict[str, Any] | None = None
         # A data request always ends in an event: tell the writer one is coming.
         expected = DATA_PATH.match(scope["path"]) is not None
@@ -147,10 +197,11 @@ class AuditMiddleware:
             self.sink.in_flight += 1
 
         async def send_audited(message: Message) -> None:
-            nonlocal refused, streamed, expected
+            nonlocal refused, streamed, expected, started
             if refused:
-                return
+                raise AnswerRefused
             if message["type"] == "http.response.start":
+                started = True
                 if expected:
                     expected = False
                     self.sink.in_flight -= 1
@@ -164,26 +215,44 @@ class AuditMiddleware:
                     if not await self._store(event):
                         refused = True
                         await send_problem(send, UNAVAILABLE, state.get("request_id"))
-                        return
-                    if "stream" in notes(scope):
+                        raise AnswerRefused
+                    if status < 400 and "stream" in notes(scope):
                         streamed = event
             elif streamed is not None and not message.get("more_body", False):
-                await self._finish_stream(scope, streamed)
+                first, streamed = streamed, None
+                await self._finish_stream(scope, first)
             await send(message)
 
         try:
             await self.app(scope, receive, send_audited)
+        except AnswerRefused:
+            pass  # answered with 503 already
+        except Exception as exc:
+            # Answered here, not by the outer last resort, so that the event is written
+            # with the status the client gets (a route that reached its end in a 500 too).
+            request_id = scope.get("state", {}).get("request_id")
+            problem = failure_problem(exc, request_id)
+            if not started:
+                notes(scope)["error"] = problem.code
+                await send_problem(send_audited, problem, request_id)
+            # else: the answer was under way; it is cut short and the server closes it
         finally:
             if expected:  # ended without an answer of its own
                 self.sink.in_flight -= 1
+        if streamed is not None:  # the stream ended before its last chunk
+            await self._finish_stream(scope, streamed)
 
     async def _finish_stream(self, scope: Scope, started: dict[str, Any]) -> None:
         counter = notes(scope)["stream"]
+        detail = {**(started["detail"] or {}), "complete": counter.complete}
+        stopped = getattr(counter, "stopped", None)
+        if stopped:
+            detail["stopped"] = stopped
         event = {
             **started,
             "action": f"{started['action']}.completed",
             "row_count": counter.rows,
-            "detail": {**(started["detail"] or {}), "complete": counter.complete},
+            "detail": detail,
         }
-        if not await self._store(event):
+        if not await self._store(event, answered=False):
             log.error("audit: completion of a streamed export was not stored")

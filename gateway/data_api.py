@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 import orjson
 from fastapi import APIRouter, Request
 from sqlalchemy.engine import Engine
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from audit.events import audited, note
 from auth.principal import principal_of
@@ -27,8 +27,10 @@ from catalog.statements import StatementCache, fetch_one, fetch_page, stream_row
 from gateway import quotas
 from gateway.access import AccessResolver
 from gateway.data_events import DataEvents
+from gateway.exports import ExportResponse, ExportSlots, StreamCount, caller_key
 from gateway.formats import MEDIA_TYPES, CsvWriter, escapes_formulas, jsonl_lines, negotiate
 from gateway.schemas import DATA_ERRORS, OneRecord, RecordsPage, data_answer, streamed_answer
+from gateway.settings import Settings
 from policies.decide import Plan
 
 
@@ -98,26 +100,19 @@ def key_not_permitted(hosted: HostedDataset) -> Problem:
     )
 
 
-class StreamCount:
-    """Rows a streamed export has sent, for its completion event."""
-
-    __slots__ = ("complete", "rows")
-
-    def __init__(self) -> None:
-        self.rows = 0
-        self.complete = False
-
-
 def build_router(
     engine: Engine,
     hosted_catalog: HostedCatalog,
     access: AccessResolver,
     events: DataEvents,
     cursor_box: CursorBox,
+    settings: Settings | None = None,
 ) -> APIRouter:
     router = APIRouter(prefix="/api/v1/datasets", tags=["data"])
     dialect = engine.dialect.name
     statements = StatementCache(engine)
+    settings = settings or Settings()
+    export_slots = ExportSlots(settings.exports_per_caller)
 
     def published(dataset_id: str) -> HostedDataset:
         hosted = hosted_catalog.get(dataset_id)
@@ -245,11 +240,11 @@ def build_router(
         "/{dataset_id}/export",
         summary="Every permitted row, streamed",
         openapi_extra=_documented("fields", "order_by", "format", "csv_formulas"),
-        response_class=StreamingResponse,
+        response_class=ExportResponse,
         responses={200: streamed_answer(), **DATA_ERRORS},
     )
     @audited("data.export")
-    def export(dataset_id: str, request: Request) -> StreamingResponse:
+    def export(dataset_id: str, request: Request) -> Response:
         hosted = published(dataset_id)
         plan = access.plan(request, hosted, "records")
         fmt = negotiate(request, allowed=("csv", "jsonl"))
@@ -268,37 +263,51 @@ def build_router(
 
         count = StreamCount()
         events.note_plan(request, plan, hosted, names, filters=query.filters, format=fmt)
+        release = export_slots.take(caller_key(request))  # 429 beyond the caller's limit
         note(request, stream=count)
         budget = None
-        if plan.grant is not None:
-            quotas.count_request(engine, plan)
-            if "rows_per_day" in plan.grant.quotas:
-                budget = quotas.reserve_rows(engine, plan, plan.grant.quotas["rows_per_day"])
+        try:
+            if plan.grant is not None:
+                quotas.count_request(engine, plan)
+                if "rows_per_day" in plan.grant.quotas:
+                    budget = quotas.reserve_rows(engine, plan, plan.grant.quotas["rows_per_day"])
+        except BaseException:
+            release()
+            raise
 
         def body() -> Iterator[bytes]:
-            sent = 0
-            try:
-                if fmt == "csv":
-                    yield writer.header().encode()
-                for batch in stream_rows(
-                    engine, statements, hosted, query, row_filter=plan.row_filter
-                ):
-                    if budget is not None:
-                        batch = batch[: budget - sent]  # the day's rows quota: trim, say so
-                    sent += len(batch)
-                    count.rows = sent
-                    out = mask(batch) if mask else batch
-                    yield writer.rows(out).encode() if fmt == "csv" else jsonl_lines(names, out)
-                    if budget is not None and sent >= budget:
-                        break
-                count.complete = True
-            finally:
+            if fmt == "csv":
+                yield writer.header().encode()
+            for batch in stream_rows(
+                engine,
+                statements,
+                hosted,
+                query,
+                row_filter=plan.row_filter,
+                batch=settings.export_chunk_rows,
+            ):
                 if budget is not None:
-                    quotas.refund_rows(engine, plan, budget - sent)
+                    batch = batch[: budget - count.rows]  # the day's rows quota: trim, say so
+                count.rows += len(batch)
+                out = mask(batch) if mask else batch
+                yield writer.rows(out).encode() if fmt == "csv" else jsonl_lines(names, out)
+                if budget is not None and count.rows >= budget:
+                    break
+            count.complete = True
+
+        def close() -> None:  # however the answer ended (done, dropped, refused)
+            try:
+                if budget is not None:
+                    quotas.refund_rows(engine, plan, budget - count.rows)
+            finally:
+                release()
 
         filename = f"{hosted.id}-v{hosted.version}.{fmt}"
-        return StreamingResponse(
+        return ExportResponse(
             body(),
+            send_timeout=settings.export_send_timeout,
+            counter=count,
+            on_close=close,
             media_type=MEDIA_TYPES[fmt],
             headers={
                 "Content-Disposition": f'attachment; filename="{filename}"',

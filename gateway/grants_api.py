@@ -81,7 +81,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         with Session(engine) as s:
             yield s
 
-    SessionDep = Annotated[Session, Depends(session)]  # noqa: N806
+    SessionDep = Annotated[Session, Depends(session, scope="function")]  # noqa: N806
     Developer = Annotated[Principal, Depends(require_role(Role.developer))]  # noqa: N806
     DataAdmin = Annotated[Principal, Depends(require_role(Role.data_admin))]  # noqa: N806
 

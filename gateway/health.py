@@ -7,8 +7,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from catalog.problem_schema import problem_responses
-from catalog.problems import Problem
 from catalog.responses import JSONResponse
+from gateway.problems import unavailable
 from gateway.schemas import Liveness, Readiness
 
 
@@ -40,13 +40,13 @@ def build_router(engine: Engine, *, redis_url: str | None = None) -> APIRouter:
             with engine.connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception:
-            raise Problem(503, "unavailable", "数据库不可用", component="database") from None
+            raise unavailable("数据库不可用", component="database") from None
         checks = {"status": "ready", "database": "ok"}
         if redis_client is not None:
             try:
                 redis_client.ping()
             except Exception:
-                raise Problem(503, "unavailable", "Redis 不可用", component="redis") from None
+                raise unavailable("Redis 不可用", component="redis") from None
             checks["redis"] = "ok"
         return JSONResponse(checks)
 

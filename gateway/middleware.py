@@ -1,8 +1,10 @@
 """Pure ASGI middleware (no BaseHTTPMiddleware: it costs a task per request).
 
 `RequestContextMiddleware` gives every request an id, puts it on every response, and is
-the last line of defence: an exception nobody handled becomes a problem+json 500 with no
-traceback, and is logged with the request id.
+the last line of defence: an exception nobody handled becomes a problem+json answer with
+no traceback (503 for a database outage, else 500), logged once per kind and interval.
+(The audit middleware, inside it, does the same for everything after it, so such an
+answer is audited with the status it really had.)
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.principal import Authenticator
 from catalog.problems import Problem, problem_document
+from gateway.database import WRITES
+from gateway.problems import failure_problem
 
 log = logging.getLogger("opengate")
 # The access log names query parameters but never their values: a filter value may be an
@@ -75,13 +79,10 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled error in request %s", rid)
+        except Exception as exc:
+            problem = failure_problem(exc, rid)
             if started:
-                raise
-            problem = Problem(
-                500, "internal_error", "服务器内部错误，请稍后重试；如需协助请提供 request_id"
-            )
+                return  # the answer is under way: the server closes the connection
             await send_problem(send_with_id, problem, rid)
         finally:
             if access_log.isEnabledFor(logging.INFO):
@@ -108,6 +109,27 @@ async def send_problem(send: Send, problem: Problem, request_id: str | None) -> 
     ]
     await send({"type": "http.response.start", "status": problem.status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class WriteIntentMiddleware:
+    """Innermost: marks a state-changing request (anything but GET, HEAD, OPTIONS) for the
+    database layer, whose SQLite transactions then take the write lock as they begin
+    (gateway.database.WRITES)."""
+
+    READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in self.READS:
+            await self.app(scope, receive, send)
+            return
+        token = WRITES.set([0])
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            WRITES.reset(token)
 
 
 class AuthenticationMiddleware:

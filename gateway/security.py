@@ -34,7 +34,9 @@ class Security:
         keys = KeyRing(settings.data_dir / "keys")
         issuer = TokenIssuer(keys, settings.issuer, default_ttl=settings.access_token_ttl)
         verifier = TokenVerifier(keys, settings.issuer)
-        revocations = Revocations(engine, redis_url=settings.redis_url)
+        revocations = Revocations(
+            engine, redis_url=settings.redis_url, stale=settings.db_stale_seconds
+        )
         return cls(
             keys=keys,
             issuer=issuer,

@@ -37,6 +37,21 @@ class Settings(BaseSettings):
     # How long a worker may serve a dataset's previous version after `--replace`.
     catalog_cache_seconds: float = Field(default=2.0, ge=0)
     db_pool_size: int = Field(default=10, ge=1)
+    # Seconds a request waits for a pooled connection before it answers 503 `unavailable`
+    # (a full pool is an overload to report at once, not a queue to sit in for 30 s).
+    db_pool_timeout: float = Field(default=2.0, gt=0, le=30)
+    # PostgreSQL: seconds to reach the server; a session left idle inside a transaction
+    # longer than `db_idle_transaction_seconds` is ended by the server (0: never).
+    db_connect_timeout: int = Field(default=3, ge=1, le=60)
+    db_idle_transaction_seconds: int = Field(default=60, ge=0)
+    # During a database outage, how long a worker keeps serving the catalog and the
+    # revocation list it last read before it answers 503 instead.
+    db_stale_seconds: float = Field(default=60.0, ge=0)
+    # Streamed exports: at once per caller (app, user or address) and worker; seconds a
+    # client may read nothing before it is dropped; rows read per database round trip.
+    exports_per_caller: int = Field(default=2, ge=1)
+    export_send_timeout: float = Field(default=30.0, gt=0)
+    export_chunk_rows: int = Field(default=2000, ge=1, le=100_000)
     # Threads a worker runs its synchronous endpoints in at once. Unset: 1 on SQLite, whose
     # driver gives up the GIL for every row it steps through — with other threads busy,
     # each row then waits its turn for the GIL, and 16 concurrent 1000-row requests were
