@@ -47,6 +47,17 @@ class Settings(BaseSettings):
     # Prefixes a developer's `jwks_uri` must start with (private_key_jwt key discovery).
     jwks_uri_allowlist: str = ""
 
+    # Identity proofing (实名核验) through the installation's OpenID Connect provider
+    # (统一身份认证). Unset issuer: only an operator's `opengate users verify-identity`.
+    identity_issuer: str | None = None
+    identity_client_id: str = ""
+    identity_client_secret: str = ""
+    # The ID-token claim holding the identity number, and the claim that must be `true`
+    # for it to count as verified (empty: the provider releases verified numbers only).
+    identity_claim: str = "id_number"
+    identity_verified_claim: str = "id_number_verified"
+    identity_scope: str = "openid"
+
     # The audit log: "database" (the hash-chained table), or "null" — stores nothing, for
     # the audit-overhead benchmark only; the gateway logs a warning when it runs that way.
     audit_sink: Literal["database", "null"] = "database"

@@ -17,10 +17,8 @@ from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
-from auth.users import get_user, link_identity
-from tests.auth.helpers import PASSWORD, REDIRECT, developer_with_app
+from tests.auth.helpers import PASSWORD, REDIRECT, developer_with_app, verify_identity
 from tests.conftest import LiveServer
 from tests.packages import import_conditional
 
@@ -150,13 +148,7 @@ def person(engine: Engine, packages: Path, settings) -> dict:
     )
     reg = developer_with_app(engine)
     developer_with_app(engine, "zhangsan", redirect_uris=[])
-    from auth.secrets import load_or_create_key
-
-    key = load_or_create_key(settings.data_dir / "identity.key")
-    with Session(engine) as session:
-        link_identity(
-            session, user=get_user(session, username="zhangsan"), id_number=PERSON_ID, key=key
-        )
+    verify_identity(engine, settings.data_dir, "zhangsan", PERSON_ID)
     return {"client_id": reg.client_id, "client_secret": reg.client_secret}
 
 
