@@ -62,3 +62,28 @@ def verify_identity(engine: Engine, data_dir: Path, username: str, id_number: st
             proof="operator:test",
             revocations=Revocations(engine),
         )
+
+
+def audit_events(engine: Engine, action: str) -> list[dict]:
+    """The stored events of one action, oldest first."""
+    import json
+
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT detail, outcome, resource, actor FROM audit_events "
+                "WHERE action = :a ORDER BY seq"
+            ),
+            {"a": action},
+        ).all()
+    return [
+        {
+            "detail": json.loads(d) if isinstance(d, str) else d,
+            "outcome": o,
+            "resource": r,
+            "actor": a,
+        }
+        for d, o, r, a in rows
+    ]

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 from auth.lockout import FREE_FAILURES
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.auth.helpers import PASSWORD, user
+from tests.auth.helpers import PASSWORD, audit_events, user
 from tests.conftest import TestClient
 
 
@@ -88,31 +88,6 @@ def test_switched_off_registration(engine: Engine, settings: Settings):
             json={"username": "newbie", "password": PASSWORD, "email": "n@example.com"},
         )
     assert response.status_code == 403
-
-
-def audit_events(engine: Engine, action: str) -> list[dict]:
-    """The stored events of one action, oldest first."""
-    import json
-
-    import sqlalchemy as sa
-
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.text(
-                "SELECT detail, outcome, resource, actor FROM audit_events "
-                "WHERE action = :a ORDER BY seq"
-            ),
-            {"a": action},
-        ).all()
-    return [
-        {
-            "detail": json.loads(d) if isinstance(d, str) else d,
-            "outcome": o,
-            "resource": r,
-            "actor": a,
-        }
-        for d, o, r, a in rows
-    ]
 
 
 def at(client: TestClient, address: str) -> TestClient:
