@@ -28,6 +28,7 @@ import anyio
 import redis
 import sqlalchemy as sa
 from redis import asyncio as aioredis
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from auth.models import App, Revocation, User
@@ -102,9 +103,17 @@ class Revocations:
         """Record a revocation (synchronous: called from request handlers in a thread)."""
         expires = datetime.fromtimestamp(until, UTC)
         table = Revocation.__table__
+        insert = (
+            postgresql.insert(table)
+            if self._engine.dialect.name == "postgresql"
+            else sqlite.insert(table)
+        ).values(key=key, expires_at=expires)
+        # One statement: two workers revoking the same key at once must both succeed.
+        upsert = insert.on_conflict_do_update(
+            index_elements=[table.c.key], set_={"expires_at": insert.excluded.expires_at}
+        )
         with self._engine.begin() as conn:
-            conn.execute(sa.delete(table).where(table.c.key == key))
-            conn.execute(sa.insert(table).values(key=key, expires_at=expires))
+            conn.execute(upsert)
         with self._lock:
             self._mirror[key] = until
         if self._redis_sync is not None:
