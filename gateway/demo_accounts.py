@@ -54,10 +54,12 @@ def ensure_demo_accounts(engine: Engine, data_dir: Path) -> dict[str, str]:
                 proof="operator:demo",
                 revocations=Revocations(engine),
             )
+            # End the session's read first: on SQLite it could not write after the event.
+            session.commit()
             record_cli_event(
                 engine,
                 "user.identity_verify",
-                resource=f"users/{person.id}",
+                resource=f"users/{outcome.user_id}",
                 detail={**outcome.audit_detail(), "evidence": "演示数据（demo）"},
             )
         saved = data_dir / "demo-app.json"
