@@ -96,6 +96,17 @@ def _require_schema(settings: Settings) -> None:
             raise UserError("the schema is missing or old; run `opengate migrate` first")
 
 
+def _check_identity_provider(settings: Settings) -> None:
+    """A misconfigured OPENGATE_IDENTITY_* is one line here, not a traceback per worker."""
+    from gateway.security import identity_provider
+
+    try:
+        identity_provider(settings, create_engine(settings.sqlalchemy_url))
+    except ValueError as exc:
+        fail(str(exc))
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -109,6 +120,7 @@ def serve(
 
     settings = _settings()
     _require_schema(settings)
+    _check_identity_provider(settings)
     KeyRing(settings.data_dir / "keys")  # created here once, before the workers race for it
     uvicorn.run(
         "gateway.app:create_app",

@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from auth.keys import KeyRing
 from auth.oauth import OAuthServer
-from auth.oidc import IdentityProvider, ProviderConfig
+from auth.oidc import IdentityProvider, ProviderConfig, check_issuer_url
 from auth.principal import Authenticator
 from auth.revocations import Revocations
 from auth.secrets import load_or_create_key
@@ -55,6 +55,7 @@ def identity_provider(settings: Settings, engine: Engine) -> IdentityProvider | 
     """The trusted OpenID Connect provider of identity proofing, when one is configured."""
     if not settings.identity_issuer:
         return None
+    check_issuer_url(settings.identity_issuer)
     if not settings.identity_client_id or not settings.identity_client_secret:
         raise ValueError(
             "OPENGATE_IDENTITY_ISSUER is set: set OPENGATE_IDENTITY_CLIENT_ID and "
