@@ -1,4 +1,4 @@
-"""Developer apps (OAuth clients): registration, listing, secret rotation."""
+"""Developer apps (OAuth clients): registration, listing, secret rotation, disabling."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlmodel import Session, select
 
 from auth.models import App, User
 from auth.outbound import OutboundPolicy, OutboundRefused
+from auth.revocations import PrincipalState, Revocations
 from auth.secrets import digest, new_token
 from catalog.models import iso_utc, utcnow
 from catalog.problems import Problem
@@ -108,13 +109,32 @@ def own_app(session: Session, *, owner: User, client_id: str) -> App:
     return app
 
 
-def rotate_secret(session: Session, *, app: App) -> str:
+def rotate_secret(session: Session, *, app: App, revocations: Revocations) -> str:
+    """A new client secret; every token issued under the old one stops on the next
+    request (tokens carry the secret epoch `sep`)."""
     secret = new_token(32)
     app.client_secret_hash = digest(secret)
     app.secret_rotated_at = utcnow()
+    app.secret_epoch += 1
+    _changed(session, app, revocations)
+    return secret
+
+
+def disable_app(session: Session, *, app: App, revocations: Revocations) -> App:
+    """Disable the app: it gets no new token and its tokens stop on the next request."""
+    app.is_active = False
+    return _changed(session, app, revocations)
+
+
+def _changed(session: Session, app: App, revocations: Revocations) -> App:
+    app.state_changed_at = utcnow()
     session.add(app)
     session.commit()
-    return secret
+    session.refresh(app)
+    revocations.publish_state(
+        f"client:{app.client_id}", PrincipalState(app.is_active, epoch=app.secret_epoch)
+    )
+    return app
 
 
 def app_summary(app: App) -> dict:
@@ -124,6 +144,7 @@ def app_summary(app: App) -> dict:
         "redirect_uris": app.redirect_uris,
         "token_endpoint_auth_methods": auth_methods(app),
         "jwks_uri": app.jwks_uri,
+        "is_active": app.is_active,
         "created_at": iso_utc(app.created_at),
         "secret_rotated_at": iso_utc(app.secret_rotated_at),
     }

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from html import escape
 
+# The consent page must never be framed (clickjacking a person's approval).
+NO_FRAMING = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
+
 STYLE = """
 body{font-family:"PingFang SC","Microsoft YaHei","Noto Sans CJK SC",sans-serif;background:#f4f6f9;
 margin:0;padding:2rem;color:#1f2933}
@@ -16,7 +19,7 @@ input{width:100%;padding:.5rem;margin-top:.3rem;box-sizing:border-box}
 .buttons{display:flex;gap:1rem;margin-top:1.5rem}button{flex:1;padding:.7rem;font-size:1rem;
 border-radius:4px;border:1px solid #9aa5b1;background:#fff;cursor:pointer}
 button[value=approve]{background:#1f6feb;color:#fff;border-color:#1f6feb}
-.note{font-size:.85rem;color:#52606d}.error{color:#b42318}
+.note{font-size:.85rem;color:#52606d}.error{color:#b42318}.ok{color:#067647}
 """
 
 
@@ -29,6 +32,7 @@ def consent_page(
     duration_days: int,
     hidden: list[tuple[str, str]],
     error: str | None = None,
+    can_verify: bool = False,
 ) -> str:
     fields = "\n".join(
         f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in hidden
@@ -58,8 +62,23 @@ def consent_page(
 <button type="submit" name="decision" value="deny">拒绝</button>
 <button type="submit" name="decision" value="approve">同意授权</button>
 </div>
+{VERIFY_BUTTON if can_verify else ""}
 </form>
 </main></body></html>"""
+
+
+# Shown when the installation trusts an identity provider: an account not yet verified signs
+# in above, then proves who it is at the provider and comes back to this page.
+VERIFY_BUTTON = """<p class="note">账号尚未实名核验？填写用户名和密码后可
+<button type="submit" name="decision" value="verify">通过统一身份认证核验身份</button></p>"""
+
+
+def message_page(title: str, message: str, *, ok: bool = False) -> str:
+    css = "ok" if ok else "error"
+    return f"""<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8"><title>{escape(title)}</title>
+<style>{STYLE}</style></head>
+<body><main><h1>{escape(title)}</h1><p class="{css}">{escape(message)}</p></main></body></html>"""
 
 
 def error_page(message: str) -> str:

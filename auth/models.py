@@ -36,11 +36,16 @@ class User(SQLModel, table=True):
     email: str = Field(default="", max_length=254)
     organization: str = Field(default="", max_length=200)
     # HMAC of the person's identity number: matches rows by subject_key, reveals nothing.
-    identity_hmac: str | None = Field(default=None, max_length=64, index=True)
+    # Unique: one account per identity. Set only from a verified source (auth/identity.py).
+    identity_hmac: str | None = Field(default=None, max_length=64, unique=True, index=True)
+    # How the identity was proven: `operator:<name>` or `oidc:<issuer>`.
+    identity_proof: str | None = Field(default=None, max_length=300)
+    identity_verified_at: datetime | None = None
     is_active: bool = True
-    failed_logins: int = 0
-    locked_until: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
+    # Set whenever is_active or role changes: the workers mirror every changed account
+    # (auth/revocations.py), so a token issued before the change stops on the next request.
+    state_changed_at: datetime | None = Field(default=None, index=True)
 
 
 class App(SQLModel, table=True):
@@ -58,6 +63,9 @@ class App(SQLModel, table=True):
     is_active: bool = True
     created_at: datetime = Field(default_factory=utcnow)
     secret_rotated_at: datetime = Field(default_factory=utcnow)
+    # Bumped by every secret rotation; tokens carry it as `sep` and die when it moves on.
+    secret_epoch: int = 0
+    state_changed_at: datetime | None = Field(default=None, index=True)
 
 
 class Consent(SQLModel, table=True):
@@ -89,6 +97,8 @@ class AuthorizationCode(SQLModel, table=True):
     code_challenge_method: str = Field(max_length=8)
     expires_at: datetime
     used_at: datetime | None = None
+    # The token family the (single) redemption started; a second redemption revokes it.
+    family_id: str | None = Field(default=None, max_length=32)
 
 
 class RefreshToken(SQLModel, table=True):
@@ -129,3 +139,42 @@ class Revocation(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=200)
     expires_at: datetime = Field(index=True)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class LoginFailure(SQLModel, table=True):
+    """Failed sign-ins per (account name, source address): a slow-down for that pair only,
+    so a stranger elsewhere cannot lock the owner out."""
+
+    __tablename__ = "login_failures"
+
+    username: str = Field(primary_key=True, max_length=64)
+    source: str = Field(primary_key=True, max_length=64)
+    failures: int = 0
+    last_failure_at: datetime = Field(default_factory=utcnow, index=True)
+    next_allowed_at: datetime = Field(default_factory=utcnow)
+
+
+class IdentityLogin(SQLModel, table=True):
+    """A started OpenID Connect sign-in at the trusted identity provider (实名核验), until its
+    callback consumes it (once) or it expires."""
+
+    __tablename__ = "identity_logins"
+
+    state_hash: str = Field(primary_key=True, max_length=64)
+    nonce: str = Field(max_length=64)
+    code_verifier: str = Field(max_length=128)
+    user_id: int = Field(foreign_key="users.id")
+    return_to: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
+    used_at: datetime | None = None
+
+
+class IdentityTokenSeen(SQLModel, table=True):
+    """ID tokens already accepted, by issuer and `jti:`/`nonce:` key: a replay is refused."""
+
+    __tablename__ = "identity_tokens_seen"
+
+    issuer: str = Field(primary_key=True, max_length=64)  # SHA-256 of the issuer URL
+    token_key: str = Field(primary_key=True, max_length=220)
+    expires_at: datetime = Field(index=True)

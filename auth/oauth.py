@@ -7,7 +7,8 @@ object, a response, client lookup and token storage. The views read the body fir
 a `PlainRequest`, and run this synchronous core in a worker thread.
 
 Grants: client_credentials; authorization_code with PKCE S256 only (exact redirect URI,
-single-use codes that live 60 s); refresh_token with rotation, where reusing a spent token
+single-use codes that live 60 s, redeemed by one conditional UPDATE; a second redemption
+revokes every token issued from the code); refresh_token with rotation, where reusing a spent token
 revokes its whole family (RFC 9700). No implicit, no password grant. Client
 authentication: client_secret_basic, client_secret_post, private_key_jwt (RFC 7523, `jti`
 replay protection).
@@ -24,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
+import sqlalchemy as sa
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import (
     ClientMixin,
@@ -45,6 +47,7 @@ from sqlmodel import Session, select
 
 from auth.apps import auth_methods
 from auth.models import App, AuthorizationCode, RefreshToken, UsedAssertion, User
+from auth.models import Revocation as RevocationRow
 from auth.outbound import Limits, OutboundPolicy, OutboundRefused, fetch
 from auth.revocations import Revocations
 from auth.secrets import digest, matches, new_token
@@ -274,27 +277,41 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if row is None or row.client_id != client.get_client_id():
             return None
         if row.used_at is not None:
-            log.warning("authorization code reused by client %s", row.client_id)
+            self.server.code_reused(row)
             return None
         if aware(row.expires_at) <= utcnow():
             return None
         return CodeRecord(row)
 
     def delete_authorization_code(self, authorization_code: Any) -> None:
-        with Session(self.server.engine) as session:
-            row = session.get(AuthorizationCode, authorization_code.row.code_hash)
-            if row is not None:
-                row.used_at = utcnow()
-                session.add(row)
-                session.commit()
+        # Spent already, atomically, in authenticate_user (before any token was made).
+        return None
 
     def authenticate_user(self, authorization_code: Any) -> PersonGrant | None:
+        """Redeem the code — one conditional UPDATE, so of any number of concurrent
+        redemptions exactly one wins — and start the token family it is recorded with.
+        Runs after every check of the request (client, redirect URI, PKCE)."""
+        row: AuthorizationCode = authorization_code.row
+        family = new_token(12)
+        table = AuthorizationCode.__table__
+        with self.server.engine.begin() as conn:
+            won = conn.execute(
+                sa.update(table)
+                .where(table.c.code_hash == row.code_hash, table.c.used_at.is_(None))
+                .values(used_at=utcnow(), family_id=family)
+            ).rowcount
+        if won != 1:
+            with Session(self.server.engine) as session:
+                spent = session.get(AuthorizationCode, row.code_hash)
+            if spent is not None:
+                self.server.code_reused(spent)
+            return None
         with Session(self.server.engine) as session:
-            user = session.get(User, authorization_code.row.user_id)
+            user = session.get(User, row.user_id)
         if user is None or not user.is_active:
             return None
         # The token family starts here; every token of this grant carries its id.
-        return PersonGrant(user, authorization_code.row.consent_id, new_token(12))
+        return PersonGrant(user, row.consent_id, family)
 
 
 class CodeRecord:
@@ -328,6 +345,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             self.server.revoke_family(row.family_id)
             return None
         if aware(row.expires_at) <= utcnow():
+            return None
+        if self.server.family_revoked(row.family_id):
             return None
         return RefreshTokenRecord(row)
 
@@ -407,11 +426,12 @@ class TokenGenerator(BearerTokenGenerator):
         return new_token(48)
 
     def _access_token(self, client: OAuthClient, grant_type: str, user: Any, scope: str) -> str:
-        extra: dict[str, Any] = {}
+        # `sep`: the app's secret epoch; a rotation (or disabling the app) ends the token.
+        extra: dict[str, Any] = {"sep": client.app.secret_epoch}
         subject = client.get_client_id()
         if isinstance(user, PersonGrant):
             subject = user.user.username
-            extra = {"uid": user.user.id, "consent": user.consent_id, "fam": user.family_id}
+            extra.update(uid=user.user.id, consent=user.consent_id, fam=user.family_id)
         token, _ = self.server.issuer_service.issue(
             subject=subject, client_id=client.get_client_id(), scope=scope, extra=extra
         )
@@ -429,7 +449,7 @@ class TokenLookup:
                 claims = self.server.verifier.verify(token_string)
             except InvalidToken:
                 return None
-            revoked = self.server.revocations.revoked_now(claims.revocation_keys())
+            revoked = self.server.revocations.refusal_now(claims) is not None
             return AccessTokenRecord(claims, revoked)
         with Session(self.server.engine) as session:
             row = session.get(RefreshToken, digest(token_string))
@@ -539,11 +559,31 @@ class OAuthServer(AuthorizationServer):
                 )
             )
             session.commit()
+        if self.family_revoked(family):
+            # A concurrent second redemption of the code revoked the family while this
+            # token was being made: the new refresh token is born revoked.
+            self.revoke_family(family)
 
-    def revoke_family(self, family_id: str) -> None:
+    def family_revoked(self, family_id: str) -> bool:
+        """Read from the table itself (not the mirror): this decides a race."""
+        table = RevocationRow.__table__
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(table.c.expires_at).where(table.c.key == f"family:{family_id}")
+            ).first()
+        return row is not None and aware(row[0]) > utcnow()
+
+    def code_reused(self, row: AuthorizationCode) -> None:
+        """RFC 6749 §4.1.2: a code used twice is refused, and every token issued from it
+        is revoked (its access tokens, and the refresh tokens of its family)."""
+        log.warning("authorization code reused by client %s; revoking its tokens", row.client_id)
+        if row.family_id:
+            self.revoke_family(row.family_id, until=time.time() + REFRESH_LIFETIME)
+
+    def revoke_family(self, family_id: str, *, until: float | None = None) -> None:
         """Every refresh token of the family, and the access tokens issued under it."""
         self.revocations.revoke(
-            f"family:{family_id}", time.time() + self.issuer_service.default_ttl + 60
+            f"family:{family_id}", until or time.time() + self.issuer_service.default_ttl + 60
         )
         with Session(self.engine) as session:
             rows = session.exec(select(RefreshToken).where(RefreshToken.family_id == family_id))

@@ -13,7 +13,7 @@ from base64 import b64decode
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, unquote, urlencode
 
 import orjson
 from authlib.oauth2 import OAuth2Error
@@ -24,10 +24,11 @@ from starlette.responses import HTMLResponse, Response
 
 from audit.events import audited, note
 from auth import users as user_service
-from auth.consent_page import consent_page, error_page
+from auth.consent_page import NO_FRAMING, consent_page, error_page
 from auth.keys import KeyRing
 from auth.models import Consent, User
 from auth.oauth import OAuthServer, PersonGrant, PlainRequest, is_person_scope
+from auth.oidc import ProofError
 from auth.schemas import (
     FORM_BODY,
     HTML_ERROR,
@@ -43,6 +44,7 @@ from catalog.problem_schema import problem_responses
 from catalog.problems import Problem
 from catalog.responses import JSONResponse
 
+NOT_VERIFIED = "该账号尚未实名核验，无法进行个人授权；请持本人有效身份证件由平台管理员核验"
 OAUTH_ERROR_CODES = {401: "unauthorized", 403: "forbidden"}
 MAX_BODY = 16 * 1024
 CONSENT_FIELDS = ("username", "password", "decision")
@@ -124,8 +126,12 @@ def build_router(
     throttle: user_service.LoginThrottle,
     client_ip: Callable[[Request], str],
     describe_person_dataset: Callable[[str], str | None],
+    start_identity: Callable[[int, str], str] | None = None,
 ) -> APIRouter:
+    """`start_identity(user_id, return_to)`: the identity provider's authorization URL for
+    an account to prove who it is and come back to `return_to` (None: no provider)."""
     router = APIRouter(tags=["oauth"])
+    can_verify = start_identity is not None
 
     @router.post(
         "/oauth/token",
@@ -169,6 +175,18 @@ def build_router(
         result = await run_in_threadpool(server.create_endpoint_response, "revocation", plain)
         return _response(request, *result)
 
+    def refusal(user: User, decision: str | None) -> str | None:
+        """Why this account cannot take this decision on the consent page, or None."""
+        if user.role != "developer":
+            return "该账号不能进行个人授权"
+        if decision == "verify":
+            if user.identity_hmac is not None:
+                return "该账号已完成实名核验，请直接点击“同意授权”"
+            return None if can_verify else NOT_VERIFIED
+        if user.identity_hmac is None:
+            return NOT_VERIFIED + ("；可点击“通过统一身份认证核验身份”" if can_verify else "")
+        return None
+
     def consent_request(plain: PlainRequest) -> tuple[Any, dict[str, Any]]:
         """Validate an authorization request; what the consent page shows."""
         grant = server.get_consent_grant(plain)
@@ -209,7 +227,9 @@ def build_router(
         except (OAuth2Error, ValueError) as exc:
             return HTMLResponse(error_page(_describe(exc)), status_code=400)
         hidden = [(k, v) for k, v in request.query_params.multi_items()]
-        return HTMLResponse(consent_page(hidden=hidden, **shown), headers=NO_FRAMING)
+        return HTMLResponse(
+            consent_page(hidden=hidden, can_verify=can_verify, **shown), headers=NO_FRAMING
+        )
 
     @router.post("/oauth/authorize", include_in_schema=False)
     @audited("consent.decide")
@@ -225,7 +245,8 @@ def build_router(
                 grant, shown = consent_request(plain)
             except (OAuth2Error, ValueError) as exc:
                 return HTMLResponse(error_page(_describe(exc)), status_code=400)
-            if values.get("decision") != "approve":
+            decision = values.get("decision")
+            if decision not in ("approve", "verify"):
                 return _response(
                     request,
                     *server.create_authorization_response(plain, grant_user=None, grant=grant),
@@ -240,14 +261,23 @@ def build_router(
                         throttle=throttle,
                     )
                 except Problem as problem:
-                    page = consent_page(hidden=params, error=problem.detail, **shown)
-                    return HTMLResponse(page, status_code=problem.status, headers=NO_FRAMING)
-                if user.role != "developer" or user.identity_hmac is None:
                     page = consent_page(
-                        hidden=params,
-                        error="该账号尚未绑定本人身份证号，无法进行个人授权",
-                        **shown,
+                        hidden=params, error=problem.detail, can_verify=can_verify, **shown
                     )
+                    return HTMLResponse(page, status_code=problem.status, headers=NO_FRAMING)
+                note(request, actor=f"user:{user.username}")
+                reason = refusal(user, decision)
+                if reason is None and decision == "verify":
+                    # Prove who you are at the identity provider, then come back here.
+                    back = "/oauth/authorize?" + urlencode(params)
+                    try:
+                        url = start_identity(user.id, back)  # type: ignore[arg-type,misc]
+                    except ProofError as exc:
+                        reason = exc.message
+                    else:
+                        return Response(status_code=303, headers={"Location": url, **NO_FRAMING})
+                if reason is not None:
+                    page = consent_page(hidden=params, error=reason, can_verify=can_verify, **shown)
                     return HTMLResponse(page, status_code=403, headers=NO_FRAMING)
                 consent = Consent(
                     user_id=user.id,  # type: ignore[arg-type]
@@ -287,9 +317,6 @@ def build_router(
         return JSONResponse(keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
     return router
-
-
-NO_FRAMING = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
 
 
 def _describe(exc: Exception) -> str:

@@ -1,8 +1,9 @@
 """Who is calling: one small typed object per request, and the route-level role checks.
 
-The bearer token is checked by `Authenticator` (local JWT verification plus a revocation
-check, no database hit). Routes declare who may call them with `require_role(...)`, so
-the route table itself says who may call what.
+The bearer token is checked by `Authenticator` (local JWT verification plus a check of
+revocations and of the caller's current state, both mirrored: no database hit). Routes
+declare who may call them with `require_role(...)`, so the route table itself says who may
+call what.
 """
 
 from __future__ import annotations
@@ -61,8 +62,11 @@ class Authenticator:
             claims = self.verifier.verify(token)
         except InvalidToken as exc:
             raise unauthorized(str(exc)) from None
-        if await self.revocations.any_revoked(claims.revocation_keys()):
-            raise unauthorized("令牌已被撤销")
+        # Revoked, or issued to an account or app whose state has changed since (disabled,
+        # another role, a rotated secret): checked on every request against the mirror.
+        reason = await self.revocations.refusal(claims)
+        if reason is not None:
+            raise unauthorized(reason)
         if claims.consent_id is not None:
             kind = "person"
         elif claims.role is not None:

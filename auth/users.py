@@ -1,4 +1,6 @@
-"""People: creating accounts, signing in with throttling, linking an identity number."""
+"""People: creating accounts, signing in with throttling, disabling and changing roles.
+
+Identity numbers reach an account only through auth/identity.py (verified sources)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,13 @@ import logging
 import re
 import threading
 import time
-from datetime import timedelta
 
 from sqlmodel import Session, select
 
+from auth import lockout
 from auth.models import Role, User
-from auth.secrets import hash_password, identity_hmac, verify_password
+from auth.revocations import PrincipalState, Revocations
+from auth.secrets import hash_password, verify_password
 from catalog.models import utcnow
 from catalog.problems import Problem
 
@@ -19,14 +22,16 @@ log = logging.getLogger("opengate.auth")
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,63}")
 MIN_PASSWORD = 8
-LOCK_AFTER = 5  # failed logins in a row lock the account …
-LOCK_FOR = timedelta(minutes=15)  # … for this long
 IP_FAILURES = 20  # failed logins from one address within IP_WINDOW are refused
 IP_WINDOW = 15 * 60.0
 
 
 class UserError(ValueError):
     """A user could not be created or changed; the message says why, in one line."""
+
+
+class UsernameTaken(UserError):  # noqa: N818 (reads as what it is)
+    """The name is in use (self-registration answers as for a new name: no disclosure)."""
 
 
 def create_user(
@@ -46,11 +51,12 @@ def create_user(
         raise UserError(f"未知角色 {role}；可选：{', '.join(r.value for r in Role)}") from None
     if len(password) < MIN_PASSWORD:
         raise UserError(f"密码至少 {MIN_PASSWORD} 位")
+    password_hash = hash_password(password)  # first: a taken name costs the same time
     if session.exec(select(User).where(User.username == username)).first() is not None:
-        raise UserError(f"用户名 {username} 已存在")
+        raise UsernameTaken(f"用户名 {username} 已存在")
     user = User(
         username=username,
-        password_hash=hash_password(password),
+        password_hash=password_hash,
         role=role.value,
         email=email,
         organization=organization,
@@ -66,7 +72,7 @@ def get_user(session: Session, *, username: str) -> User | None:
 
 
 class LoginThrottle:
-    """Failed sign-ins per client address (per account lock-out lives on the user row)."""
+    """Failed sign-ins per client address, whatever the name (per name: auth/lockout.py)."""
 
     def __init__(self) -> None:
         self._failures: dict[str, list[float]] = {}
@@ -90,7 +96,8 @@ def authenticate(
     session: Session, *, username: str, password: str, ip: str, throttle: LoginThrottle
 ) -> User:
     """The user for these credentials, or a Problem. Failures are logged (never the
-    password) and counted per account and per address."""
+    password) and slow down this name from this address (auth/lockout.py); one address
+    failing for many names is refused altogether for a while (`throttle`)."""
     if throttle.blocked(ip):
         log.warning("login refused: too many failures from %s", ip)
         raise Problem(
@@ -99,51 +106,46 @@ def authenticate(
             "登录失败次数过多，请稍后再试",
             headers={"Retry-After": str(int(IP_WINDOW))},
         )
-    user = get_user(session, username=username)
-    now = utcnow()
-    locked_until = user.locked_until if user is not None else None
-    if locked_until is not None and locked_until.tzinfo is None:
-        locked_until = locked_until.replace(tzinfo=now.tzinfo)
-    if locked_until is not None and locked_until > now:
-        log.warning("login refused: account %s is locked", username)
-        verify_password(None, password)  # same cost as a real attempt
+    wait = lockout.wait_left(session, username=username, source=ip)
+    if wait is not None:
+        log.warning("login refused: %r from %s must wait", username[:64], ip)
         raise Problem(
             429,
             "rate_limited",
-            "账号因多次登录失败已暂时锁定，请稍后再试",
-            headers={"Retry-After": str(int((locked_until - now).total_seconds()) + 1)},
+            "该账号在当前网络地址的登录失败次数过多，请稍后再试",
+            headers={"Retry-After": str(int(wait.total_seconds()) + 1)},
         )
+    user = get_user(session, username=username)
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.is_active:
         throttle.failed(ip)
-        if user is not None:
-            user.failed_logins += 1
-            if user.failed_logins >= LOCK_AFTER:
-                user.locked_until = now + LOCK_FOR
-                user.failed_logins = 0
-                log.warning("account %s locked after %d failed logins", username, LOCK_AFTER)
-            session.add(user)
-            session.commit()
-        log.info("failed login for %r from %s", username, ip)
+        lockout.record_failure(session, username=username, source=ip)
+        log.info("failed login for %r from %s", username[:64], ip)
         raise Problem(401, "unauthorized", "用户名或密码错误")
-    if user.failed_logins or user.locked_until:
-        user.failed_logins = 0
-        user.locked_until = None
-        session.add(user)
-        session.commit()
+    lockout.record_success(session, username=username, source=ip)
     return user
 
 
-def link_identity(session: Session, *, user: User, id_number: str, key: bytes) -> User:
-    """Bind the person's identity number (stored only as an HMAC) to the account."""
-    from catalog.identifiers import is_valid_id_number
-
-    if not is_valid_id_number(id_number.strip().upper()):
-        raise Problem(
-            400, "invalid_parameter", "公民身份号码格式或校验位不正确", parameter="id_number"
-        )
-    user.identity_hmac = identity_hmac(key, id_number)
+def _changed(session: Session, user: User, revocations: Revocations) -> User:
+    user.state_changed_at = utcnow()
     session.add(user)
     session.commit()
     session.refresh(user)
+    revocations.publish_state(f"user:{user.id}", PrincipalState(user.is_active, role=user.role))
     return user
+
+
+def disable_user(session: Session, *, user: User, revocations: Revocations) -> User:
+    """Disable the account: every token of it (its own, and the personal ones apps hold)
+    stops on the next request on every worker; it cannot sign in or refresh."""
+    user.is_active = False
+    return _changed(session, user, revocations)
+
+
+def set_role(session: Session, *, user: User, role: str, revocations: Revocations) -> User:
+    """Give the account another role: tokens issued with the old role stop at once."""
+    try:
+        user.role = Role(role).value
+    except ValueError:
+        raise UserError(f"未知角色 {role}；可选：{', '.join(r.value for r in Role)}") from None
+    return _changed(session, user, revocations)

@@ -52,10 +52,6 @@ class Credentials(BaseModel):
     password: str = Field(min_length=1, max_length=256)
 
 
-class IdentityLink(BaseModel):
-    id_number: str = Field(min_length=15, max_length=18)
-
-
 class NewApp(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     redirect_uris: list[str] = Field(default_factory=list, max_length=10)
@@ -69,7 +65,6 @@ class AccountServices:
     issuer: TokenIssuer
     revocations: Revocations
     throttle: user_service.LoginThrottle
-    identity_key: bytes
     allow_registration: bool
     jwks_uri_allowlist: list[str]
     client_ip: object  # Callable[[Request], str]
@@ -83,7 +78,29 @@ def user_summary(user: User) -> dict:
         "email": user.email,
         "organization": user.organization,
         "identity_linked": user.identity_hmac is not None,
+        "identity_proof": user.identity_proof if user.identity_hmac else None,
+        "identity_verified_at": iso_utc(user.identity_verified_at)
+        if user.identity_hmac and user.identity_verified_at
+        else None,
         "created_at": iso_utc(user.created_at),
+    }
+
+
+REGISTERED = (
+    "注册申请已受理。如该用户名此前未被使用，账号已创建，请用该用户名和密码登录；"
+    "如无法登录，说明用户名已被占用，请换一个用户名重新注册。"
+)
+
+
+def registration_answer(body: Registration) -> dict:
+    """The same answer whether or not the name was free: registration is no way to learn
+    which names exist (issue 12 finding 13). Only what the caller sent is echoed."""
+    return {
+        "username": body.username,
+        "role": Role.developer.value,
+        "email": str(body.email),
+        "organization": body.organization,
+        "detail": REGISTERED,
     }
 
 
@@ -135,9 +152,10 @@ def build_router(services: AccountServices) -> APIRouter:
         responses=problem_responses(400, 401, 403, 413, 429, 503),
     )
     @audited("user.register")
-    def register(body: Registration, db: SessionDep) -> JSONResponse:
+    def register(body: Registration, request: Request, db: SessionDep) -> JSONResponse:
         if not services.allow_registration:
             raise Problem(403, "forbidden", "本平台未开放自助注册，请联系管理员")
+        note(request, actor=f"user:{body.username[:64]}")
         try:
             user = user_service.create_user(
                 db,
@@ -147,9 +165,14 @@ def build_router(services: AccountServices) -> APIRouter:
                 email=str(body.email),
                 organization=body.organization,
             )
+        except user_service.UsernameTaken:
+            # The auditor sees it; the caller gets the answer a new name gets.
+            note(request, detail={"result": "username_taken"})
+            return JSONResponse(registration_answer(body), status_code=201)
         except user_service.UserError as exc:
             raise Problem(400, "invalid_parameter", str(exc)) from None
-        return JSONResponse(user_summary(user), status_code=201)
+        note(request, resource=f"users/{user.id}", detail={"result": "created"})
+        return JSONResponse(registration_answer(body), status_code=201)
 
     @router.post(
         "/auth/login",
@@ -181,22 +204,6 @@ def build_router(services: AccountServices) -> APIRouter:
     )
     def me(principal: AnyUser, db: SessionDep) -> JSONResponse:
         return JSONResponse(user_summary(current_user(db, principal)))
-
-    @router.put(
-        "/api/v1/me/identity",
-        summary="Link your identity number (stored as an HMAC)",
-        response_model=UserSummary,
-        responses=problem_responses(400, 401, 403, 409, 413, 429, 503),
-    )
-    @audited("user.identity_link")
-    def link_identity(body: IdentityLink, principal: Developer, db: SessionDep) -> JSONResponse:
-        user = user_service.link_identity(
-            db,
-            user=current_user(db, principal),
-            id_number=body.id_number,
-            key=services.identity_key,
-        )
-        return JSONResponse(user_summary(user))
 
     @router.get(
         "/api/v1/me/consents",
@@ -276,7 +283,7 @@ def build_router(services: AccountServices) -> APIRouter:
     @audited("app.rotate_secret")
     def rotate_secret(client_id: str, principal: Developer, db: SessionDep) -> JSONResponse:
         app: App = app_service.own_app(db, owner=current_user(db, principal), client_id=client_id)
-        secret = app_service.rotate_secret(db, app=app)
+        secret = app_service.rotate_secret(db, app=app, revocations=services.revocations)
         return JSONResponse(
             {"client_id": app.client_id, "client_secret": secret},
             headers={"Cache-Control": "no-store"},

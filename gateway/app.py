@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from audit import views as audit_views
 from audit.signing import Signer
 from audit.writer import AuditWriter
-from auth import oauth_views
+from auth import admin_views, identity_views, oauth_views
 from auth import views as account_views
 from auth.models import Role
 from auth.principal import principal_of, require_role
@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.audit_writer = writer
     app.state.audit_signer = signer
 
+    provider = security.identity_provider
     problems.install(app)
     # The data routes come first: routes are matched in order and these are the hot ones.
     access = AccessResolver(engine, load_master_key(settings.data_dir))
@@ -136,8 +137,18 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             throttle=security.throttle,
             client_ip=client_ip,
             describe_person_dataset=describe_person_dataset,
+            start_identity=provider.begin if provider is not None else None,
         )
     )
+    app.include_router(
+        identity_views.build_router(
+            engine=engine,
+            provider=security.identity_provider,
+            revocations=security.revocations,
+            identity_key=security.identity_key,
+        )
+    )
+    app.include_router(admin_views.build_router(engine, security.revocations))
     app.include_router(
         account_views.build_router(
             account_views.AccountServices(
@@ -145,7 +156,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                 issuer=security.issuer,
                 revocations=security.revocations,
                 throttle=security.throttle,
-                identity_key=security.identity_key,
                 allow_registration=settings.allow_registration,
                 jwks_uri_allowlist=settings.jwks_uri_prefixes,
                 client_ip=client_ip,

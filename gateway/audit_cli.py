@@ -45,7 +45,7 @@ def record_cli_event(engine: Engine, action: str, *, resource: str | None, **ext
                 "purpose": None,
                 "grant_id": None,
                 "grant_version": None,
-                "outcome": "allowed",
+                "outcome": extra.pop("outcome", "allowed"),
                 "status": None,
                 "detail": detail,
             }

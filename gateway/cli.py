@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -96,6 +96,17 @@ def _require_schema(settings: Settings) -> None:
             raise UserError("the schema is missing or old; run `opengate migrate` first")
 
 
+def _check_identity_provider(settings: Settings) -> None:
+    """A misconfigured OPENGATE_IDENTITY_* is one line here, not a traceback per worker."""
+    from gateway.security import identity_provider
+
+    try:
+        identity_provider(settings, create_engine(settings.sqlalchemy_url))
+    except ValueError as exc:
+        fail(str(exc))
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
@@ -109,6 +120,7 @@ def serve(
 
     settings = _settings()
     _require_schema(settings)
+    _check_identity_provider(settings)
     KeyRing(settings.data_dir / "keys")  # created here once, before the workers race for it
     uvicorn.run(
         "gateway.app:create_app",
@@ -296,6 +308,163 @@ def users_token(
             detail={"ttl": ttl},
         )
     print(token)
+
+
+@contextmanager
+def _account_change(settings: Settings) -> Iterator[tuple[Any, Any]]:
+    """A session and the revocation mirror (with Redis when configured, so a change
+    reaches every host at once)."""
+    from sqlmodel import Session
+
+    from auth.revocations import Revocations
+
+    engine = create_engine(settings.sqlalchemy_url)
+    with Session(engine) as session:
+        yield session, Revocations(engine, redis_url=settings.redis_url)
+
+
+def _user(session: Any, username: str) -> Any:
+    from auth.users import get_user
+
+    user = get_user(session, username=username)
+    if user is None:
+        raise UserError(f"no user {username!r}")
+    return user
+
+
+@users_app.command("disable")
+def users_disable(username: Annotated[str, typer.Argument(help="login name")]) -> None:
+    """Disable an account: its tokens stop on the next request on every host."""
+    from auth.users import disable_user
+
+    settings = _settings()
+    _require_schema(settings)
+    with user_errors(settings), _account_change(settings) as (db, revocations):
+        user = disable_user(db, user=_user(db, username), revocations=revocations)
+        record_cli_event(db.get_bind(), "user.disable", resource=f"users/{user.id}")
+    out.print(f"disabled {user.username}")
+
+
+@users_app.command("set-role")
+def users_set_role(
+    username: Annotated[str, typer.Argument(help="login name")],
+    role: Annotated[str, typer.Argument(help="developer | data_admin | auditor | sysadmin")],
+) -> None:
+    """Change an account's role: tokens issued with the old role stop at once."""
+    from auth.users import UserError as AccountError
+    from auth.users import set_role
+
+    settings = _settings()
+    _require_schema(settings)
+    with user_errors(settings), _account_change(settings) as (db, revocations):
+        user = _user(db, username)
+        before = user.role
+        try:
+            user = set_role(db, user=user, role=role, revocations=revocations)
+        except AccountError as exc:
+            raise UserError(str(exc)) from None
+        record_cli_event(
+            db.get_bind(),
+            "user.set_role",
+            resource=f"users/{user.id}",
+            detail={"from": before, "to": user.role},
+        )
+    out.print(f"{user.username} is now {user.role}")
+
+
+@users_app.command("verify-identity")
+def users_verify_identity(
+    username: Annotated[str, typer.Argument(help="login name of the person")],
+    id_number_stdin: Annotated[
+        bool,
+        typer.Option("--id-number-stdin", help="read the identity number from standard input"),
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="replace another identity already on the account")
+    ] = False,
+    evidence: Annotated[
+        str, typer.Option(help="what was checked, e.g. 居民身份证原件 (audited)")
+    ] = "",
+) -> None:
+    """Record an operator's verification of the person's identity number (实名核验)."""
+    import getpass
+
+    from auth.identity import IdentityRefused, identity_of, link_identity
+    from auth.secrets import load_or_create_key
+    from catalog.problems import Problem
+
+    if not id_number_stdin:
+        raise_user_error("the identity number is read from standard input: --id-number-stdin")
+    settings = _settings()
+    _require_schema(settings)
+    number = sys.stdin.readline().strip()
+    proof = f"operator:{getpass.getuser()}"
+    with user_errors(settings), _account_change(settings) as (db, revocations):
+        user = _user(db, username)
+        engine = db.get_bind()
+        refused: dict[str, Any] = {"proof": proof, "evidence": evidence[:200]}
+        try:
+            if not user.is_active or user.role != "developer":
+                refused["refused"] = "account"
+                raise UserError(f"{username} is not an active developer (person) account")
+            identity = identity_of(load_or_create_key(settings.data_dir / "identity.key"), number)
+            refused["identity"] = identity
+            outcome = link_identity(
+                db,
+                user=user,
+                identity=identity,
+                proof=proof,
+                revocations=revocations,
+                replace=replace,
+            )
+        except IdentityRefused as exc:
+            refused.update(exc.audit_detail)
+            _refused_event(engine, user.id, refused)
+            raise UserError(exc.detail) from None
+        except Problem as problem:  # the number fails its check
+            refused["refused"] = "invalid_id_number"
+            _refused_event(engine, user.id, refused)
+            raise UserError(problem.detail) from None
+        except UserError:
+            _refused_event(engine, user.id, refused)
+            raise
+        record_cli_event(
+            engine,
+            "user.identity_verify",
+            resource=f"users/{user.id}",
+            detail={**outcome.audit_detail(), "evidence": evidence[:200]},
+        )
+    state = "verified" if outcome.changed else "already verified"
+    ended = f"; {outcome.consents_ended} consent(s) ended" if outcome.relinked else ""
+    out.print(f"{username}: identity {state} ({proof}){ended}")
+
+
+def _refused_event(engine: Any, user_id: int, detail: dict[str, Any]) -> None:
+    record_cli_event(
+        engine, "user.identity_verify", resource=f"users/{user_id}", outcome="denied", detail=detail
+    )
+
+
+def raise_user_error(reason: str) -> None:
+    fail(reason)
+    raise typer.Exit(1)
+
+
+@apps_app.command("disable")
+def apps_disable(client_id: Annotated[str, typer.Argument(help="the app's client_id")]) -> None:
+    """Disable an app: its tokens stop on the next request on every host."""
+    from auth.apps import disable_app
+    from auth.models import App
+
+    settings = _settings()
+    _require_schema(settings)
+    with user_errors(settings), _account_change(settings) as (db, revocations):
+        app = db.get(App, client_id)
+        if app is None:
+            raise UserError(f"no app {client_id!r}")
+        disable_app(db, app=app, revocations=revocations)
+        record_cli_event(db.get_bind(), "app.disable", resource=f"apps/{client_id}")
+    out.print(f"disabled app {client_id}")
 
 
 @apps_app.command("create")

@@ -1,5 +1,6 @@
 """Demo accounts and app (idempotent): one account per role, a developer with an app, and a
-person (张三丰) linked to the first row of the social-insurance demo data."""
+person (张三丰) whose identity an operator verified (audited, proof `operator:demo`), so
+the account matches the first row of the social-insurance demo data."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from auth.apps import create_app
+from auth.identity import identity_of, link_identity
+from auth.revocations import Revocations
 from auth.secrets import load_or_create_key
-from auth.users import create_user, get_user, link_identity
+from auth.users import create_user, get_user
+from gateway.audit_cli import record_cli_event
 from gateway.demo_catalog import DEMO_PERSON
 
 DEMO_PASSWORD = "opengate-demo"  # noqa: S105 (demo only: printed for people to try)
@@ -40,11 +44,23 @@ def ensure_demo_accounts(engine: Engine, data_dir: Path) -> dict[str, str]:
                 )
         person = get_user(session, username="zhangsanfeng")
         if person is not None and person.identity_hmac is None:
-            link_identity(
+            # As `opengate users verify-identity zhangsanfeng --id-number-stdin` records it.
+            outcome = link_identity(
                 session,
                 user=person,
-                id_number=DEMO_PERSON.id_number,
-                key=load_or_create_key(data_dir / "identity.key"),
+                identity=identity_of(
+                    load_or_create_key(data_dir / "identity.key"), DEMO_PERSON.id_number
+                ),
+                proof="operator:demo",
+                revocations=Revocations(engine),
+            )
+            # End the session's read first: on SQLite it could not write after the event.
+            session.commit()
+            record_cli_event(
+                engine,
+                "user.identity_verify",
+                resource=f"users/{outcome.user_id}",
+                detail={**outcome.audit_detail(), "evidence": "演示数据（demo）"},
             )
         saved = data_dir / "demo-app.json"
         if saved.exists():

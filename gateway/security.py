@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from auth.keys import KeyRing
 from auth.oauth import OAuthServer
+from auth.oidc import IdentityProvider, ProviderConfig, check_issuer_url
 from auth.outbound import Limits, OutboundPolicy
 from auth.principal import Authenticator
 from auth.revocations import Revocations
@@ -28,6 +29,7 @@ class Security:
     oauth: OAuthServer
     throttle: LoginThrottle
     identity_key: bytes
+    identity_provider: IdentityProvider | None
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine) -> Security:
@@ -58,7 +60,30 @@ class Security:
             ),
             throttle=LoginThrottle(),
             identity_key=load_or_create_key(settings.data_dir / "identity.key"),
+            identity_provider=identity_provider(settings, engine),
         )
+
+
+def identity_provider(settings: Settings, engine: Engine) -> IdentityProvider | None:
+    """The trusted OpenID Connect provider of identity proofing, when one is configured."""
+    if not settings.identity_issuer:
+        return None
+    check_issuer_url(settings.identity_issuer)
+    if not settings.identity_client_id or not settings.identity_client_secret:
+        raise ValueError(
+            "OPENGATE_IDENTITY_ISSUER is set: set OPENGATE_IDENTITY_CLIENT_ID and "
+            "OPENGATE_IDENTITY_CLIENT_SECRET too"
+        )
+    config = ProviderConfig(
+        issuer=settings.identity_issuer,
+        client_id=settings.identity_client_id,
+        client_secret=settings.identity_client_secret,
+        redirect_uri=settings.issuer.rstrip("/") + "/auth/identity/callback",
+        claim=settings.identity_claim,
+        verified_claim=settings.identity_verified_claim,
+        scope=settings.identity_scope,
+    )
+    return IdentityProvider(config, engine)
 
 
 def client_ip(request: Request) -> str:

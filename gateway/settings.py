@@ -80,6 +80,17 @@ class Settings(BaseSettings):
     # Largest request body any route reads (Content-Length or chunked), in bytes.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
+    # Identity proofing (实名核验) through the installation's OpenID Connect provider
+    # (统一身份认证). Unset issuer: only an operator's `opengate users verify-identity`.
+    identity_issuer: str | None = None
+    identity_client_id: str = ""
+    identity_client_secret: str = ""
+    # The ID-token claim holding the identity number, and the claim that must be `true`
+    # for it to count as verified (empty: the provider releases verified numbers only).
+    identity_claim: str = "id_number"
+    identity_verified_claim: str = "id_number_verified"
+    identity_scope: str = "openid"
+
     # The audit log: "database" (the hash-chained table), or "null" — stores nothing, for
     # the audit-overhead benchmark only; the gateway logs a warning when it runs that way.
     audit_sink: Literal["database", "null"] = "database"

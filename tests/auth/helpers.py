@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from auth.apps import create_app
 from auth.models import User
-from auth.users import create_user
+from auth.users import create_user, get_user
 
 PASSWORD = "correct horse battery"
 REDIRECT = "http://127.0.0.1:9/callback"
@@ -44,3 +45,45 @@ def developer_with_app(
 def user(engine: Engine, username: str, role: str) -> User:
     with Session(engine) as session:
         return create_user(session, username=username, password=PASSWORD, role=role)
+
+
+def verify_identity(engine: Engine, data_dir: Path, username: str, id_number: str) -> None:
+    """An operator's verification, as `opengate users verify-identity` records it."""
+    from auth.identity import identity_of, link_identity
+    from auth.revocations import Revocations
+    from auth.secrets import load_or_create_key
+
+    key = load_or_create_key(data_dir / "identity.key")
+    with Session(engine) as session:
+        link_identity(
+            session,
+            user=get_user(session, username=username),  # type: ignore[arg-type]
+            identity=identity_of(key, id_number),
+            proof="operator:test",
+            revocations=Revocations(engine),
+        )
+
+
+def audit_events(engine: Engine, action: str) -> list[dict]:
+    """The stored events of one action, oldest first."""
+    import json
+
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT detail, outcome, resource, actor FROM audit_events "
+                "WHERE action = :a ORDER BY seq"
+            ),
+            {"a": action},
+        ).all()
+    return [
+        {
+            "detail": json.loads(d) if isinstance(d, str) else d,
+            "outcome": o,
+            "resource": r,
+            "actor": a,
+        }
+        for d, o, r, a in rows
+    ]

@@ -1,4 +1,5 @@
-"""Accounts: registration, sign-in with throttling, /me, apps, identity linking, roles."""
+"""Accounts: registration, sign-in with throttling, /me, apps, roles; no self-asserted
+identity."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import logging
 import pytest
 from sqlalchemy.engine import Engine
 
-from auth.users import LOCK_AFTER
+from auth.lockout import FREE_FAILURES
 from gateway.app import create_app
 from gateway.settings import Settings
-from tests.auth.helpers import PASSWORD, user
+from tests.auth.helpers import PASSWORD, audit_events, user
 from tests.conftest import TestClient
 
 
@@ -53,14 +54,33 @@ def test_bad_registrations(client: TestClient, body: dict, parameter: str):
     assert response.status_code == 400 and response.json()["parameter"] == parameter
 
 
-def test_duplicate_username_and_switched_off_registration(
-    client: TestClient, engine: Engine, settings: Settings
-):
+def test_registration_does_not_say_whether_a_name_exists(client: TestClient, engine: Engine):
+    """Finding 13: a taken name gets the very answer a free one gets; only the audit log
+    (and a failed sign-in with the new password) tells them apart."""
     user(engine, "taken", "developer")
-    response = client.post(
-        "/auth/register", json={"username": "taken", "password": PASSWORD, "email": "t@example.com"}
+    taken = client.post(
+        "/auth/register",
+        json={"username": "taken", "password": "another-password", "email": "t@example.com"},
     )
-    assert response.status_code == 400 and "已存在" in response.json()["detail"]
+    free = client.post(
+        "/auth/register",
+        json={"username": "untaken", "password": "another-password", "email": "t@example.com"},
+    )
+    assert taken.status_code == free.status_code == 201
+    strip = lambda body: {k: v for k, v in body.items() if k != "username"}  # noqa: E731
+    assert strip(taken.json()) == strip(free.json())
+    assert "已存在" not in taken.text
+    # the existing account is untouched: its own password still works, the new one does not
+    assert client.post("/auth/login", json=creds("taken")).status_code == 200
+    retry = client.post("/auth/login", json={"username": "taken", "password": "another-password"})
+    assert retry.status_code == 401
+    assert login(client, "untaken", "another-password")["token_type"] == "Bearer"
+    events = audit_events(engine, "user.register")
+    assert [e["detail"]["result"] for e in events] == ["username_taken", "created"]
+    assert all("another-password" not in str(e) for e in events)
+
+
+def test_switched_off_registration(engine: Engine, settings: Settings):
     closed = settings.model_copy(update={"allow_registration": False})
     with TestClient(create_app(closed, engine=engine)) as other:
         response = other.post(
@@ -70,23 +90,60 @@ def test_duplicate_username_and_switched_off_registration(
     assert response.status_code == 403
 
 
-def test_brute_force_locks_the_account_and_is_logged(
+def at(client: TestClient, address: str) -> TestClient:
+    """The same app, called from another client address."""
+    return TestClient(client.app, client=(address, 50000))
+
+
+def creds(username: str) -> dict[str, str]:
+    return {"username": username, "password": PASSWORD}
+
+
+def test_wrong_passwords_slow_down_one_address_not_the_owner(
     client: TestClient, engine: Engine, caplog: pytest.LogCaptureFixture
 ):
+    """Finding 13: five wrong passwords from one address no longer lock the account for its
+    owner elsewhere; the guessing address is slowed down instead (Retry-After grows)."""
     caplog.set_level(logging.INFO, logger="opengate.auth")
-    user(engine, "target", "developer")
-    for _ in range(LOCK_AFTER):
-        assert (
-            client.post(
-                "/auth/login", json={"username": "target", "password": "guess-123"}
-            ).status_code
-            == 401
-        )
-    locked = client.post("/auth/login", json={"username": "target", "password": PASSWORD})
-    assert locked.status_code == 429 and locked.json()["code"] == "rate_limited"
-    assert "Retry-After" in locked.headers
-    assert "account target locked" in caplog.text
+    user(engine, "target", "data_admin")
+    attacker, owner = at(client, "203.0.113.7"), at(client, "198.51.100.20")
+    wrong = {"username": "target", "password": "guess-123"}
+    for _ in range(FREE_FAILURES):
+        assert attacker.post("/auth/login", json=wrong).status_code == 401
+    slowed = attacker.post("/auth/login", json=creds("target"))
+    assert slowed.status_code == 429 and slowed.json()["code"] == "rate_limited"
+    assert int(slowed.headers["Retry-After"]) >= 1
+    # the owner, at another address, signs in at once
+    mine = owner.post("/auth/login", json=creds("target"))
+    assert mine.status_code == 200, mine.text
+    assert "sign-in slowed down for 'target' from 203.0.113.7" in caplog.text
     assert "guess-123" not in caplog.text and PASSWORD not in caplog.text
+
+
+def test_the_slow_down_grows_and_ends(client: TestClient, engine: Engine):
+    from datetime import timedelta
+
+    from sqlmodel import Session
+
+    from auth.lockout import MAX_DELAY, delay_after
+    from auth.models import LoginFailure
+
+    assert delay_after(FREE_FAILURES - 1) == timedelta(0)
+    assert delay_after(FREE_FAILURES) < delay_after(FREE_FAILURES + 3) <= MAX_DELAY
+    assert delay_after(100) == MAX_DELAY
+    user(engine, "patient", "developer")
+    attacker = at(client, "203.0.113.8")
+    for _ in range(FREE_FAILURES):
+        attacker.post("/auth/login", json={"username": "patient", "password": "nope-nope"})
+    assert attacker.post("/auth/login", json=creds("patient")).status_code == 429
+    with Session(engine) as session:  # the wait is over
+        row = session.get(LoginFailure, ("patient", "203.0.113.8"))
+        row.next_allowed_at = row.last_failure_at
+        session.add(row)
+        session.commit()
+    assert attacker.post("/auth/login", json=creds("patient")).status_code == 200
+    with Session(engine) as session:  # success forgets the failures of the pair
+        assert session.get(LoginFailure, ("patient", "203.0.113.8")) is None
 
 
 def test_unknown_user_and_wrong_password_look_the_same(client: TestClient, engine: Engine):
@@ -144,14 +201,16 @@ def test_bad_app_registrations(client: TestClient, engine: Engine, body: dict):
     assert response.status_code == 400 and response.json()["code"] == "invalid_parameter"
 
 
-def test_identity_link_validates_the_check_digit(client: TestClient, engine: Engine):
+def test_no_self_asserted_identity(client: TestClient, engine: Engine):
+    """Finding 1: a person cannot link an identity number to their own account by saying
+    so; a valid number of someone else's is no existence oracle either."""
     user(engine, "person", "developer")
     auth = bearer(client, "person")
-    bad = client.put("/api/v1/me/identity", json={"id_number": "370202199001011234"}, headers=auth)
-    assert bad.status_code == 400 and "370202199001011234" not in bad.text
-    good = client.put("/api/v1/me/identity", json={"id_number": "370202199001011237"}, headers=auth)
-    assert good.json()["identity_linked"] is True
-    assert "370202199001011237" not in good.text
+    claimed = client.put(
+        "/api/v1/me/identity", json={"id_number": "370202199001011237"}, headers=auth
+    )
+    assert claimed.status_code in (404, 405)
+    assert client.get("/api/v1/me", headers=auth).json()["identity_linked"] is False
 
 
 @pytest.mark.parametrize("role", ["data_admin", "auditor", "sysadmin"])

@@ -17,10 +17,8 @@ from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
-from auth.users import get_user, link_identity
-from tests.auth.helpers import PASSWORD, REDIRECT, developer_with_app
+from tests.auth.helpers import PASSWORD, REDIRECT, developer_with_app, verify_identity
 from tests.conftest import LiveServer
 from tests.packages import import_conditional
 
@@ -150,13 +148,7 @@ def person(engine: Engine, packages: Path, settings) -> dict:
     )
     reg = developer_with_app(engine)
     developer_with_app(engine, "zhangsan", redirect_uris=[])
-    from auth.secrets import load_or_create_key
-
-    key = load_or_create_key(settings.data_dir / "identity.key")
-    with Session(engine) as session:
-        link_identity(
-            session, user=get_user(session, username="zhangsan"), id_number=PERSON_ID, key=key
-        )
+    verify_identity(engine, settings.data_dir, "zhangsan", PERSON_ID)
     return {"client_id": reg.client_id, "client_secret": reg.client_secret}
 
 
@@ -206,20 +198,6 @@ def test_authorization_code_with_pkce_and_rotating_refresh(
     auth = {"Authorization": f"Bearer {token['access_token']}"}
     assert httpx.get(f"{live.url}/api/v1/datasets", headers=auth).status_code == 200
 
-    # the code is single-use
-    code = parse_qs(urlsplit(location).query)["code"][0]
-    reused = httpx.post(
-        token_url,
-        auth=(person["client_id"], person["client_secret"]),
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT,
-            "code_verifier": verifier,
-        },
-    )
-    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
-
     # refresh rotates; reusing the spent one ends the whole family
     first_refresh = token["refresh_token"]
     rotated = client.refresh_token(token_url, refresh_token=first_refresh)
@@ -242,6 +220,20 @@ def test_authorization_code_with_pkce_and_rotating_refresh(
         headers={"Authorization": f"Bearer {rotated['access_token']}"},
     )
     assert revoked.status_code == 401
+
+    # the code is single-use (its reuse is refused; what it still revokes: see below)
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    reused = httpx.post(
+        token_url,
+        auth=(person["client_id"], person["client_secret"]),
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+    )
+    assert reused.status_code == 400 and reused.json()["error"] == "invalid_grant"
 
 
 def test_pkce_is_required_and_checked(live: LiveServer, person: dict):
@@ -433,3 +425,93 @@ def test_private_key_jwt_with_an_allow_listed_jwks_uri(engine: Engine, tmp_path:
             assert token["access_token"]
     finally:
         jwks_server.shutdown()
+
+
+def _redeem(live: LiveServer, person: dict, code: str, verifier: str) -> httpx.Response:
+    return httpx.post(
+        f"{live.url}/oauth/token",
+        auth=(person["client_id"], person["client_secret"]),
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+        },
+        timeout=30,
+    )
+
+
+def _fresh_code(live: LiveServer, person: dict, verifier: str) -> str:
+    client = OAuth2Client(
+        person["client_id"],
+        person["client_secret"],
+        redirect_uri=REDIRECT,
+        code_challenge_method="S256",
+    )
+    return parse_qs(urlsplit(authorize(live, client, verifier)).query)["code"][0]
+
+
+def test_parallel_redemptions_of_one_code_give_one_token(live: LiveServer, person: dict):
+    """Finding 9: 8 redemptions of one code at the same moment: exactly one answer is a
+    token (the code is spent by one conditional UPDATE), every other is invalid_grant — and,
+    since the code was used more than once, the one token is revoked too (RFC 6749 §4.1.2)."""
+    import threading
+
+    verifier = "r" * 64
+    code = _fresh_code(live, person, verifier)
+    barrier = threading.Barrier(8)
+    answers: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def redeem() -> None:
+        barrier.wait(timeout=10)
+        answer = _redeem(live, person, code, verifier)
+        with lock:
+            answers.append(answer)
+
+    threads = [threading.Thread(target=redeem) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [200] + [400] * 7, statuses
+    assert all(a.json()["error"] == "invalid_grant" for a in answers if a.status_code == 400)
+    [won] = [a.json() for a in answers if a.status_code == 200]
+    basic = (person["client_id"], person["client_secret"])
+    introspected = httpx.post(
+        f"{live.url}/oauth/introspect", auth=basic, data={"token": won["access_token"]}
+    ).json()
+    assert introspected == {"active": False}
+    refresh = httpx.post(
+        f"{live.url}/oauth/token",
+        auth=basic,
+        data={"grant_type": "refresh_token", "refresh_token": won["refresh_token"]},
+    )
+    assert refresh.json()["error"] == "invalid_grant"
+
+
+def test_a_reused_code_revokes_the_tokens_issued_from_it(live: LiveServer, person: dict):
+    """RFC 6749 §4.1.2: the second redemption is refused and ends the first one's tokens —
+    the access token (introspection, the API) and the refresh token."""
+    verifier = "s" * 64
+    code = _fresh_code(live, person, verifier)
+    first = _redeem(live, person, code, verifier)
+    assert first.status_code == 200
+    token = first.json()
+    basic = (person["client_id"], person["client_secret"])
+    introspect = f"{live.url}/oauth/introspect"
+    active = httpx.post(introspect, auth=basic, data={"token": token["access_token"]}).json()
+    assert active["active"] is True
+    again = _redeem(live, person, code, verifier)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    after = httpx.post(introspect, auth=basic, data={"token": token["access_token"]}).json()
+    assert after == {"active": False}
+    auth = {"Authorization": f"Bearer {token['access_token']}"}
+    assert httpx.get(f"{live.url}/api/v1/datasets", headers=auth).status_code == 401
+    refresh = httpx.post(
+        f"{live.url}/oauth/token",
+        auth=basic,
+        data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]},
+    )
+    assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"

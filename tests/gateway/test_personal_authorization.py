@@ -11,12 +11,10 @@ import httpx
 import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from auth.secrets import identity_hmac, load_or_create_key
-from auth.users import get_user, link_identity
 from gateway.settings import Settings
-from tests.auth.helpers import PASSWORD, REDIRECT, developer_with_app
+from tests.auth.helpers import PASSWORD, REDIRECT, developer_with_app, verify_identity
 from tests.auth.test_oauth_flows import authorize
 from tests.conftest import LiveServer
 from tests.packages import import_conditional
@@ -44,10 +42,7 @@ def consented(engine: Engine, packages: Path, settings: Settings, live: LiveServ
     )
     reg = developer_with_app(engine)
     developer_with_app(engine, "zhangsan", redirect_uris=[])
-    with Session(engine) as session:
-        link_identity(
-            session, user=get_user(session, username="zhangsan"), id_number=PERSON_ID, key=key
-        )
+    verify_identity(engine, settings.data_dir, "zhangsan", PERSON_ID)
     client = OAuth2Client(
         reg.client_id, reg.client_secret, redirect_uri=REDIRECT, code_challenge_method="S256"
     )

@@ -54,7 +54,7 @@ def test_every_route_is_in_its_group(tmp_path: Path):
         tags = set(route.tags)
         if tags & {"data"}:
             expected = "data"
-        elif tags & {"grants", "audit"}:
+        elif tags & {"grants", "audit", "administration"}:
             expected = "admin"
         elif path.startswith(("/auth/", "/oauth/")):
             expected = "auth"

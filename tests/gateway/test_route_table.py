@@ -42,6 +42,8 @@ PUBLIC = {
     ("GET", "/.well-known/jwks.json"),
     ("POST", "/auth/register"),
     ("POST", "/auth/login"),
+    # the identity provider sends the person back here; the state says whose sign-in it is
+    ("GET", "/auth/identity/callback"),
     # anyone may check a checkpoint or an export against the published key
     ("GET", "/api/v1/audit/public-key"),
 }
@@ -55,7 +57,10 @@ EXPECTED_ROLES = {
     ("GET", "/api/v1/audit/export"): {"auditor"},
     ("GET", "/api/v1/audit/stats"): {"auditor"},
     ("GET", "/api/v1/me"): {"developer", "data_admin", "auditor", "sysadmin"},
-    ("PUT", "/api/v1/me/identity"): {"developer"},
+    ("POST", "/auth/identity/start"): {"developer"},
+    ("POST", "/api/v1/admin/users/{username}/disable"): {"sysadmin"},
+    ("POST", "/api/v1/admin/users/{username}/role"): {"sysadmin"},
+    ("POST", "/api/v1/admin/apps/{client_id}/disable"): {"sysadmin"},
     ("GET", "/api/v1/me/consents"): {"developer"},
     ("POST", "/api/v1/me/consents/{consent_id}/withdraw"): {"developer"},
     ("POST", "/api/v1/apps"): {"developer"},
@@ -127,6 +132,7 @@ def test_guarded_routes_answer_401_then_403_then_let_the_right_role_in(client, e
             .replace("{client_id}", "og_none")
             .replace("{application_id}", "999")
             .replace("{grant_id}", "999")
+            .replace("{username}", "nobody")
         )
         anonymous = client.request(method, url, json={})
         assert anonymous.status_code == 401, (method, path)

@@ -1,0 +1,132 @@
+"""Identity proofing over HTTP: `POST /auth/identity/start` and `GET /auth/identity/callback`.
+
+A signed-in developer account (a person) asks to be verified; the gateway answers with the
+identity provider's authorization URL; the person signs in there; the provider sends the
+browser back to the callback, which links the verified identity to that account and shows a
+Chinese page — or, when the sign-in began on the consent page, returns the person there.
+Every callback writes one `user.identity_link` event naming the identity by its HMAC and the
+proof (`oidc:<issuer>`), refused ones included.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from audit.events import audited, note
+from auth.consent_page import NO_FRAMING, message_page
+from auth.identity import IdentityRefused, identity_of, link_identity
+from auth.models import Role, User
+from auth.oidc import LOGIN_LIFETIME, IdentityProvider, ProofError
+from auth.principal import Principal, require_role
+from auth.revocations import Revocations
+from catalog.problems import Problem
+from catalog.responses import JSONResponse
+
+NOT_CONFIGURED = "本平台未接入统一身份认证；请持本人有效身份证件由平台管理员现场核验"
+
+
+def safe_return_to(target: str | None) -> str | None:
+    """Only back to our own consent page (a path, never another host)."""
+    if not target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or parts.path != "/oauth/authorize" or "\\" in target:
+        return None
+    return target
+
+
+def build_router(
+    *,
+    engine: Engine,
+    provider: IdentityProvider | None,
+    revocations: Revocations,
+    identity_key: bytes,
+) -> APIRouter:
+    router = APIRouter(tags=["identity"])
+    person = Depends(require_role(Role.developer))
+
+    def configured() -> IdentityProvider:
+        if provider is None:
+            raise Problem(404, "not_found", NOT_CONFIGURED)
+        return provider
+
+    @router.post("/auth/identity/start", summary="Start identity proofing at the trusted IdP")
+    @audited("user.identity_start")
+    async def start(request: Request, principal: Principal = person) -> JSONResponse:
+        idp = configured()
+        note(request, resource=f"users/{principal.user_id}")
+        try:
+            url = await run_in_threadpool(idp.begin, user_id=principal.user_id)
+        except ProofError as exc:
+            note(request, detail={"refused": exc.reason})
+            raise Problem(exc.status, "unavailable", exc.message) from None
+        return JSONResponse(
+            {"authorization_url": url, "expires_in": int(LOGIN_LIFETIME.total_seconds())},
+            headers={"Cache-Control": "no-store"},
+        )
+
+    @router.get(
+        "/auth/identity/callback",
+        response_class=HTMLResponse,
+        summary="Where the identity provider returns the person (links the identity)",
+    )
+    @audited("user.identity_link")
+    async def callback(request: Request) -> Response:
+        idp = configured()
+        params = request.query_params
+        return await run_in_threadpool(
+            complete, request, idp, params.get("state", ""), params.get("code"), params
+        )
+
+    def complete(
+        request: Request, idp: IdentityProvider, state: str, code: str | None, params: object
+    ) -> Response:
+        proof = idp.config.proof
+        try:
+            pending, nonce, verifier = idp.consume(state[:200])
+            note(request, resource=f"users/{pending.user_id}")
+            if code is None:
+                # The person cancelled at the provider, or it refused (`error=`).
+                raise ProofError("provider_refused", "已在统一身份认证页面取消或被拒绝，未作更改")
+            verified = idp.finish(code=code[:2000], nonce=nonce, verifier=verifier)
+            identity = identity_of(identity_key, verified.id_number)
+        except ProofError as exc:
+            note(request, detail={"proof": proof, "refused": exc.reason})
+            return page(exc.status, "实名核验未完成", exc.message)
+        except Problem as problem:  # an identity number failing its check
+            note(request, detail={"proof": proof, "refused": "invalid_id_number"})
+            return page(400, "实名核验未完成", problem.detail)
+        with Session(engine) as session:
+            user = session.get(User, pending.user_id)
+            if user is None or not user.is_active or user.role != Role.developer:
+                note(request, detail={"identity": identity, "proof": proof, "refused": "account"})
+                return page(403, "实名核验未完成", "该账号不存在、已停用或不能绑定个人身份")
+            note(request, actor=f"user:{user.username}")
+            try:
+                outcome = link_identity(
+                    session, user=user, identity=identity, proof=proof, revocations=revocations
+                )
+            except IdentityRefused as refused:
+                note(request, detail=refused.audit_detail)
+                return page(409, "实名核验未完成", refused.detail)
+        note(request, detail=outcome.audit_detail())
+        back = safe_return_to(pending.return_to)
+        if back is not None:
+            return RedirectResponse(back, status_code=303, headers=NO_FRAMING)
+        return page(200, "实名核验完成", "您的账号已通过统一身份认证完成实名核验。", ok=True)
+
+    return router
+
+
+def page(status: int, title: str, message: str, *, ok: bool = False) -> HTMLResponse:
+    return HTMLResponse(
+        message_page(title, message, ok=ok),
+        status_code=status,
+        headers={**NO_FRAMING, "Cache-Control": "no-store"},
+    )
