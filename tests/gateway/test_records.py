@@ -242,3 +242,23 @@ def test_replace_is_seen_whole(client: TestClient, engine: Engine, packages: Pat
     import_package(engine, package, replace=True)
     body = client.get(URL, params={"limit": 10000}).json()
     assert body["version"] == 2 and len(body["data"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("query", "parameter"),
+    [
+        # 1000 filters made SQLite answer "Expression tree is too large" (a 500).
+        ("&".join(f"aqi__ne={i}" for i in range(1000)), "aqi__ne"),
+        # a pattern over 50 kB made SQLite answer "LIKE or GLOB pattern too complex" (a 500).
+        ("station__contains=" + "a" * 55_000, "station__contains"),
+    ],
+    ids=["many-filters", "long-pattern"],
+)
+def test_too_complex_a_query_is_a_named_400(
+    client: TestClient, loaded: None, query: str, parameter: str
+):
+    response = client.get(f"{URL}?{query}")
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["code"] == "invalid_parameter"
+    assert body["parameter"] == parameter
