@@ -35,7 +35,7 @@ def build_router(engine: Engine, revocations: Revocations) -> APIRouter:
         with Session(engine) as s:
             yield s
 
-    SessionDep = Annotated[Session, Depends(session)]  # noqa: N806
+    SessionDep = Annotated[Session, Depends(session, scope="function")]  # noqa: N806
     SysAdmin = Annotated[Principal, Depends(require_role(Role.sysadmin))]  # noqa: N806
 
     def account(db: Session, username: str, principal: Principal, request: Request) -> User:

@@ -270,8 +270,12 @@ def build_router(
                 if reason is None and decision == "verify":
                     # Prove who you are at the identity provider, then come back here.
                     back = "/oauth/authorize?" + urlencode(params)
+                    user_id = user.id
+                    # End this transaction first: on SQLite a POST's transaction holds the
+                    # write lock, and starting the proof writes from a session of its own.
+                    session.commit()
                     try:
-                        url = start_identity(user.id, back)  # type: ignore[arg-type,misc]
+                        url = start_identity(user_id, back)  # type: ignore[arg-type,misc]
                     except ProofError as exc:
                         reason = exc.message
                     else:
