@@ -20,6 +20,8 @@ from auth import users as user_service
 from auth.models import App, Role, User
 from auth.principal import Principal, require_role
 from auth.revocations import Revocations
+from auth.schemas import AccountState, AppSummary
+from catalog.problem_schema import problem_responses
 from catalog.problems import Problem
 from catalog.responses import JSONResponse
 
@@ -47,7 +49,12 @@ def build_router(engine: Engine, revocations: Revocations) -> APIRouter:
             raise Problem(400, "invalid_parameter", "不能停用或变更当前登录的系统管理员账号")
         return user
 
-    @router.post("/users/{username}/disable", summary="Disable an account (sysadmin)")
+    @router.post(
+        "/users/{username}/disable",
+        summary="Disable an account (sysadmin)",
+        response_model=AccountState,
+        responses=problem_responses(400, 401, 403, 404, 429, 503),
+    )
     @audited("user.disable")
     def disable_user(
         username: str, request: Request, principal: SysAdmin, db: SessionDep
@@ -56,7 +63,12 @@ def build_router(engine: Engine, revocations: Revocations) -> APIRouter:
         user = user_service.disable_user(db, user=user, revocations=revocations)
         return JSONResponse({"username": user.username, "role": user.role, "is_active": False})
 
-    @router.post("/users/{username}/role", summary="Change an account's role (sysadmin)")
+    @router.post(
+        "/users/{username}/role",
+        summary="Change an account's role (sysadmin)",
+        response_model=AccountState,
+        responses=problem_responses(400, 401, 403, 404, 413, 429, 503),
+    )
     @audited("user.set_role")
     def set_role(
         username: str, body: NewRole, request: Request, principal: SysAdmin, db: SessionDep
@@ -69,7 +81,12 @@ def build_router(engine: Engine, revocations: Revocations) -> APIRouter:
             {"username": user.username, "role": user.role, "is_active": user.is_active}
         )
 
-    @router.post("/apps/{client_id}/disable", summary="Disable an app (sysadmin)")
+    @router.post(
+        "/apps/{client_id}/disable",
+        summary="Disable an app (sysadmin)",
+        response_model=AppSummary,
+        responses=problem_responses(401, 403, 404, 429, 503),
+    )
     @audited("app.disable")
     def disable_app(
         client_id: str, request: Request, principal: SysAdmin, db: SessionDep

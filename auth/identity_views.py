@@ -25,6 +25,8 @@ from auth.models import Role, User
 from auth.oidc import LOGIN_LIFETIME, IdentityProvider, ProofError
 from auth.principal import Principal, require_role
 from auth.revocations import Revocations
+from auth.schemas import IdentityStart
+from catalog.problem_schema import problem_responses
 from catalog.problems import Problem
 from catalog.responses import JSONResponse
 
@@ -56,7 +58,12 @@ def build_router(
             raise Problem(404, "not_found", NOT_CONFIGURED)
         return provider
 
-    @router.post("/auth/identity/start", summary="Start identity proofing at the trusted IdP")
+    @router.post(
+        "/auth/identity/start",
+        summary="Start identity proofing at the trusted IdP",
+        response_model=IdentityStart,
+        responses=problem_responses(401, 403, 404, 429, 503),
+    )
     @audited("user.identity_start")
     async def start(request: Request, principal: Principal = person) -> JSONResponse:
         idp = configured()

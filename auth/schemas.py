@@ -181,3 +181,18 @@ HTML_ERROR = {
 }
 # What the token, introspection and revocation endpoints can answer besides success.
 OAUTH_ERRORS = {**oauth_errors(400, 401), **problem_responses(413, 415, 429, 503)}
+
+
+class AccountState(BaseModel):
+    """An account after a sysadmin's change (auth/admin_views.py)."""
+
+    username: str
+    role: str
+    is_active: bool
+
+
+class IdentityStart(BaseModel):
+    """Where to send the person to prove their identity (auth/identity_views.py)."""
+
+    authorization_url: str
+    expires_in: int

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 import orjson
 from fastapi import APIRouter, Request
 from sqlalchemy.engine import Engine
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from audit.events import audited, note
 from auth.principal import principal_of
@@ -240,7 +240,7 @@ def build_router(
         "/{dataset_id}/export",
         summary="Every permitted row, streamed",
         openapi_extra=_documented("fields", "order_by", "format", "csv_formulas"),
-        response_class=ExportResponse,
+        response_class=StreamingResponse,
         responses={200: streamed_answer(), **DATA_ERRORS},
     )
     @audited("data.export")

@@ -23,7 +23,14 @@ from catalog.responses import JSONResponse
 from catalog.row_id import RowId
 from policies import grants as service
 from policies.models import Application, Grant, Notice
-from policies.schemas import ApplicationPage, ApplicationSummary, GrantPage, GrantSummary
+from policies.schemas import (
+    ApplicationPage,
+    ApplicationSummary,
+    GrantPage,
+    GrantSummary,
+    NoticePage,
+    NoticeSummary,
+)
 
 
 class NewApplication(BaseModel):
@@ -301,7 +308,10 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         return change_status(service.revoke, grant_id, body, principal, db, request)
 
     @router.post(
-        "/admin/grants/{grant_id}/reinstate", summary="Lift a suspension (effective at once)"
+        "/admin/grants/{grant_id}/reinstate",
+        summary="Lift a suspension (effective at once)",
+        response_model=GrantSummary,
+        responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
     )
     @audited("grant.reinstate")
     def reinstate(
@@ -309,7 +319,12 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
     ) -> JSONResponse:
         return change_status(service.reinstate, grant_id, body, principal, db, request)
 
-    @router.get("/admin/notices", summary="Notices for data administrators (e.g. suspensions)")
+    @router.get(
+        "/admin/notices",
+        summary="Notices for data administrators (e.g. suspensions)",
+        response_model=NoticePage,
+        responses=problem_responses(400, 401, 403, 429, 503),
+    )
     def notices(
         principal: DataAdmin,
         db: SessionDep,
@@ -323,7 +338,12 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             {"data": [service.notice_summary(r) for r in rows], "next_cursor": None}
         )
 
-    @router.post("/admin/notices/{notice_id}/read", summary="Mark a notice read")
+    @router.post(
+        "/admin/notices/{notice_id}/read",
+        summary="Mark a notice read",
+        response_model=NoticeSummary,
+        responses=problem_responses(400, 401, 403, 404, 429, 503),
+    )
     @audited("notice.read")
     def read_notice(notice_id: RowId, principal: DataAdmin, db: SessionDep) -> JSONResponse:
         row = db.get(Notice, notice_id)

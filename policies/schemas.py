@@ -50,3 +50,21 @@ class GrantSummary(BaseModel):
 class GrantPage(BaseModel):
     data: list[GrantSummary]
     next_cursor: str | None
+
+
+class NoticeSummary(BaseModel):
+    """A notice for data administrators (`policies.grants.notice_summary`)."""
+
+    id: int
+    created_at: str
+    kind: str
+    grant_id: int | None
+    client_id: str | None
+    dataset_id: str | None
+    message: str
+    read_at: str | None
+
+
+class NoticePage(BaseModel):
+    data: list[NoticeSummary]
+    next_cursor: None = None
