@@ -82,6 +82,13 @@ def build_router(
         "/auth/identity/callback",
         response_class=HTMLResponse,
         summary="Where the identity provider returns the person (links the identity)",
+        responses={
+            **{
+                status: {"description": "a page saying why", "content": {"text/html": {}}}
+                for status in (303, 400, 403, 409)
+            },
+            **problem_responses(404, 429, 503),
+        },
     )
     @audited("user.identity_link")
     async def callback(request: Request) -> Response:

@@ -196,3 +196,13 @@ class IdentityStart(BaseModel):
 
     authorization_url: str
     expires_in: int
+
+
+class Registered(BaseModel):
+    """`POST /auth/register`'s answer: the same whether or not the name was free."""
+
+    username: str
+    role: str
+    email: str
+    organization: str
+    detail: str

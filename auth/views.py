@@ -26,6 +26,7 @@ from auth.schemas import (
     ConsentPage,
     ConsentSummary,
     CreatedApp,
+    Registered,
     RotatedSecret,
     UserSummary,
     UserToken,
@@ -148,7 +149,7 @@ def build_router(services: AccountServices) -> APIRouter:
         "/auth/register",
         status_code=201,
         summary="Register a developer account",
-        response_model=UserSummary,
+        response_model=Registered,
         responses=problem_responses(400, 401, 403, 413, 429, 503),
     )
     @audited("user.register")
