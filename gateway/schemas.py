@@ -42,6 +42,8 @@ class OneRecord(BaseModel):
 class PrivacySpend(BaseModel):
     mechanism: str
     epsilon: float
+    delta: float | None = None
+    threshold: float | None = Field(default=None, description="noisy-count threshold of groups")
     epsilon_spent: float
     epsilon_remaining: float
 
@@ -50,7 +52,9 @@ class AggregateAnswer(BaseModel):
     dataset: str
     version: int
     groups: list[Row] = Field(description="group-by values, `count`, and `<metric>_<field>`")
-    suppressed_groups: int = Field(ge=0)
+    suppressed_groups: int | None = Field(
+        ge=0, description="null when withheld: under DP, or a matching set below k"
+    )
     k: int
     privacy: PrivacySpend | None = Field(default=None, description="under a DP grant only")
 
@@ -80,14 +84,17 @@ class GrantReference(BaseModel):
 
 class QuotaUse(BaseModel):
     limit: int
-    used: int
-    remaining: int
+    used: int | None = None
+    remaining: int | None = None
+    per: str | None = Field(default=None, description="`subject value` for a per-value limit")
 
 
 class PrivacyBudget(BaseModel):
     epsilon: float
     epsilon_spent: float
     epsilon_remaining: float
+    epsilon_floor: float | None = None
+    epsilon_ceiling: float | None = None
 
 
 class PolicyAnswer(BaseModel):
