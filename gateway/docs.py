@@ -39,6 +39,7 @@ STARTER = """window.ui = SwaggerUIBundle({{
   showExtensions: true,
   showCommonExtensions: true,
   presets: [SwaggerUIBundle.presets.apis],
+  validatorUrl: null,
 }});
 """
 
