@@ -234,8 +234,9 @@ def demo(
         f"  API docs:  {base}/docs\n"
         f"  catalog:   {base}/api/v1/datasets?q=空气\n"
         f"  records:   {base}/api/v1/datasets/air-quality-hourly/records?limit=5\n"
-        f"  sign in:   POST {base}/auth/login with one of {accounts}, "
-        f"password {DEMO_PASSWORD!r}\n"
+        f"  accounts:  {accounts}, password {DEMO_PASSWORD!r}\n"
+        f"  sign in:   curl -s {base}/auth/login -H 'content-type: application/json' "
+        f'-d \'{{"username":"bank-dev","password":"{DEMO_PASSWORD}"}}\'\n'
         f"  demo app:  client_id {credentials['client_id']} "
         f"client_secret {credentials['client_secret']} (POST {base}/oauth/token)\n"
     )
