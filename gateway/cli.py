@@ -529,28 +529,51 @@ def keys_rotate() -> None:
 
 def main() -> None:
     """Every failure is one line and a non-zero exit, never a traceback (contract §1)."""
+    sys.exit(_run())
+
+
+def _run() -> int:
     try:
-        app()
-    except SystemExit as done:
-        if done.code in (0, None):
-            announce()
-        raise
+        code = app(standalone_mode=False, prog_name="opengate")
+    except typer.Abort:
+        fail("aborted")
+        return 130
+    except typer.TyperException as exc:  # usage: typer's vendored click errors
+        return _usage_error(exc)
     except InstallationError as exc:
         fail(str(exc))
-        sys.exit(1)
+        return 1
     except SQLAlchemyError as exc:
         fail(f"database error: {one_line(exc)}")
-        sys.exit(1)
+        return 1
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
         fail(f"cannot use{where}: {exc.strerror or exc}")
-        sys.exit(1)
+        return 1
     except Exception as exc:  # a bug: still one line, the traceback only on request
         if os.environ.get("OPENGATE_TRACEBACK"):
             raise
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         fail(f"internal error ({type(exc).__name__}: {first}); OPENGATE_TRACEBACK=1 shows where")
-        sys.exit(2)
+        return 2
+    code = code if isinstance(code, int) else 0
+    if code == 0:
+        announce()
+    return code
+
+
+def _usage_error(exc: Exception) -> int:
+    """A mistake on the command line: one line naming the command, instead of the usage
+    text and a framed message (the help itself, asked for by giving no command, stays)."""
+    exit_code = int(getattr(exc, "exit_code", 2))
+    if type(exc).__name__ == "NoArgsIsHelpError":  # the help was printed already
+        return exit_code
+    context = getattr(exc, "ctx", None)
+    command = context.command_path if context is not None else "opengate"
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    name = command.removeprefix("opengate").strip()
+    fail(f"{name + ': ' if name else ''}{' '.join(message.split())} (see `{command} --help`)")
+    return exit_code
 
 
 if __name__ == "__main__":

@@ -198,3 +198,46 @@ def test_a_bad_setting_is_one_line(tmp_path: Path, variable: str, value: str, ne
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert needle in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_every_command_refuses_a_mistyped_command_line_in_one_line(tmp_path: Path):
+    def mistyped(path: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+        return cli([*path, "--no-such-option"], tmp_path)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = dict(zip(COMMANDS, pool.map(mistyped, (p for p, _ in COMMANDS)), strict=True))
+    for (path, _), result in results.items():
+        name = " ".join(path)
+        assert result.returncode == 2, (name, result.stderr)
+        assert result.stderr.splitlines() == [
+            f"opengate: {name}: No such option: --no-such-option (see `opengate {name} --help`)"
+        ], result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_an_empty_database_is_refused_and_left_empty(database_url: str, tmp_path: Path):
+    """A database that exists but was never migrated (an empty SQLite file, a new
+    PostgreSQL database): every command but the creators refuses and creates no table."""
+    import sqlalchemy as sa
+
+    from gateway.settings import Settings
+
+    url = Settings(database_url=database_url).sqlalchemy_url
+    if url.startswith("sqlite"):
+        Path(sa.engine.make_url(url).database or "").touch()
+    env = {"OPENGATE_DATABASE_URL": database_url, "OPENGATE_DATA_DIR": str(tmp_path / "var")}
+    others = [(path, command) for path, command in COMMANDS if path not in CREATORS]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(lambda pc: (pc[0], *run_in_empty_folder(*pc, tmp_path, env)), others))
+    for path, result, _ in runs:
+        lines = result.stderr.splitlines()
+        assert result.returncode == 1 and len(lines) == 1, (path, result.stderr)
+        if path != ("audit", "verify-bundle"):  # reads no database: refuses its missing file
+            assert "run `opengate migrate` first" in lines[0], (path, lines)
+    engine = sa.create_engine(url)
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
