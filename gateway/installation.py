@@ -90,8 +90,8 @@ def open_installation(settings: Settings, *, create: bool = False) -> Engine:
             else "check OPENGATE_DATABASE_URL"
         )
         raise InstallationError(
-            f"no installation at {path}: the database file does not exist ({hint}; "
-            "`opengate migrate` creates one)"
+            f"no installation at {path}: the database file does not exist; {hint} "
+            "(`opengate migrate` would start a new, empty one there)"
         )
     result = engine(settings)
     from gateway.migrate import is_current
