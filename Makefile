@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# `make run PORT=8080 HOST=0.0.0.0` serves elsewhere.
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
 # Re-install when the project or its C extension changes (setup.py compiles it).
 BUILD_INPUTS := pyproject.toml setup.py native/sha256.h policies/_pseudonym.c audit/_chain.c
 STAMP  := $(VENV)/.installed-$(shell cat $(BUILD_INPUTS) | cksum | cut -d' ' -f1)
@@ -16,9 +19,9 @@ $(STAMP): $(BUILD_INPUTS)
 
 install: $(STAMP)
 
-## Set up, load the Qingdao demo catalog and serve it on http://127.0.0.1:8000
+## Set up, load the Qingdao demo catalog and serve it on http://$(HOST):$(PORT)
 run: $(STAMP)
-	$(BIN)/opengate demo
+	$(BIN)/opengate demo --host $(HOST) --port $(PORT)
 
 ## Set up and run the whole test suite (SQLite always; PostgreSQL when it answers)
 test: $(STAMP)

@@ -21,7 +21,7 @@ from audit.search import parse_moment
 from audit.signing import Signer, load_public_key, public_pem
 from audit.verify import Report, verify
 from audit.writer import append
-from gateway.database import create_engine
+from gateway.installation import load_settings, open_installation
 from gateway.settings import Settings
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
@@ -54,8 +54,9 @@ def record_cli_event(engine: Engine, action: str, *, resource: str | None, **ext
 
 
 def _engine() -> tuple[Settings, Engine]:
-    settings = Settings()
-    return settings, create_engine(settings.sqlalchemy_url)
+    """The installation's settings and engine, checked (gateway/installation.py)."""
+    settings = load_settings()
+    return settings, open_installation(settings)
 
 
 @audit_app.command("verify")
@@ -104,7 +105,8 @@ def audit_checkpoint() -> None:
 @audit_app.command("public-key")
 def audit_public_key() -> None:
     """Print the Ed25519 public key (PEM) that signs checkpoints and exports."""
-    settings = Settings()
+    settings, engine = _engine()
+    engine.dispose()
     print(public_pem(Signer.load_or_create(settings.data_dir).public_key), end="")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,14 +13,20 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from auth.secrets import identity_hmac, load_or_create_key
 from catalog.importer import ImportResult, import_package
 from catalog.package import PackageError
 from gateway.audit_cli import audit_app, record_cli_event
-from gateway.database import create_engine
+from gateway.installation import (
+    InstallationError,
+    announce,
+    load_settings,
+    one_line,
+    open_installation,
+)
+from gateway.installation import engine as installation_engine
 from gateway.logging_config import LOG_CONFIG
 from gateway.settings import Settings
 
@@ -63,18 +70,13 @@ def user_errors(settings: Settings | None = None) -> Iterator[None]:
         fail("OPENGATE_DATABASE_URL is not a database URL (e.g. sqlite:///./var/opengate.db)")
         raise typer.Exit(1) from None
     except OperationalError as exc:
-        where = (
-            make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)
-            if settings
-            else "the database"
-        )
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"
-        fail(f"cannot use the database {where}: {reason}")
+        where = settings.installation() if settings else "database"
+        fail(f"cannot use the {where}: {one_line(exc)}")
         raise typer.Exit(1) from None
 
 
 def _settings() -> Settings:
-    return Settings()
+    return load_settings()
 
 
 @app.command()
@@ -83,17 +85,15 @@ def migrate() -> None:
     from gateway.migrate import upgrade
 
     settings = _settings()
+    engine = open_installation(settings, create=True)
     with user_errors(settings):
-        upgrade(create_engine(settings.sqlalchemy_url))
+        upgrade(engine)
     out.print("schema is up to date")
 
 
 def _require_schema(settings: Settings) -> None:
-    from gateway.migrate import is_current
-
-    with user_errors(settings):
-        if not is_current(create_engine(settings.sqlalchemy_url)):
-            raise UserError("the schema is missing or old; run `opengate migrate` first")
+    """The installation exists, answers and is migrated (else one line, exit 1)."""
+    open_installation(settings).dispose()
 
 
 def _check_identity_provider(settings: Settings) -> None:
@@ -101,7 +101,7 @@ def _check_identity_provider(settings: Settings) -> None:
     from gateway.security import identity_provider
 
     try:
-        identity_provider(settings, create_engine(settings.sqlalchemy_url))
+        identity_provider(settings, installation_engine(settings))
     except ValueError as exc:
         fail(str(exc))
         raise typer.Exit(1) from None
@@ -120,6 +120,7 @@ def serve(
 
     settings = _settings()
     _require_schema(settings)
+    announce()  # before the server's own log lines
     _check_identity_provider(settings)
     KeyRing(settings.data_dir / "keys")  # created here once, before the workers race for it
     uvicorn.run(
@@ -136,7 +137,7 @@ def serve(
 
 
 def _import(path: Path, *, replace: bool, skip_unchanged: bool, settings: Settings) -> ImportResult:
-    engine = create_engine(settings.sqlalchemy_url)
+    engine = installation_engine(settings)
     progress_bar: Progress | None = None
     task = None
     data_size = sum(p.stat().st_size for p in path.glob("*.csv")) if path.is_dir() else 0
@@ -216,16 +217,16 @@ def demo(
     from gateway.migrate import upgrade
 
     settings = _settings()
+    engine = open_installation(settings, create=True)
+    announce()
     with user_errors(settings):
-        upgrade(create_engine(settings.sqlalchemy_url))
+        upgrade(engine)
         target = settings.data_dir / "demo"
         for package in write_demo_packages(target):
             result = _import(package, replace=True, skip_unchanged=True, settings=settings)
             state = "unchanged" if result.unchanged else f"{result.row_count:,} rows imported"
             out.print(f"  {result.dataset_id:<22} v{result.version}  {state}")
-        credentials = ensure_demo_accounts(
-            create_engine(settings.sqlalchemy_url), settings.data_dir
-        )
+        credentials = ensure_demo_accounts(installation_engine(settings), settings.data_dir)
     base = f"http://{host}:{port}"
     accounts = ", ".join(f"{name} ({role})" for name, role, _ in ACCOUNTS)
     out.print(
@@ -233,8 +234,9 @@ def demo(
         f"  API docs:  {base}/docs\n"
         f"  catalog:   {base}/api/v1/datasets?q=空气\n"
         f"  records:   {base}/api/v1/datasets/air-quality-hourly/records?limit=5\n"
-        f"  sign in:   POST {base}/auth/login with one of {accounts}, "
-        f"password {DEMO_PASSWORD!r}\n"
+        f"  accounts:  {accounts}, password {DEMO_PASSWORD!r}\n"
+        f"  sign in:   curl -s {base}/auth/login -H 'content-type: application/json' "
+        f'-d \'{{"username":"bank-dev","password":"{DEMO_PASSWORD}"}}\'\n'
         f"  demo app:  client_id {credentials['client_id']} "
         f"client_secret {credentials['client_secret']} (POST {base}/oauth/token)\n"
     )
@@ -262,7 +264,7 @@ def users_create(
     _require_schema(settings)
     generated = not password_stdin
     password = new_token(12) if generated else sys.stdin.readline().rstrip("\n")
-    with user_errors(settings), Session(create_engine(settings.sqlalchemy_url)) as session:
+    with user_errors(settings), Session(installation_engine(settings)) as session:
         try:
             user = create_user(
                 session, username=username, password=password, role=role, email=email
@@ -295,7 +297,7 @@ def users_token(
 
     settings = _settings()
     _require_schema(settings)
-    with user_errors(settings), Session(create_engine(settings.sqlalchemy_url)) as session:
+    with user_errors(settings), Session(installation_engine(settings)) as session:
         user = get_user(session, username=username)
         if user is None or not user.is_active:
             raise UserError(f"no active user {username!r}")
@@ -318,7 +320,7 @@ def _account_change(settings: Settings) -> Iterator[tuple[Any, Any]]:
 
     from auth.revocations import Revocations
 
-    engine = create_engine(settings.sqlalchemy_url)
+    engine = installation_engine(settings)
     with Session(engine) as session:
         yield session, Revocations(engine, redis_url=settings.redis_url)
 
@@ -486,7 +488,7 @@ def apps_create(
 
     settings = _settings()
     _require_schema(settings)
-    with user_errors(settings), Session(create_engine(settings.sqlalchemy_url)) as session:
+    with user_errors(settings), Session(installation_engine(settings)) as session:
         user = get_user(session, username=owner)
         if user is None:
             raise UserError(f"no user {owner!r}")
@@ -513,10 +515,11 @@ def keys_rotate() -> None:
     from auth.keys import KeyRing
 
     settings = _settings()
+    _require_schema(settings)
     kid = KeyRing(settings.data_dir / "keys").rotate()
     with user_errors(settings):
         record_cli_event(
-            create_engine(settings.sqlalchemy_url),
+            installation_engine(settings),
             "keys.rotate",
             resource="keys",
             detail={"kid": kid},
@@ -525,11 +528,52 @@ def keys_rotate() -> None:
 
 
 def main() -> None:
+    """Every failure is one line and a non-zero exit, never a traceback (contract §1)."""
+    sys.exit(_run())
+
+
+def _run() -> int:
     try:
-        app()
-    except ProgrammingError as exc:  # e.g. a table that is not there: schema not migrated
-        fail(f"database error: {str(exc.orig).splitlines()[0]}")
-        sys.exit(1)
+        code = app(standalone_mode=False, prog_name="opengate")
+    except typer.Abort:
+        fail("aborted")
+        return 130
+    except typer.TyperException as exc:  # usage: typer's vendored click errors
+        return _usage_error(exc)
+    except InstallationError as exc:
+        fail(str(exc))
+        return 1
+    except SQLAlchemyError as exc:
+        fail(f"database error: {one_line(exc)}")
+        return 1
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        fail(f"cannot use{where}: {exc.strerror or exc}")
+        return 1
+    except Exception as exc:  # a bug: still one line, the traceback only on request
+        if os.environ.get("OPENGATE_TRACEBACK"):
+            raise
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        fail(f"internal error ({type(exc).__name__}: {first}); OPENGATE_TRACEBACK=1 shows where")
+        return 2
+    code = code if isinstance(code, int) else 0
+    if code == 0:
+        announce()
+    return code
+
+
+def _usage_error(exc: Exception) -> int:
+    """A mistake on the command line: one line naming the command, instead of the usage
+    text and a framed message (the help itself, asked for by giving no command, stays)."""
+    exit_code = int(getattr(exc, "exit_code", 2))
+    if type(exc).__name__ == "NoArgsIsHelpError":  # the help was printed already
+        return exit_code
+    context = getattr(exc, "ctx", None)
+    command = context.command_path if context is not None else "opengate"
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    name = command.removeprefix("opengate").strip()
+    fail(f"{name + ': ' if name else ''}{' '.join(message.split())} (see `{command} --help`)")
+    return exit_code
 
 
 if __name__ == "__main__":

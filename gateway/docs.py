@@ -1,5 +1,6 @@
-"""Interactive API docs served from the installed swagger-ui-bundle: no CDN, so they work
-on an offline government network.
+"""Interactive API docs served from Swagger UI 5 vendored in `gateway/static/swagger-ui`
+(version and license in its README.md; docs/decisions/0015): no CDN, so they work on an
+offline government network. Swagger UI 4 could not render FastAPI's OpenAPI 3.1 document.
 
 The page is ours rather than FastAPI's `get_swagger_ui_html`, which starts Swagger UI with
 an inline script: here the starter is a script of its own (`/docs/init.js`), so the page
@@ -13,12 +14,11 @@ import json
 from html import escape
 from pathlib import Path
 
-import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 
-ASSETS = Path(swagger_ui_bundle.swagger_ui_path)
+ASSETS = Path(__file__).parent / "static" / "swagger-ui"
 
 PAGE = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
@@ -38,7 +38,8 @@ STARTER = """window.ui = SwaggerUIBundle({{
   deepLinking: true,
   showExtensions: true,
   showCommonExtensions: true,
-  presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
+  presets: [SwaggerUIBundle.presets.apis],
+  validatorUrl: null,
 }});
 """
 

@@ -119,6 +119,36 @@ class Settings(BaseSettings):
     def outbound_networks(self) -> list[str]:
         return [n.strip() for n in self.outbound_private_networks.split(",") if n.strip()]
 
+    @property
+    def installation_is_default(self) -> bool:
+        """Neither OPENGATE_DATABASE_URL nor OPENGATE_DATA_DIR given (environment or
+        `.env`): the installation is `./var` of the current folder."""
+        return not {"database_url", "data_dir"} & self.model_fields_set
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, absolute (None: not SQLite, or in memory). Raises
+        sqlalchemy's ArgumentError when the URL does not parse."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.sqlalchemy_url)
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return Path(url.database).absolute()
+
+    def installation(self) -> str:
+        """The installation in one phrase: its database (password hidden, a SQLite file as
+        an absolute path) and its data dir."""
+        from sqlalchemy.engine import make_url
+
+        path = self.sqlite_path
+        database = (
+            f"sqlite:///{path}"
+            if path
+            else make_url(self.database_url).render_as_string(hide_password=True)
+        )
+        return f"database {database}, data dir {self.data_dir.absolute()}"
+
     @cached_property
     def sqlalchemy_url(self) -> str:
         """The database URL with the driver the gateway uses (psycopg 3 on PostgreSQL)."""
