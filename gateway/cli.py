@@ -15,13 +15,15 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
-from auth.secrets import identity_hmac, load_or_create_key
+from auth.secrets import identity_hmac
 from catalog.importer import ImportResult, import_package
 from catalog.package import PackageError
 from gateway.audit_cli import audit_app, record_cli_event
 from gateway.database import create_engine
+from gateway.keys import InstallationKeys, installation_keys, open_ring
 from gateway.logging_config import LOG_CONFIG
 from gateway.settings import Settings
+from keystore.errors import KeyRingError
 
 app = typer.Typer(
     help="opengate — 公共数据开放与授权运营网关",
@@ -56,7 +58,7 @@ class UserError(Exception):
 def user_errors(settings: Settings | None = None) -> Iterator[None]:
     try:
         yield
-    except (UserError, PackageError) as exc:
+    except (UserError, PackageError, KeyRingError) as exc:
         fail(str(exc))
         raise typer.Exit(1) from None
     except ArgumentError:
@@ -84,8 +86,15 @@ def migrate() -> None:
 
     settings = _settings()
     with user_errors(settings):
-        upgrade(create_engine(settings.sqlalchemy_url))
+        engine = create_engine(settings.sqlalchemy_url)
+        upgrade(engine)
+        open_ring(settings, engine, create=True)  # the key ring, once per installation
     out.print("schema is up to date")
+
+
+def _keys(settings: Settings) -> InstallationKeys:
+    """The ring's keys for a command that may only read them (never creates a key)."""
+    return installation_keys(settings, create_engine(settings.sqlalchemy_url), create=False)
 
 
 def _require_schema(settings: Settings) -> None:
@@ -116,12 +125,11 @@ def serve(
     """Run the gateway."""
     import uvicorn
 
-    from auth.keys import KeyRing
-
     settings = _settings()
     _require_schema(settings)
     _check_identity_provider(settings)
-    KeyRing(settings.data_dir / "keys")  # created here once, before the workers race for it
+    with user_errors(settings):  # made or refused here once, before the workers start
+        open_ring(settings, create_engine(settings.sqlalchemy_url), create=True)
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
@@ -157,7 +165,7 @@ def _import(path: Path, *, replace: bool, skip_unchanged: bool, settings: Settin
             progress_bar.update(task, completed=done, total=total)
 
     try:
-        key = load_or_create_key(settings.data_dir / "identity.key")
+        key = _keys(settings).identity
         result = import_package(
             engine,
             path,
@@ -218,13 +226,14 @@ def demo(
     settings = _settings()
     with user_errors(settings):
         upgrade(create_engine(settings.sqlalchemy_url))
+        open_ring(settings, create_engine(settings.sqlalchemy_url), create=True)
         target = settings.data_dir / "demo"
         for package in write_demo_packages(target):
             result = _import(package, replace=True, skip_unchanged=True, settings=settings)
             state = "unchanged" if result.unchanged else f"{result.row_count:,} rows imported"
             out.print(f"  {result.dataset_id:<22} v{result.version}  {state}")
         credentials = ensure_demo_accounts(
-            create_engine(settings.sqlalchemy_url), settings.data_dir
+            create_engine(settings.sqlalchemy_url), settings.data_dir, _keys(settings).identity
         )
     base = f"http://{host}:{port}"
     accounts = ", ".join(f"{name} ({role})" for name, role, _ in ACCOUNTS)
@@ -288,7 +297,6 @@ def users_token(
     """Print a bearer token for the user (host-side automation)."""
     from sqlmodel import Session
 
-    from auth.keys import KeyRing
     from auth.tokens import TokenIssuer
     from auth.users import get_user
     from auth.views import issue_user_token
@@ -299,7 +307,7 @@ def users_token(
         user = get_user(session, username=username)
         if user is None or not user.is_active:
             raise UserError(f"no active user {username!r}")
-        issuer = TokenIssuer(KeyRing(settings.data_dir / "keys"), settings.issuer)
+        issuer = TokenIssuer(_keys(settings).tokens, settings.issuer)
         token, _ = issue_user_token(issuer, user, ttl)
         record_cli_event(
             session.get_bind(),  # type: ignore[arg-type]
@@ -390,7 +398,6 @@ def users_verify_identity(
     import getpass
 
     from auth.identity import IdentityRefused, identity_of, link_identity
-    from auth.secrets import load_or_create_key
     from catalog.problems import Problem
 
     if not id_number_stdin:
@@ -407,7 +414,7 @@ def users_verify_identity(
             if not user.is_active or user.role != "developer":
                 refused["refused"] = "account"
                 raise UserError(f"{username} is not an active developer (person) account")
-            identity = identity_of(load_or_create_key(settings.data_dir / "identity.key"), number)
+            identity = identity_of(_keys(settings).identity, number)
             refused["identity"] = identity
             outcome = link_identity(
                 db,
@@ -508,20 +515,33 @@ def apps_create(
 
 
 @keys_app.command("rotate")
-def keys_rotate() -> None:
-    """Add a new signing key; the old one stays in the JWKS until its tokens expire."""
-    from auth.keys import KeyRing
+def keys_rotate(
+    audit: Annotated[
+        bool, typer.Option("--audit", help="rotate the audit signing key instead")
+    ] = False,
+) -> None:
+    """Add a new signing key; the old one stays in the JWKS until its tokens expire (with
+    --audit: the old audit key still verifies the checkpoints it signed)."""
+    from sqlmodel import Session
+
+    from keystore.ring import AUDIT_SIGNING
 
     settings = _settings()
-    kid = KeyRing(settings.data_dir / "keys").rotate()
+    _require_schema(settings)
     with user_errors(settings):
+        keys = _keys(settings)
+        if audit:
+            with Session(create_engine(settings.sqlalchemy_url)) as session:
+                kid = keys.ring.rotate(session, AUDIT_SIGNING).kid
+        else:
+            kid = keys.tokens.rotate()
         record_cli_event(
             create_engine(settings.sqlalchemy_url),
             "keys.rotate",
             resource="keys",
-            detail={"kid": kid},
+            detail={"kid": kid, "purpose": AUDIT_SIGNING if audit else "token-signing"},
         )
-    out.print(f"new signing key {kid}")
+    out.print(f"new {'audit ' if audit else ''}signing key {kid}")
 
 
 def main() -> None:
