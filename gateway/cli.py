@@ -304,10 +304,10 @@ def users_token(
     settings = _settings()
     _require_schema(settings)
     with user_errors(settings), Session(create_engine(settings.sqlalchemy_url)) as session:
+        issuer = TokenIssuer(_keys(settings).tokens, settings.issuer)
         user = get_user(session, username=username)
         if user is None or not user.is_active:
             raise UserError(f"no active user {username!r}")
-        issuer = TokenIssuer(_keys(settings).tokens, settings.issuer)
         token, _ = issue_user_token(issuer, user, ttl)
         record_cli_event(
             session.get_bind(),  # type: ignore[arg-type]

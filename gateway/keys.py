@@ -26,6 +26,7 @@ from keystore.ring import (
     IDENTITY_HMAC,
     PSEUDONYM,
     SealedRing,
+    has_ring,
 )
 
 
@@ -55,11 +56,17 @@ def open_ring(settings: Settings, engine: Engine, *, create: bool) -> SealedRing
     `create` (migrate, serve, demo only): make the embedded master key and the ring when
     there are none, importing the data directory's key files."""
     secret = settings.master_key.get_secret_value() if settings.master_key else None
-    master = load_master_key(
-        value=secret, file=settings.master_key_file, data_dir=settings.data_dir, create=create
-    )
-    ring = SealedRing(master)
     with Session(engine) as session:
+        # A new embedded master key only for a new ring: one in the database already was
+        # sealed with another key, and making a file that cannot open it helps nobody.
+        make_default = create and not has_ring(session)
+        master = load_master_key(
+            value=secret,
+            file=settings.master_key_file,
+            data_dir=settings.data_dir,
+            create=make_default,
+        )
+        ring = SealedRing(master)
         ring.ensure(
             session,
             create=create,

@@ -96,8 +96,8 @@ def load_master_key(
     if path.exists() or not create:
         if not path.exists():
             raise KeyRingError(
-                f"no master key: set {ENV} or {ENV_FILE}, or run `opengate migrate` "
-                f"(it creates {path})"
+                f"no master key: set {ENV} (or {ENV_FILE}) to the installation's master key "
+                f"(a new installation: `opengate migrate` creates {path})"
             )
         return MasterKey(_read_file(path, "the embedded master key"), str(path))
     return MasterKey(_create(path), str(path))

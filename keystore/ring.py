@@ -115,6 +115,13 @@ def generate(purpose: str) -> Material:
     return Material(purpose, secrets.token_bytes(32))
 
 
+def has_ring(session: Session) -> bool:
+    """Whether the database has a ring (under whichever master key)."""
+    found = session.exec(select(KeyRingEntry.id).where(KeyRingEntry.purpose == RING)).first()
+    session.rollback()
+    return found is not None
+
+
 class SealedRing:
     """The ring as one master key sees it."""
 
