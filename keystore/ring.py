@@ -313,6 +313,7 @@ class SealedRing:
             raise KeyRingError(f"{purpose} keys do not rotate (stored digests depend on them)")
         if not self.check(session):
             raise KeyRingError("the database has no key ring: run `opengate migrate` first")
+        session.rollback()  # SQLite: the update must begin its own transaction
         now = time.time()
         session.execute(
             sa.update(KeyRingEntry.__table__)
