@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import sqlalchemy as sa
 
 from tests.conftest import GatewayProcess, _reset_postgres
@@ -60,6 +61,9 @@ def password_of(output: str) -> str:
 @pytest.mark.postgres
 def test_two_hosts_are_one_installation(tmp_path: Path, pg_database: str, redis_url: str):
     _reset_postgres(pg_database)
+    # Account state other tests left in the shared Redis names their user ids, which this
+    # fresh database gives out again.
+    redis.Redis.from_url(redis_url).flushdb()
     database = pg_database.replace("postgresql+psycopg://", "postgresql://")
     env = {
         "OPENGATE_DATABASE_URL": database,
