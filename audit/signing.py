@@ -1,19 +1,18 @@
-"""The Ed25519 key that signs checkpoints and export manifests, kept in the data
-directory (created on first use, mode 0600). The public key is published at
-`GET /api/v1/audit/public-key` and by `opengate audit public-key`."""
+"""The Ed25519 key that signs checkpoints and export manifests, kept in the installation's
+key ring (`keystore`), so every host signs with the same one. The public key is published at
+`GET /api/v1/audit/public-key` and by `opengate audit public-key`; the keys it replaced
+(`opengate keys rotate --audit`) still verify the checkpoints they signed."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
-KEY_FILE = "audit-signing.key"
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -37,6 +36,8 @@ def load_public_key(pem: bytes) -> Ed25519PublicKey:
 @dataclass(frozen=True)
 class Signer:
     private_key: Ed25519PrivateKey
+    # Retired keys of the ring, by key id: they verify, they no longer sign.
+    previous: Mapping[str, Ed25519PublicKey] = field(default_factory=dict)
 
     @property
     def public_key(self) -> Ed25519PublicKey:
@@ -49,26 +50,22 @@ class Signer:
     def sign(self, message: bytes) -> str:
         return base64.b64encode(self.private_key.sign(message)).decode()
 
+    @property
+    def verify_keys(self) -> dict[str, Ed25519PublicKey]:
+        """Every public key a checkpoint of this installation may be signed with, by id."""
+        return {**self.previous, self.key_id: self.public_key}
+
     @classmethod
-    def load_or_create(cls, data_dir: Path) -> Signer:
-        path = data_dir / KEY_FILE
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pem = Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-            try:  # O_EXCL: two workers starting at once keep one key
-                with path.open("xb") as f:
-                    f.write(pem)
-                path.chmod(0o600)
-            except FileExistsError:
-                pass
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    def from_pem(cls, pem: bytes, previous: Mapping[str, Ed25519PublicKey] | None = None) -> Signer:
+        key = serialization.load_pem_private_key(pem, password=None)
         if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{path} is not an Ed25519 private key")
-        return cls(key)
+            raise ValueError("not an Ed25519 private key")
+        return cls(key, dict(previous or {}))
+
+    @classmethod
+    def generate(cls) -> Signer:
+        """A key of its own (tests and benchmarks that need no installation)."""
+        return cls(Ed25519PrivateKey.generate())
 
 
 def signature_valid(public_key: Ed25519PublicKey, signature_b64: str, message: bytes) -> bool:

@@ -9,7 +9,7 @@ a tail cut off below a signed checkpoint (the first missing seq).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter
@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from audit.canonical import EVENT_KEYS, GENESIS, canonical, chain_hash
 from audit.checkpoints import Checkpoint, all_checkpoints
 from audit.merkle import Frontier
-from audit.signing import signature_valid
+from audit.signing import key_id, signature_valid
 from audit.store import COLUMNS, EventLines, event_from_row, row_from_line, stream_rows
 
 _SEQ, _PREV, _HASH = 0, COLUMNS.index("prev_hash"), COLUMNS.index("hash")
@@ -92,12 +92,17 @@ class ChainWalk:
 
     def __init__(
         self,
-        public_key: Ed25519PublicKey,
+        public_key: Ed25519PublicKey | Mapping[str, Ed25519PublicKey],
         checkpoints: Sequence[Checkpoint],
         *,
         start: Checkpoint | None = None,
     ) -> None:
-        self.public_key = public_key
+        # One key, or the ring's keys by id (a rotated key still verifies what it signed).
+        self.keys = (
+            {key_id(public_key): public_key}
+            if isinstance(public_key, Ed25519PublicKey)
+            else dict(public_key)
+        )
         self.report = Report()
         if start is not None:
             self.expected = start.tree_size + 1
@@ -125,7 +130,8 @@ class ChainWalk:
             self.report.verified_through = min(self.report.verified_through, seq - 1)
 
     def _check_signature(self, c: Checkpoint) -> bool:
-        if not signature_valid(self.public_key, c.signature, c.message()):
+        key = self.keys.get(c.key_id)
+        if key is None or not signature_valid(key, c.signature, c.message()):
             self._fail(min(c.tree_size, self.expected), f"checkpoint {c.tree_size}: bad signature")
             return False
         return True
@@ -322,7 +328,7 @@ class ChainWalk:
         return self.report
 
 
-def verify(engine: Engine, public_key: Ed25519PublicKey) -> Report:
+def verify(engine: Engine, public_key: Ed25519PublicKey | Mapping[str, Ed25519PublicKey]) -> Report:
     checkpoints = all_checkpoints(engine)
     archives = [c for c in checkpoints if c.kind == "archive"]
     start = max(archives, key=lambda c: c.tree_size) if archives else None

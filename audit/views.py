@@ -156,7 +156,7 @@ def build_router(engine: Engine, signer: Signer, auditor: Callable[..., Any]) ->
     )
     @audited("audit.verify")
     def verify_log(_: Auditor) -> JSONResponse:
-        return JSONResponse(verify(engine, signer.public_key).as_dict())
+        return JSONResponse(verify(engine, signer.verify_keys).as_dict())
 
     @router.get(
         "/checkpoints",

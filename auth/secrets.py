@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -38,22 +37,6 @@ def digest(token: str) -> str:
 
 def matches(token: str, stored_digest: str) -> bool:
     return hmac.compare_digest(digest(token), stored_digest)
-
-
-def load_or_create_key(path: Path, nbytes: int = 32) -> bytes:
-    """A secret key kept in the data directory (created on first use, mode 0600)."""
-    if path.exists():
-        return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(nbytes)
-    # O_EXCL: two workers starting at once must not both write a key.
-    try:
-        with path.open("xb") as f:
-            f.write(key)
-        path.chmod(0o600)
-    except FileExistsError:
-        return path.read_bytes()
-    return key
 
 
 def identity_hmac(key: bytes, id_number: str) -> str:

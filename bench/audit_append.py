@@ -28,11 +28,11 @@ import psycopg
 
 from audit.canonical import EVENT_KEYS
 from audit.checkpoints import checkpoint_now
-from audit.signing import Signer
 from audit.verify import verify
 from audit.writer import AuditWriter
 from bench.common import postgres_database
 from gateway.database import create_engine
+from gateway.keys import installation_keys
 from gateway.migrate import upgrade
 from gateway.settings import Settings
 
@@ -177,7 +177,8 @@ def check(url: str, data_dir: str, expected: int) -> str:
             "SELECT count(*), min(seq), max(seq) FROM audit_events"
         ).one()
     assert (count, low, high) == (expected, 1, expected), (count, low, high)
-    signer = Signer.load_or_create(Path(data_dir))
+    settings = Settings(database_url=url, data_dir=Path(data_dir))
+    signer = installation_keys(settings, engine, create=False).audit_signer
     checkpoint_now(engine, signer, kind="manual")
     report = verify(engine, signer.public_key)
     engine.dispose()

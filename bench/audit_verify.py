@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from audit.checkpoints import checkpoint_now
-from audit.signing import Signer
 from audit.verify import verify
 from audit.writer import append
 from bench.audit_append import sample_event
 from bench.common import PYTHON, postgres_database
 from gateway.database import create_engine
+from gateway.keys import installation_keys
 from gateway.migrate import upgrade
 from gateway.settings import Settings
 
@@ -47,7 +47,8 @@ def event(i: int) -> dict[str, Any]:
 def fill(url: str, data_dir: Path, events: int) -> float:
     engine = create_engine(Settings(database_url=url).sqlalchemy_url)
     upgrade(engine)
-    signer = Signer.load_or_create(data_dir)
+    settings = Settings(database_url=url, data_dir=data_dir)
+    signer = installation_keys(settings, engine, create=True).audit_signer
     started = time.perf_counter()
     for first in range(0, events, 10_000):
         append(engine, [event(i) for i in range(first, min(events, first + 10_000))])
@@ -61,7 +62,8 @@ def fill(url: str, data_dir: Path, events: int) -> float:
 def verify_once(url: str, data_dir: str) -> None:
     """One verification, in this (fresh) process; its figures as JSON on stdout."""
     engine = create_engine(Settings(database_url=url).sqlalchemy_url)
-    public_key = Signer.load_or_create(Path(data_dir)).public_key
+    settings = Settings(database_url=url, data_dir=Path(data_dir))
+    public_key = installation_keys(settings, engine, create=False).audit_signer.public_key
     wall, cpu = time.perf_counter(), time.process_time()
     report = verify(engine, public_key)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

@@ -17,12 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from auth.keys import KeyRing
 from auth.principal import Authenticator
 from auth.revocations import Revocations
 from auth.tokens import TokenIssuer, TokenVerifier
 from gateway.database import create_engine
+from gateway.keys import installation_keys
 from gateway.migrate import upgrade
+from gateway.settings import Settings
 
 ISSUER = "http://127.0.0.1:8000"
 
@@ -41,14 +42,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        keys = KeyRing(Path(tmp) / "keys")
+        engine = create_engine(f"sqlite:///{tmp}/bench.db")
+        upgrade(engine)
+        settings = Settings(database_url=f"sqlite:///{tmp}/bench.db", data_dir=Path(tmp))
+        keys = installation_keys(settings, engine, create=True).tokens
         issuer = TokenIssuer(keys, ISSUER)
         token, _ = issuer.issue(subject="app", client_id="app", scope="data:read")
         hot_verifier = TokenVerifier(keys, ISSUER)
         hot = rate(lambda: hot_verifier.verify(token), args.seconds)
         # The whole request-path check: signature (cached) + revocation (database mirror).
-        engine = create_engine(f"sqlite:///{tmp}/bench.db")
-        upgrade(engine)
         authenticator = Authenticator(TokenVerifier(keys, ISSUER), Revocations(engine))
         header = f"Bearer {token}"
 

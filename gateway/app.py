@@ -11,13 +11,11 @@ from fastapi import FastAPI, Request
 from sqlalchemy.engine import Engine
 
 from audit import views as audit_views
-from audit.signing import Signer
 from audit.writer import AuditWriter
 from auth import admin_views, identity_views, oauth_views
 from auth import views as account_views
 from auth.models import Role
 from auth.principal import principal_of, require_role
-from auth.secrets import load_or_create_key
 from catalog import views as catalog_views
 from catalog.cursors import CursorBox
 from catalog.hosted import HostedCatalog
@@ -29,6 +27,7 @@ from gateway.client_ip import ClientAddress
 from gateway.data_events import DataEvents
 from gateway.database import create_engine
 from gateway.hardening import InputGuardMiddleware, SecurityHeadersMiddleware
+from gateway.keys import installation_keys
 from gateway.middleware import (
     AuthenticationMiddleware,
     RequestContextMiddleware,
@@ -37,7 +36,6 @@ from gateway.middleware import (
 from gateway.ratelimit import RateLimitMiddleware, RateLimits
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
-from policies.transforms import load_master_key
 
 
 def limit_sync_threads(settings: Settings, engine: Engine) -> None:
@@ -76,8 +74,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     hosted_catalog = HostedCatalog(
         engine, ttl=settings.catalog_cache_seconds, stale=settings.db_stale_seconds
     )
-    security = Security.build(settings, engine)
-    signer = Signer.load_or_create(settings.data_dir)
+    # Every host of the installation reads the same keys from the database (contract §9).
+    keys = installation_keys(settings, engine, create=True)
+    security = Security.build(settings, engine, keys)
+    signer = keys.audit_signer
     writer = AuditWriter(engine, signer, checkpoint_seconds=settings.audit_checkpoint_seconds)
     sink: Sink = writer
     if settings.audit_sink == "null":
@@ -118,9 +118,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     provider = security.identity_provider
     problems.install(app)
     # The data routes come first: routes are matched in order and these are the hot ones.
-    access = AccessResolver(engine, load_master_key(settings.data_dir))
-    events = DataEvents(load_or_create_key(settings.data_dir / "audit-digest.key"))
-    cursor_box = CursorBox(load_or_create_key(settings.data_dir / "cursor.key"))
+    access = AccessResolver(engine, keys.pseudonym)
+    events = DataEvents(keys.audit_digest)
+    cursor_box = CursorBox(keys.cursor)
     app.include_router(
         data_api.build_router(engine, hosted_catalog, access, events, cursor_box, settings)
     )

@@ -59,14 +59,25 @@ def _engine() -> tuple[Settings, Engine]:
     return settings, open_installation(settings)
 
 
+def _signer(settings: Settings, engine: Engine) -> Signer:
+    """The installation's audit key from the key ring; never creates one."""
+    from gateway.keys import installation_keys
+    from keystore.errors import KeyRingError
+
+    try:
+        return installation_keys(settings, engine, create=False).audit_signer
+    except KeyRingError as exc:
+        _fail(str(exc))
+
+
 @audit_app.command("verify")
 def audit_verify(
     as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
 ) -> None:
     """Re-compute the chain, check every checkpoint; exit 1 when anything is wrong."""
     settings, engine = _engine()
-    signer = Signer.load_or_create(settings.data_dir)
-    report = verify(engine, signer.public_key)
+    signer = _signer(settings, engine)
+    report = verify(engine, signer.verify_keys)
     record_cli_event(
         engine, "audit.verify", resource="audit", detail={"ok": report.ok, "events": report.events}
     )
@@ -92,7 +103,7 @@ def _print_report(report: Report, *, as_json: bool) -> None:
 def audit_checkpoint() -> None:
     """Sign a checkpoint of the chain head now."""
     settings, engine = _engine()
-    signer = Signer.load_or_create(settings.data_dir)
+    signer = _signer(settings, engine)
     record_cli_event(engine, "audit.checkpoint", resource="audit")
     checkpoint = checkpoint_now(engine, signer, kind="manual")
     assert checkpoint is not None  # min_age 0: always signs or returns the current one
@@ -106,8 +117,7 @@ def audit_checkpoint() -> None:
 def audit_public_key() -> None:
     """Print the Ed25519 public key (PEM) that signs checkpoints and exports."""
     settings, engine = _engine()
-    engine.dispose()
-    print(public_pem(Signer.load_or_create(settings.data_dir).public_key), end="")
+    print(public_pem(_signer(settings, engine).public_key), end="")
 
 
 def _fail(reason: str) -> NoReturn:
@@ -144,7 +154,7 @@ def audit_export(
     start, end = _moment("--since", since), _moment("--until", until, end=True)
     _check_out(out)
     settings, engine = _engine()
-    signer = Signer.load_or_create(settings.data_dir)
+    signer = _signer(settings, engine)
     try:
         span = plan(engine, since=start, until=end)
     except ChainGapError as exc:
@@ -193,7 +203,7 @@ def audit_archive(
     assert cut is not None
     _check_out(out)
     settings, engine = _engine()
-    signer = Signer.load_or_create(settings.data_dir)
+    signer = _signer(settings, engine)
     try:
         done = archive(
             engine, signer, before=cut, out=out, retention_days=settings.audit_retention_days

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from auth.secrets import identity_hmac, load_or_create_key
+from auth.secrets import identity_hmac
 from catalog.importer import ImportResult, import_package
 from catalog.package import PackageError
 from gateway.audit_cli import audit_app, record_cli_event
@@ -27,8 +27,10 @@ from gateway.installation import (
     open_installation,
 )
 from gateway.installation import engine as installation_engine
+from gateway.keys import InstallationKeys, installation_keys, open_ring
 from gateway.logging_config import LOG_CONFIG
 from gateway.settings import Settings
+from keystore.errors import KeyRingError
 
 app = typer.Typer(
     help="opengate — 公共数据开放与授权运营网关",
@@ -63,7 +65,7 @@ class UserError(Exception):
 def user_errors(settings: Settings | None = None) -> Iterator[None]:
     try:
         yield
-    except (UserError, PackageError) as exc:
+    except (UserError, PackageError, KeyRingError) as exc:
         fail(str(exc))
         raise typer.Exit(1) from None
     except ArgumentError:
@@ -88,7 +90,13 @@ def migrate() -> None:
     engine = open_installation(settings, create=True)
     with user_errors(settings):
         upgrade(engine)
+        open_ring(settings, engine, create=True)  # the key ring, once per installation
     out.print("schema is up to date")
+
+
+def _keys(settings: Settings) -> InstallationKeys:
+    """The ring's keys for a command that may only read them (never creates a key)."""
+    return installation_keys(settings, installation_engine(settings), create=False)
 
 
 def _require_schema(settings: Settings) -> None:
@@ -116,13 +124,12 @@ def serve(
     """Run the gateway."""
     import uvicorn
 
-    from auth.keys import KeyRing
-
     settings = _settings()
     _require_schema(settings)
     announce()  # before the server's own log lines
     _check_identity_provider(settings)
-    KeyRing(settings.data_dir / "keys")  # created here once, before the workers race for it
+    with user_errors(settings):  # made or refused here once, before the workers start
+        open_ring(settings, installation_engine(settings), create=True)
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
@@ -158,7 +165,7 @@ def _import(path: Path, *, replace: bool, skip_unchanged: bool, settings: Settin
             progress_bar.update(task, completed=done, total=total)
 
     try:
-        key = load_or_create_key(settings.data_dir / "identity.key")
+        key = _keys(settings).identity
         result = import_package(
             engine,
             path,
@@ -221,12 +228,15 @@ def demo(
     announce()
     with user_errors(settings):
         upgrade(engine)
+        open_ring(settings, engine, create=True)
         target = settings.data_dir / "demo"
         for package in write_demo_packages(target):
             result = _import(package, replace=True, skip_unchanged=True, settings=settings)
             state = "unchanged" if result.unchanged else f"{result.row_count:,} rows imported"
             out.print(f"  {result.dataset_id:<22} v{result.version}  {state}")
-        credentials = ensure_demo_accounts(installation_engine(settings), settings.data_dir)
+        credentials = ensure_demo_accounts(
+            installation_engine(settings), settings.data_dir, _keys(settings).identity
+        )
     base = f"http://{host}:{port}"
     accounts = ", ".join(f"{name} ({role})" for name, role, _ in ACCOUNTS)
     out.print(
@@ -290,7 +300,6 @@ def users_token(
     """Print a bearer token for the user (host-side automation)."""
     from sqlmodel import Session
 
-    from auth.keys import KeyRing
     from auth.tokens import TokenIssuer
     from auth.users import get_user
     from auth.views import issue_user_token
@@ -298,10 +307,10 @@ def users_token(
     settings = _settings()
     _require_schema(settings)
     with user_errors(settings), Session(installation_engine(settings)) as session:
+        issuer = TokenIssuer(_keys(settings).tokens, settings.issuer)
         user = get_user(session, username=username)
         if user is None or not user.is_active:
             raise UserError(f"no active user {username!r}")
-        issuer = TokenIssuer(KeyRing(settings.data_dir / "keys"), settings.issuer)
         token, _ = issue_user_token(issuer, user, ttl)
         record_cli_event(
             session.get_bind(),  # type: ignore[arg-type]
@@ -392,7 +401,6 @@ def users_verify_identity(
     import getpass
 
     from auth.identity import IdentityRefused, identity_of, link_identity
-    from auth.secrets import load_or_create_key
     from catalog.problems import Problem
 
     if not id_number_stdin:
@@ -409,7 +417,7 @@ def users_verify_identity(
             if not user.is_active or user.role != "developer":
                 refused["refused"] = "account"
                 raise UserError(f"{username} is not an active developer (person) account")
-            identity = identity_of(load_or_create_key(settings.data_dir / "identity.key"), number)
+            identity = identity_of(_keys(settings).identity, number)
             refused["identity"] = identity
             outcome = link_identity(
                 db,
@@ -510,21 +518,33 @@ def apps_create(
 
 
 @keys_app.command("rotate")
-def keys_rotate() -> None:
-    """Add a new signing key; the old one stays in the JWKS until its tokens expire."""
-    from auth.keys import KeyRing
+def keys_rotate(
+    audit: Annotated[
+        bool, typer.Option("--audit", help="rotate the audit signing key instead")
+    ] = False,
+) -> None:
+    """Add a new signing key; the old one stays in the JWKS until its tokens expire (with
+    --audit: the old audit key still verifies the checkpoints it signed)."""
+    from sqlmodel import Session
+
+    from keystore.ring import AUDIT_SIGNING
 
     settings = _settings()
     _require_schema(settings)
-    kid = KeyRing(settings.data_dir / "keys").rotate()
     with user_errors(settings):
+        keys = _keys(settings)
+        if audit:
+            with Session(installation_engine(settings)) as session:
+                kid = keys.ring.rotate(session, AUDIT_SIGNING).kid
+        else:
+            kid = keys.tokens.rotate()
         record_cli_event(
             installation_engine(settings),
             "keys.rotate",
             resource="keys",
-            detail={"kid": kid},
+            detail={"kid": kid, "purpose": AUDIT_SIGNING if audit else "token-signing"},
         )
-    out.print(f"new signing key {kid}")
+    out.print(f"new {'audit ' if audit else ''}signing key {kid}")
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ from sqlmodel import Session
 from auth.apps import create_app
 from auth.identity import identity_of, link_identity
 from auth.revocations import Revocations
-from auth.secrets import load_or_create_key
 from auth.users import create_user, get_user
 from gateway.audit_cli import record_cli_event
 from gateway.demo_catalog import DEMO_PERSON
@@ -29,7 +28,7 @@ ACCOUNTS = (
 )
 
 
-def ensure_demo_accounts(engine: Engine, data_dir: Path) -> dict[str, str]:
+def ensure_demo_accounts(engine: Engine, data_dir: Path, identity_key: bytes) -> dict[str, str]:
     """Create what is missing; return the demo app's credentials (kept in the data dir,
     since the secret itself is stored only as a digest)."""
     with Session(engine) as session:
@@ -48,9 +47,7 @@ def ensure_demo_accounts(engine: Engine, data_dir: Path) -> dict[str, str]:
             outcome = link_identity(
                 session,
                 user=person,
-                identity=identity_of(
-                    load_or_create_key(data_dir / "identity.key"), DEMO_PERSON.id_number
-                ),
+                identity=identity_of(identity_key, DEMO_PERSON.id_number),
                 proof="operator:demo",
                 revocations=Revocations(engine),
             )

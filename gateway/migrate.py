@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
@@ -22,9 +23,18 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
+# Any constant: the key of the advisory lock `upgrade` holds on PostgreSQL.
+_MIGRATION_LOCK = 0x6F70656E67617465  # "opengate"
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Hosts started at once on an empty database migrate one after the other: the second
+    waits for the first's transaction (PostgreSQL advisory lock; SQLite's write lock) and
+    then finds nothing left to do."""
     config = alembic_config(engine)
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -13,9 +13,9 @@ from auth.oidc import IdentityProvider, ProviderConfig, check_issuer_url
 from auth.outbound import Limits, OutboundPolicy
 from auth.principal import Authenticator
 from auth.revocations import Revocations
-from auth.secrets import load_or_create_key
 from auth.tokens import TokenIssuer, TokenVerifier
 from auth.users import LoginThrottle
+from gateway.keys import InstallationKeys
 from gateway.settings import Settings
 
 
@@ -32,8 +32,8 @@ class Security:
     identity_provider: IdentityProvider | None
 
     @classmethod
-    def build(cls, settings: Settings, engine: Engine) -> Security:
-        keys = KeyRing(settings.data_dir / "keys")
+    def build(cls, settings: Settings, engine: Engine, installation: InstallationKeys) -> Security:
+        keys = installation.tokens
         issuer = TokenIssuer(keys, settings.issuer, default_ttl=settings.access_token_ttl)
         verifier = TokenVerifier(keys, settings.issuer)
         revocations = Revocations(
@@ -59,7 +59,7 @@ class Security:
                 ),
             ),
             throttle=LoginThrottle(),
-            identity_key=load_or_create_key(settings.data_dir / "identity.key"),
+            identity_key=installation.identity,
             identity_provider=identity_provider(settings, engine),
         )
 

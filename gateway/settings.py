@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,6 +18,10 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/opengate.db"
     redis_url: str | None = None
     data_dir: Path = Path("./var")
+    # The key ring's master key (docs/contract-keyring.md): base64 of 32 bytes, or a file
+    # holding it (mode 0600 or stricter). Neither: `master.key` in the data directory.
+    master_key: SecretStr | None = None
+    master_key_file: Path | None = None
     issuer: str = "http://127.0.0.1:8000"
     trusted_proxies: str = ""
     rate_anon: str = "60/minute"

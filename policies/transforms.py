@@ -29,14 +29,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-import os
 import re
-import secrets
-import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.hashes import SHA256
@@ -270,70 +266,6 @@ def derive_app_key(master: bytes, client_id: str) -> bytes:
         info=b"opengate pseudonym v1:" + client_id.encode("utf-8"),
     )
     return hkdf.derive(master)
-
-
-_KEY_FILE = "pseudonym.key"
-_KEY_BYTES = 32
-
-
-def load_master_key(data_dir: Path) -> bytes:
-    """The installation's pseudonym master key, created on first use (mode 0600).
-
-    The key is written in full to a private temporary file and then hard-linked into place,
-    which fails if the name exists: two processes starting together both end up with the
-    winner's key, and no reader ever sees a half-written file.
-    """
-    path = data_dir / _KEY_FILE
-    try:
-        return _read_key(path)
-    except FileNotFoundError:
-        pass
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = data_dir / f".{_KEY_FILE}.{os.getpid()}.{secrets.token_hex(8)}"
-    key = secrets.token_bytes(_KEY_BYTES)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            os.write(fd, key)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return _read_key(path)
-        except OSError:
-            # No hard links on this filesystem: fall back to O_EXCL on the name itself.
-            return _create_in_place(path, key)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return key
-
-
-def _create_in_place(path: Path, key: bytes) -> bytes:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        # The winner may still be writing its 32 bytes: give it a moment.
-        for _ in range(50):
-            try:
-                return _read_key(path)
-            except ValueError:
-                time.sleep(0.02)
-        return _read_key(path)
-    try:
-        os.write(fd, key)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return key
-
-
-def _read_key(path: Path) -> bytes:
-    key = path.read_bytes()
-    if len(key) != _KEY_BYTES:
-        raise ValueError(f"{path} is corrupt: expected {_KEY_BYTES} bytes, found {len(key)}")
-    return key
 
 
 # --- specs -------------------------------------------------------------------------------

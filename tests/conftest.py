@@ -114,9 +114,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
+def engine(database_url: str, settings: Settings) -> Iterator[Engine]:
+    """A migrated database with its key ring, as `opengate migrate` leaves it."""
+    from gateway.keys import open_ring
+
     engine = create_engine(database_url)
     upgrade(engine)
+    open_ring(settings, engine, create=True)
     yield engine
     engine.dispose()
 

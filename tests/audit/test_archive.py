@@ -19,6 +19,7 @@ from audit.signing import Signer
 from gateway.settings import Settings
 from tests.audit.helpers import auditor, opengate, seed, tamper
 from tests.conftest import TestClient
+from tests.keys import keys_of
 
 
 def _count(engine: Engine) -> int:
@@ -43,7 +44,7 @@ def _archive(settings: Settings, before: str, out: Path) -> subprocess.Completed
 def test_archive_twice_then_verify_prove_and_still_detect_tampering(
     client: TestClient, engine: Engine, settings: Settings, tmp_path: Path
 ) -> None:
-    signer = Signer.load_or_create(settings.data_dir)
+    signer = keys_of(settings, engine).audit_signer
     _seed_history(engine, signer)
 
     def archive(before: str, out: Path) -> str:
@@ -95,7 +96,7 @@ def test_archive_twice_then_verify_prove_and_still_detect_tampering(
 def test_a_cut_inside_the_retention_period_or_a_broken_chain_is_refused(
     engine: Engine, settings: Settings, tmp_path: Path
 ) -> None:
-    signer = Signer.load_or_create(settings.data_dir)
+    signer = keys_of(settings, engine).audit_signer
     _seed_history(engine, signer)
     before_events, before_checkpoints = _count(engine), len(all_checkpoints(engine))
 

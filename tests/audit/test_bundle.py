@@ -16,6 +16,7 @@ from gateway.audit_cli import audit_app
 from gateway.settings import Settings
 from tests.audit.helpers import auditor, opengate, seed
 from tests.conftest import TestClient
+from tests.keys import keys_of
 
 DAY1, DAY2, DAY3 = (f"2026-11-{d:02d}T08:00:00.000000Z" for d in (1, 10, 20))
 
@@ -35,7 +36,7 @@ def _key(client: TestClient, folder: Path) -> Path:
 
 def _seed_days(engine: Engine, settings: Settings) -> None:
     """Seqs 1–5 on DAY1, 6–15 on DAY2 (a checkpoint at 12), 16–20 on DAY3."""
-    signer = Signer.load_or_create(settings.data_dir)
+    signer = keys_of(settings, engine).audit_signer
     seed(engine, DAY1, 5, actor="client:app-1", client_id="app-1")
     seed(
         engine,
@@ -161,7 +162,7 @@ def test_another_key_and_a_missing_manifest(
     _seed_days(engine, settings)
     headers = auditor(client, engine)
     lines = _export(client, headers, until="2026-11-20")
-    stranger = Signer.load_or_create(tmp_path / "elsewhere").public_key
+    stranger = Signer.generate().public_key
     assert "not by this key" in (verify_bundle(lines, stranger).reason or "")
     key = load_public_key(client.get("/api/v1/audit/public-key").text.encode())
     truncated = verify_bundle(lines[:-1], key)

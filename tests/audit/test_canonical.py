@@ -111,7 +111,7 @@ EVENT = {k: None for k in EVENT_KEYS if k not in ("seq", "ts")} | {
 
 
 def test_group_commit_from_many_threads_makes_one_chain(engine: Engine, tmp_path) -> None:
-    signer = Signer.load_or_create(tmp_path)
+    signer = Signer.generate()
     writer = AuditWriter(engine, signer)
     seqs: list[int] = []
     lock = threading.Lock()

@@ -91,7 +91,7 @@ def test_processes_appending_at_once_make_one_chain(engine: Engine, tmp_path: An
     owners = [r.request_id.split("-")[0] for r in rows]
     assert sum(a != b for a, b in itertools.pairwise(owners)) >= processes - 1
 
-    signer = Signer.load_or_create(tmp_path)
+    signer = Signer.generate()
     checkpoint_now(engine, signer, kind="manual")
     report = verify(engine, signer.public_key)
     assert report.ok and report.events == total and report.signed_through == total, report

@@ -18,11 +18,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from audit.signing import Signer
 from audit.verify import verify
 from catalog.importer import import_package
 from gateway.database import create_engine
+from gateway.keys import installation_keys
 from gateway.migrate import upgrade
+from gateway.settings import Settings
 from tests.conftest import GatewayProcess, _reset_postgres
 from tests.packages import station_rows, write_package
 
@@ -122,7 +123,10 @@ def test_kill_9_of_a_worker_loses_no_acknowledged_event(
         }
     missing = set(acknowledged) - stored
     assert not missing, f"{len(missing)} acknowledged requests have no event: {sorted(missing)[:5]}"
-    report = verify(engine, Signer.load_or_create(tmp_path / "var").public_key)
+    keys = installation_keys(
+        Settings(database_url=pg_database, data_dir=tmp_path / "var"), engine, create=False
+    )
+    report = verify(engine, keys.audit_signer.verify_keys)
     assert report.ok, report
     assert report.events >= len(acknowledged)
     engine.dispose()

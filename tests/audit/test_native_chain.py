@@ -179,7 +179,7 @@ def test_random_logs_walk_the_same_natively(
     native: Any, pg_engine: Engine, tmp_path: Path, seed: int
 ) -> None:
     rng = random.Random(seed)
-    signer = Signer.load_or_create(tmp_path)
+    signer = Signer.generate()
     build_random_log(pg_engine, signer, rng, 200 + 37 * seed)
 
     result = same_both_ways(pg_engine, signer)
@@ -216,7 +216,7 @@ def test_tampered_random_logs_are_reported_the_same(
     native: Any, pg_engine: Engine, tmp_path: Path, seed: int
 ) -> None:
     rng = random.Random(seed)
-    signer = Signer.load_or_create(tmp_path)
+    signer = Signer.generate()
     build_random_log(pg_engine, signer, rng, 150)
     total = len(stored_hashes(pg_engine))
 
@@ -319,7 +319,7 @@ def test_corrupted_lines_end_the_same_natively(
     native: Any, pg_engine: Engine, tmp_path: Path
 ) -> None:
     rng = random.Random(8)
-    signer = Signer.load_or_create(tmp_path)
+    signer = Signer.generate()
     build_random_log(pg_engine, signer, rng, 120)
     lines = list(EventLines(pg_engine).ordered_from(0))
     assert walk(pg_engine, signer, native=True, lines=lines)["report"]["ok"]

@@ -9,12 +9,13 @@ from audit.canonical import chain_hash
 from audit.checkpoints import checkpoint_now
 from audit.merkle import leaf_hash, split
 from audit.proofs import check_proof, verify_inclusion
-from audit.signing import Signer, load_public_key
+from audit.signing import load_public_key
 from audit.writer import append
 from gateway.settings import Settings
 from tests.audit.helpers import auditor, event, tamper
 from tests.audit.test_canonical import naive_root
 from tests.conftest import TestClient
+from tests.keys import keys_of
 
 
 def naive_path(m: int, leaves: list[bytes]) -> list[bytes]:
@@ -57,7 +58,7 @@ def _check(document: dict, leaves: list[bytes], client: TestClient) -> None:
 def test_every_seq_of_trees_of_1_to_40_events(
     client: TestClient, engine: Engine, settings: Settings
 ) -> None:
-    signer = Signer.load_or_create(settings.data_dir)
+    signer = keys_of(settings, engine).audit_signer
     for n in range(1, 41):
         append(engine, [event(request_id=f"r{n}", detail={"n": n})])
         assert checkpoint_now(engine, signer, kind="manual").tree_size == n
@@ -72,7 +73,7 @@ def test_sparse_checkpoints_and_the_default_tree(
     client: TestClient, engine: Engine, settings: Settings
 ) -> None:
     """Few checkpoints: subtree roots come partly from their frontiers, partly from events."""
-    signer = Signer.load_or_create(settings.data_dir)
+    signer = keys_of(settings, engine).audit_signer
     for size in (37, 64, 100, 150, 255, 300):
         append(engine, [event(row_count=i) for i in range(size - len(_hashes(engine)))])
         checkpoint_now(engine, signer, kind="manual")
@@ -89,7 +90,7 @@ def test_sparse_checkpoints_and_the_default_tree(
 def test_a_tampered_event_fails_its_proof(
     client: TestClient, engine: Engine, settings: Settings
 ) -> None:
-    signer = Signer.load_or_create(settings.data_dir)
+    signer = keys_of(settings, engine).audit_signer
     append(engine, [event(ip=f"10.0.0.{i}", detail={"i": i}) for i in range(1, 21)])
     checkpoint_now(engine, signer, kind="manual")
     headers = auditor(client, engine)

@@ -28,6 +28,7 @@ from audit.writer import append
 from gateway.settings import Settings
 from tests.audit.helpers import auditor, event, opengate
 from tests.conftest import TestClient
+from tests.keys import keys_of
 
 ESCAPED = 5  # the event whose strings need escaping
 FIELDS = [
@@ -211,7 +212,7 @@ def attack(engine: Engine, edit: Tampering) -> int:
 def test_each_edit_is_found_at_its_seq(
     edit: Tampering, client: TestClient, engine: Engine, settings: Settings, tmp_path: Path
 ) -> None:
-    signer = Signer.load_or_create(settings.data_dir)
+    signer = keys_of(settings, engine).audit_signer
     build_log(engine, signer)
     assert verify(engine, signer.public_key).ok
     bad = attack(engine, edit)
@@ -231,7 +232,7 @@ def test_each_edit_is_found_at_its_seq(
 
 
 def test_a_cut_tail_with_the_head_wound_back_is_found_too(engine: Engine, tmp_path: Path) -> None:
-    signer = Signer.load_or_create(tmp_path)
+    signer = Signer.generate()
     build_log(engine, signer)
     bad = attack(engine, truncate_tail_and_head)
     report = verify(engine, signer.public_key)
@@ -243,7 +244,7 @@ def test_a_cut_tail_with_the_head_wound_back_is_found_too(engine: Engine, tmp_pa
 
 
 def test_the_guards_refuse_update_and_delete(engine: Engine, tmp_path: Path) -> None:
-    signer = Signer.load_or_create(tmp_path)
+    signer = Signer.generate()
     build_log(engine, signer)
     for statement in (
         "UPDATE audit_events SET purpose = 'x' WHERE seq = 3",
@@ -260,7 +261,7 @@ def test_rows_moved_on_disk_still_verify(engine: Engine, tmp_path: Path) -> None
     """Rewriting rows with their own values moves them to the end of the table on
     PostgreSQL: the verifier's fast scan meets them out of order and must read on in seq
     order rather than report them."""
-    signer = Signer.load_or_create(tmp_path)
+    signer = Signer.generate()
     build_log(engine, signer)
     attack(engine, lambda conn: _set(conn, 3, {"purpose": _rows(conn, 3)[3]["purpose"]}) or 0)
     attack(engine, lambda conn: _set(conn, 30, {"actor": "client:app-1"}) or 0)

@@ -51,9 +51,13 @@ def verify_identity(engine: Engine, data_dir: Path, username: str, id_number: st
     """An operator's verification, as `opengate users verify-identity` records it."""
     from auth.identity import identity_of, link_identity
     from auth.revocations import Revocations
-    from auth.secrets import load_or_create_key
+    from gateway.keys import installation_keys
+    from gateway.settings import Settings
 
-    key = load_or_create_key(data_dir / "identity.key")
+    settings = Settings(
+        database_url=engine.url.render_as_string(hide_password=False), data_dir=data_dir
+    )
+    key = installation_keys(settings, engine, create=False).identity
     with Session(engine) as session:
         link_identity(
             session,

@@ -10,12 +10,13 @@ import httpx
 from authlib.integrations.httpx_client import OAuth2Client
 from sqlalchemy.engine import Engine
 
-from auth.secrets import identity_hmac, load_or_create_key
+from auth.secrets import identity_hmac
 from gateway.settings import Settings
 from tests.auth.helpers import PASSWORD, REDIRECT, audit_events, user
 from tests.auth.test_oauth_flows import PERSON_ID, authorize, person  # noqa: F401 (fixture)
 from tests.auth.test_privileges import run
 from tests.conftest import LiveServer
+from tests.keys import keys_of
 
 OTHER_ID = "370203198502024329"
 
@@ -46,7 +47,7 @@ def test_an_operator_verifies_an_identity(engine: Engine, settings: Settings):
     )
     assert code == 0, output
     assert PERSON_ID not in output
-    key = load_or_create_key(settings.data_dir / "identity.key")
+    key = keys_of(settings, engine).identity
     proof = f"operator:{getpass.getuser()}"
     assert identity_of_account(engine, "citizen") == (identity_hmac(key, PERSON_ID), proof)
     [event] = audit_events(engine, "user.identity_verify")
@@ -87,7 +88,7 @@ def test_bad_verifications_are_refused_audited_and_change_nothing(
         assert len(output.strip().splitlines()) == 1
     assert identity_of_account(engine, "other") == (None, None)
     assert identity_of_account(engine, "reviewer") == (None, None)
-    key = load_or_create_key(settings.data_dir / "identity.key")
+    key = keys_of(settings, engine).identity
     assert identity_of_account(engine, "owner")[0] == identity_hmac(key, PERSON_ID)
     refused = [e for e in audit_events(engine, "user.identity_verify") if e["outcome"] == "denied"]
     assert [e["detail"]["refused"] for e in refused] == [c[3] for c in cases]

@@ -16,7 +16,7 @@ import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from sqlalchemy.engine import Engine
 
-from auth.secrets import identity_hmac, load_or_create_key
+from auth.secrets import identity_hmac
 from gateway.app import create_app
 from gateway.settings import Settings
 from tests.auth.helpers import (
@@ -29,6 +29,7 @@ from tests.auth.helpers import (
 )
 from tests.auth.oidc_provider import Provider
 from tests.conftest import LiveServer, free_port
+from tests.keys import keys_of
 from tests.packages import import_conditional
 
 PERSON_ID = "370202199001011237"
@@ -83,8 +84,8 @@ def me(gateway: LiveServer, auth: dict[str, str]) -> dict:
     return httpx.get(f"{gateway.url}/api/v1/me", headers=auth).json()
 
 
-def expected_hmac(settings: Settings, number: str = PERSON_ID) -> str:
-    return identity_hmac(load_or_create_key(settings.data_dir / "identity.key"), number)
+def expected_hmac(settings: Settings, engine: Engine, number: str = PERSON_ID) -> str:
+    return identity_hmac(keys_of(settings, engine).identity, number)
 
 
 def test_the_identity_provider_links_a_verified_identity(
@@ -102,7 +103,7 @@ def test_the_identity_provider_links_a_verified_identity(
     assert account["identity_proof"] == f"oidc:{idp.issuer}"
     [event] = audit_events(engine, "user.identity_link")
     assert event["outcome"] == "allowed" and event["actor"] == "user:citizen"
-    assert event["detail"]["identity"] == expected_hmac(settings)
+    assert event["detail"]["identity"] == expected_hmac(settings, engine)
     assert event["detail"]["proof"] == f"oidc:{idp.issuer}"
     assert PERSON_ID not in str(audit_events(engine, "user.identity_start"))
 
@@ -169,7 +170,7 @@ def test_an_identity_of_another_account_is_refused(
     assert me(gateway, auth)["identity_linked"] is False
     [event] = audit_events(engine, "user.identity_link")
     assert event["detail"]["refused"] == "linked_to_other_account"
-    assert event["detail"]["identity"] == expected_hmac(settings)
+    assert event["detail"]["identity"] == expected_hmac(settings, engine)
     assert event["detail"]["proof"] == f"oidc:{idp.issuer}"
 
 
@@ -200,7 +201,7 @@ def test_a_person_proves_their_identity_from_the_consent_page(
     back to the same page, and then approves; the app's token reads that person's rows."""
     from functools import partial
 
-    key = load_or_create_key(settings.data_dir / "identity.key")
+    key = keys_of(settings, engine).identity
     fields = [
         {"name": "record_id", "type": "integer", "level": 1},
         {"name": "id_number", "type": "string", "level": 4, "pii": "id_number"}

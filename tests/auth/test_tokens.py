@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import time
-from pathlib import Path
 
 import pytest
 from joserfc import jwt
@@ -18,6 +17,7 @@ from auth.tokens import InvalidToken, TokenIssuer, TokenVerifier
 from gateway.settings import Settings
 from tests.auth.helpers import PASSWORD, user
 from tests.conftest import TestClient
+from tests.keys import keys_of
 
 ISSUER = "http://testserver"
 
@@ -27,8 +27,8 @@ def b64(data: dict) -> str:
 
 
 @pytest.fixture
-def keys(tmp_path: Path) -> KeyRing:
-    return KeyRing(tmp_path / "keys")
+def keys(engine: Engine, settings: Settings) -> KeyRing:
+    return keys_of(settings, engine).tokens
 
 
 def issued(keys: KeyRing, **overrides: object) -> str:
@@ -98,8 +98,10 @@ def test_every_bad_token_is_refused(keys: KeyRing):
         assert name
 
 
-def test_bad_tokens_get_401_with_www_authenticate(client: TestClient, settings: Settings):
-    keys = KeyRing(settings.data_dir / "keys")
+def test_bad_tokens_get_401_with_www_authenticate(
+    client: TestClient, engine: Engine, settings: Settings
+):
+    keys = keys_of(settings, engine).tokens
     for name, token in bad_tokens(keys).items():
         response = client.get("/api/v1/datasets", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, name
@@ -114,7 +116,7 @@ def test_key_rotation_keeps_old_tokens_valid(
 ):
     user(engine, "ops", "developer")
     old = client.post("/auth/login", json={"username": "ops", "password": PASSWORD}).json()
-    keys = KeyRing(settings.data_dir / "keys")
+    keys = keys_of(settings, engine).tokens
     old_kid = keys.signing_key().kid
     new_kid = keys.rotate()
     assert new_kid != old_kid

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from auth.secrets import identity_hmac, load_or_create_key
+from auth.secrets import identity_hmac
 from catalog.importer import import_package
 from catalog.problems import Problem
 from gateway import quotas
@@ -27,6 +27,7 @@ from gateway.settings import Settings
 from policies.models import Grant
 from tests.auth.helpers import PASSWORD, developer_with_app, user
 from tests.conftest import TestClient
+from tests.keys import keys_of
 from tests.packages import import_conditional, write_package
 
 SI_FIELDS = [
@@ -61,7 +62,7 @@ def si_rows() -> list[list]:
 
 @pytest.fixture
 def world(client: TestClient, engine: Engine, packages: Path, settings: Settings) -> dict:
-    key = load_or_create_key(settings.data_dir / "identity.key")
+    key = keys_of(settings, engine).identity
     import_conditional(
         engine,
         packages,

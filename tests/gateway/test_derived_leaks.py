@@ -19,13 +19,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from audit.models import AuditEvent
-from auth.secrets import identity_hmac, load_or_create_key
+from auth.secrets import identity_hmac
 from catalog.importer import import_package
 from catalog.package import PackageError
 from gateway.settings import Settings
 from tests.auth.helpers import PASSWORD, developer_with_app, user
 from tests.conftest import TestClient
 from tests.gateway.test_classified_access import SI_FIELDS
+from tests.keys import keys_of
 from tests.packages import import_conditional, write_package
 
 SI = "/api/v1/datasets/social-insurance"
@@ -76,7 +77,7 @@ def import_ledger(engine: Engine, packages: Path, name: str = "pension-ledger", 
 
 @pytest.fixture
 def world(client: TestClient, engine: Engine, packages: Path, settings: Settings) -> dict:
-    key = load_or_create_key(settings.data_dir / "identity.key")
+    key = keys_of(settings, engine).identity
     import_conditional(
         engine, packages, fields=SI_FIELDS, rows=si_rows(), subject_hmac=partial(identity_hmac, key)
     )

@@ -67,10 +67,36 @@ def test_probes(client: TestClient):
     assert client.get("/readyz").json()["status"] == "ready"
 
 
-def test_readyz_is_503_when_the_database_is_gone(tmp_path):
-    settings = Settings(database_url="postgresql://nobody@127.0.0.1:1/none", data_dir=tmp_path)
-    with TestClient(create_app(settings)) as client:
-        response = client.get("/readyz")
+@pytest.mark.postgres
+def test_readyz_is_503_when_the_database_is_gone(pg_database: str, tmp_path):
+    """A worker reads its keys from the database as it starts (the key ring); the database
+    then goes away under it."""
+    import uuid
+
+    from gateway.database import create_engine
+    from gateway.migrate import upgrade
+    from tests.conftest import PG_URL
+
+    admin = sa.create_engine(
+        Settings(database_url=PG_URL).sqlalchemy_url, isolation_level="AUTOCOMMIT"
+    )
+    name = f"opengate_gone_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(pg_database).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    upgrade(engine)
+    settings = Settings(database_url=url, data_dir=tmp_path)
+    try:
+        with TestClient(create_app(settings, engine=engine)) as client:
+            assert client.get("/readyz").status_code == 200
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            response = client.get("/readyz")
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
     assert response.status_code == 503 and response.json()["code"] == "unavailable"
 
 

@@ -13,11 +13,12 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from audit.store import SELECT_COLUMNS, event_from_row
-from auth.secrets import identity_hmac, load_or_create_key
+from auth.secrets import identity_hmac
 from catalog.importer import import_package
 from gateway.settings import Settings
 from tests.auth.helpers import PASSWORD, developer_with_app, user
 from tests.conftest import TestClient
+from tests.keys import keys_of
 from tests.packages import write_package
 
 CANARIES = {
@@ -57,7 +58,7 @@ def leaky(client: TestClient, engine: Engine, packages: Path, settings: Settings
         ]
         for i in range(1, 31)
     ]
-    key = load_or_create_key(settings.data_dir / "identity.key")
+    key = keys_of(settings, engine).identity
     import_package(
         engine,
         write_package(packages, name="canary", open_type="conditional", fields=FIELDS, rows=rows),

@@ -12,11 +12,12 @@ import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from sqlalchemy.engine import Engine
 
-from auth.secrets import identity_hmac, load_or_create_key
+from auth.secrets import identity_hmac
 from gateway.settings import Settings
 from tests.auth.helpers import PASSWORD, REDIRECT, developer_with_app, verify_identity
 from tests.auth.test_oauth_flows import authorize
 from tests.conftest import LiveServer
+from tests.keys import keys_of
 from tests.packages import import_conditional
 
 PERSON_ID = "370202199001011237"
@@ -30,7 +31,7 @@ FIELDS = [
 
 @pytest.fixture
 def consented(engine: Engine, packages: Path, settings: Settings, live: LiveServer) -> dict:
-    key = load_or_create_key(settings.data_dir / "identity.key")
+    key = keys_of(settings, engine).identity
     rows = [
         [1, "张三丰", PERSON_ID, 8000],
         [2, "李四", "370203198502024321", 9000],

@@ -42,10 +42,10 @@ def backend(request: pytest.FixtureRequest, settings: Settings) -> Settings:
     return settings.model_copy(update={"redis_url": url})
 
 
-def test_every_route_is_in_its_group(tmp_path: Path):
+def test_every_route_is_in_its_group(engine: Engine, settings: Settings):
     """Classified by path; checked here against the routers' own tags, so a new route in
     an existing router lands in the right group or this test says which."""
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/x.db", data_dir=tmp_path))
+    app = create_app(settings, engine=engine)
     seen = set()
     for route in walk(app.router.routes):
         if not isinstance(route, APIRoute):

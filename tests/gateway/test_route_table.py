@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from sqlalchemy.engine import Engine
 from starlette.routing import Mount, Route
 
 from gateway.app import create_app
@@ -98,8 +99,8 @@ def required_roles(dependant: Dependant) -> set[str]:
     return roles
 
 
-def test_every_route_names_its_required_role(tmp_path):
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/t.db", data_dir=tmp_path))
+def test_every_route_names_its_required_role(engine: Engine, settings: Settings):
+    app = create_app(settings, engine=engine)
     seen: set[tuple[str, str]] = set()
     for route in walk(app.router.routes):
         if isinstance(route, Mount):

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import os
 import re
-import stat
-import threading
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +22,6 @@ from policies.transforms import (
     default_transform,
     derive_app_key,
     grantable,
-    load_master_key,
     map_columns,
     mask_address,
     mask_bank_card,
@@ -439,56 +435,6 @@ def test_derive_app_key_is_hkdf_sha256() -> None:
 
     hkdf = HKDF(algorithm=SHA256(), length=32, salt=None, info=b"opengate pseudonym v1:app-1")
     assert derive_app_key(bytes(32), "app-1") == hkdf.derive(bytes(32))
-
-
-def test_load_master_key_creates_once(tmp_path: Path) -> None:
-    data_dir = tmp_path / "var" / "nested"
-    key = load_master_key(data_dir)
-    path = data_dir / "pseudonym.key"
-    assert len(key) == 32
-    assert path.read_bytes() == key
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert load_master_key(data_dir) == key
-    assert load_master_key(tmp_path / "other") != key
-    assert os.listdir(data_dir) == ["pseudonym.key"]  # no temporary file left behind
-
-
-def test_load_master_key_race(tmp_path: Path) -> None:
-    barrier = threading.Barrier(8)
-    keys: list[bytes] = []
-
-    def start() -> None:
-        barrier.wait()
-        keys.append(load_master_key(tmp_path))
-
-    threads = [threading.Thread(target=start) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(keys) == 8
-    assert set(keys) == {(tmp_path / "pseudonym.key").read_bytes()}
-    assert os.listdir(tmp_path) == ["pseudonym.key"]
-
-
-def test_load_master_key_without_hard_links(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def no_link(*args: Any) -> None:
-        raise PermissionError("no hard links here")
-
-    monkeypatch.setattr(t.os, "link", no_link)
-    key = load_master_key(tmp_path)
-    assert (tmp_path / "pseudonym.key").read_bytes() == key
-    assert stat.S_IMODE((tmp_path / "pseudonym.key").stat().st_mode) == 0o600
-    assert load_master_key(tmp_path) == key
-    assert os.listdir(tmp_path) == ["pseudonym.key"]
-
-
-def test_load_master_key_refuses_a_corrupt_file(tmp_path: Path) -> None:
-    (tmp_path / "pseudonym.key").write_bytes(b"short")
-    with pytest.raises(ValueError, match="corrupt"):
-        load_master_key(tmp_path)
 
 
 # --- properties ------------------------------------------------------------------------------
