@@ -126,10 +126,10 @@ def serve(
 
     settings = _settings()
     _require_schema(settings)
-    announce()  # before the server's own log lines
     _check_identity_provider(settings)
     with user_errors(settings):  # made or refused here once, before the workers start
         open_ring(settings, installation_engine(settings), create=True)
+    announce()  # after every refusal (each stays one line), before the server's own log
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
@@ -225,10 +225,10 @@ def demo(
 
     settings = _settings()
     engine = open_installation(settings, create=True)
-    announce()
     with user_errors(settings):
         upgrade(engine)
         open_ring(settings, engine, create=True)
+        announce()  # after a refusal could have come (it stays one line)
         target = settings.data_dir / "demo"
         for package in write_demo_packages(target):
             result = _import(package, replace=True, skip_unchanged=True, settings=settings)

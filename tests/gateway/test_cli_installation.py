@@ -148,7 +148,13 @@ def test_a_named_installation_is_announced_once_it_worked(tmp_path: Path):
     url = f"sqlite:///{home}/og.db"
     made = cli(["migrate"], elsewhere, OPENGATE_DATABASE_URL=url, OPENGATE_DATA_DIR=str(home))
     assert made.returncode == 0, made.stderr
-    checked = cli(["audit", "verify"], elsewhere, OPENGATE_DATABASE_URL=url)
+    # The data dir stays the default; the ring's master key is named (contract §9).
+    checked = cli(
+        ["audit", "verify"],
+        elsewhere,
+        OPENGATE_DATABASE_URL=url,
+        OPENGATE_MASTER_KEY_FILE=str(home / "master.key"),
+    )
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.startswith("ok: ")
     assert checked.stderr.splitlines() == [
