@@ -52,6 +52,7 @@ class AppSummary(BaseModel):
     client_id: str
     name: str
     redirect_uris: list[str]
+    client_type: str = Field(description="confidential, or public (no secret, PKCE)")
     token_endpoint_auth_methods: list[str]
     jwks_uri: str | None
     created_at: str
@@ -59,7 +60,7 @@ class AppSummary(BaseModel):
 
 
 class CreatedApp(AppSummary):
-    client_secret: str = Field(description="shown once")
+    client_secret: str | None = Field(description="shown once; null for a public client")
 
 
 class AppPage(BaseModel):

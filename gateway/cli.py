@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -122,6 +123,11 @@ def serve(
     _require_schema(settings)
     _check_identity_provider(settings)
     KeyRing(settings.data_dir / "keys")  # created here once, before the workers race for it
+    # The workers read their settings again: hand them the issuer of this address.
+    issuer = settings.issuer_for(host, port)
+    if "issuer" not in settings.model_fields_set:
+        os.environ["OPENGATE_ISSUER"] = issuer
+        err.print(f"issuer {issuer} (from --host/--port; set OPENGATE_ISSUER to choose another)")
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
