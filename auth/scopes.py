@@ -125,7 +125,7 @@ def app_scope(requested: str | None, lookup: DatasetLookup) -> str:
         if scope.personal:
             raise ScopeError(
                 "dataset:<id>:self needs a person's consent (authorization_code)",
-                "dataset:<id>:self 须由本人通过授权码流程同意，不能以客户端凭证获取",
+                "scope dataset:<id>:self 须由本人通过授权码流程同意，不能以客户端凭证获取",
             )
     return " ".join(items)
 
@@ -158,7 +158,7 @@ def person_scope(requested: str | None, lookup: DatasetLookup) -> PersonRequest:
         if scope.dataset is None or target is None:
             raise ScopeError(
                 "data:read is for client credentials, not for a person's authorization",
-                "data:read 仅用于客户端凭证，个人授权请指定数据集",
+                "scope data:read 仅用于客户端凭证，个人授权请指定数据集",
             )
         if scope.personal:
             if not (target.personal and target.open_type == "conditional"):
@@ -169,7 +169,7 @@ def person_scope(requested: str | None, lookup: DatasetLookup) -> PersonRequest:
             if personal is not None and personal != scope.dataset:
                 raise ScopeError(
                     "one personal dataset per authorization",
-                    "一次个人授权只能包含一个 dataset:<数据集>:self",
+                    "一次个人授权的 scope 只能包含一个 dataset:<数据集>:self",
                 )
             personal = scope.dataset
         elif target.open_type != "unconditional":
