@@ -297,6 +297,8 @@ def build_router(
                 try:
                     user = sign_in(session)
                 except Problem as problem:
+                    # who tried, even when refused (as user.login names it)
+                    note(request, actor=f"user:{values.get('username', '')[:64]}")
                     page = consent_page(
                         hidden=params, error=problem.detail, can_verify=can_verify, **shown
                     )
