@@ -455,3 +455,21 @@ def test_the_issuer_follows_the_port_unless_set(tmp_path: Path):
         assert meta["issuer"] == "https://data.example.gov.cn"
     finally:
         chosen.stop()
+
+
+def test_the_cli_registers_a_public_client(tmp_path: Path):
+    import json
+
+    from tests.gateway.test_cli import assert_one_line_error, run
+
+    assert run(["migrate"], tmp_path).returncode == 0
+    assert run(["users", "create", "alice", "--role", "developer"], tmp_path).returncode == 0
+    public = ["--public", "--json", "--redirect-uri", REDIRECT]
+    made = run(["apps", "create", "--owner", "alice", "--name", "手机", *public], tmp_path)
+    assert made.returncode == 0, made.stderr
+    credentials = json.loads(made.stdout)
+    assert credentials["client_id"].startswith("og_") and credentials["client_secret"] is None
+    # a public client only does authorization_code: no redirect URI, nothing registered
+    assert_one_line_error(
+        run(["apps", "create", "--owner", "alice", "--name", "x", "--public"], tmp_path), "回调地址"
+    )
