@@ -80,7 +80,7 @@ class TokenAnswer(BaseModel):
     access_token: str
     token_type: str = Field(examples=["Bearer"])
     expires_in: int
-    scope: str | None = None
+    scope: str = Field(description="the granted scope, always present (docs/contract-oauth.md)")
     refresh_token: str | None = Field(default=None, description="authorization_code only")
 
 

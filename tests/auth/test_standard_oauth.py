@@ -249,6 +249,11 @@ def test_openid_profile_never_reads_conditional_records(live: LiveServer, catalo
     )
     page = httpx.get(url)
     assert page.status_code == 400 and "invalid_scope" in page.text
+    huge, _ = client.create_authorization_url(
+        f"{live.url}/oauth/authorize", code_verifier="o" * 64, scope="x" * 10_000
+    )
+    refused = httpx.get(huge)
+    assert refused.status_code == 400 and "过长" in refused.text and len(refused.text) < 3000
 
 
 # --- purpose only where personal data is asked for ----------------------------------------
