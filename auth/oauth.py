@@ -393,8 +393,15 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         self.server = server
 
     def get_audiences(self) -> list[str]:
+        # The issuer, or the URL of the endpoint the assertion is sent to: Authlib's client,
+        # for one, names the endpoint it posts to unless told otherwise.
         issuer = self.server.issuer
-        return [issuer + "/oauth/token", issuer]
+        return [
+            issuer + "/oauth/token",
+            issuer + "/oauth/revoke",
+            issuer + "/oauth/introspect",
+            issuer,
+        ]
 
     def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict:
         """Authlib's, with the algorithms named (it would take joserfc's default list)."""

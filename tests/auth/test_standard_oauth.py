@@ -114,11 +114,13 @@ def test_every_advertised_assertion_algorithm_works_with_authlibs_client(
     token_url = meta["token_endpoint"]
     for alg in advertised:
         auth = PrivateKeyJWT(token_url, alg=alg, headers={"kid": keys[alg].kid})
+        # for the other endpoints the assertion's audience is the URL posted to (the default)
+        elsewhere = PrivateKeyJWT(alg=alg, headers={"kid": keys[alg].kid})
         with OAuth2Client(
             reg.client_id,
             keys[alg],
             token_endpoint_auth_method=auth,
-            revocation_endpoint_auth_method=auth,
+            revocation_endpoint_auth_method=elsewhere,
         ) as client:
             token = client.fetch_token(token_url, grant_type="client_credentials")
             assert claims_of(token["access_token"])[1]["client_id"] == reg.client_id, alg
@@ -128,6 +130,16 @@ def test_every_advertised_assertion_algorithm_works_with_authlibs_client(
                 meta["revocation_endpoint"], token["access_token"], token_type_hint="access_token"
             )
         assert revoked.status_code == 200, (alg, revoked.text)
+        assertion = elsewhere.sign(client, meta["introspection_endpoint"])
+        introspected = httpx.post(
+            meta["introspection_endpoint"],
+            data={
+                "token": token["access_token"],
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": assertion,
+            },
+        )
+        assert introspected.status_code == 200 and introspected.json() == {"active": False}, alg
 
 
 def test_an_assertion_with_an_algorithm_not_listed_is_refused(engine: Engine, live: LiveServer):
