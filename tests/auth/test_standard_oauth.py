@@ -279,7 +279,9 @@ def _consent(live: LiveServer, url: str, decision: str = "approve") -> httpx.Res
     return httpx.post(f"{live.url}/oauth/authorize", data=data)
 
 
-def test_purpose_is_required_only_for_a_persons_own_rows(live: LiveServer, catalog: dict):
+def test_purpose_is_required_only_for_a_persons_own_rows(
+    engine: Engine, live: LiveServer, catalog: dict
+):
     client = OAuth2Client(
         catalog["client_id"],
         catalog["client_secret"],
@@ -313,6 +315,15 @@ def test_purpose_is_required_only_for_a_persons_own_rows(live: LiveServer, catal
     )
     refused = httpx.get(conditional)
     assert refused.status_code == 400 and "invalid_scope" in refused.text
+    data = {k: v[0] for k, v in parse_qs(urlsplit(conditional).query).items()}
+    posted = httpx.post(
+        f"{live.url}/oauth/authorize",
+        data={**data, "username": "zhangsan", "password": PASSWORD, "decision": "approve"},
+    )
+    assert posted.status_code == 400  # refused, and nothing recorded
+    with engine.connect() as conn:
+        consents = conn.execute(sa.text("SELECT dataset_id, purpose FROM consents")).all()
+    assert [tuple(c) for c in consents] == [("", "")]  # the open-data one only
 
 
 # --- public clients ------------------------------------------------------------------------
