@@ -1,4 +1,10 @@
-"""Developer apps (OAuth clients): registration, listing, secret rotation, disabling."""
+"""Developer apps (OAuth clients): registration, listing, secret rotation, disabling.
+
+A public client (RFC 6749 §2.1: a mobile or browser app that cannot keep a secret) is an
+app without a secret: its `client_secret_hash` is empty, which no secret's digest equals.
+It authenticates with `none` — its client_id, with PKCE S256 — and uses authorization_code
+and refresh_token only.
+"""
 
 from __future__ import annotations
 
@@ -75,19 +81,35 @@ def create_app(
     jwks: dict | None = None,
     jwks_uri: str | None = None,
     jwks_uri_allowlist: list[str] | None = None,
-) -> tuple[App, str]:
-    """A new app and its client secret (returned once, stored only as a digest)."""
+    public: bool = False,
+) -> tuple[App, str | None]:
+    """A new app and its client secret (returned once, stored only as a digest); a public
+    client gets none."""
     if owner.role != "developer":
         raise Problem(400, "invalid_parameter", "应用只能属于开发者账号", parameter="owner")
     name = name.strip()
     if not 1 <= len(name) <= 100:
         raise Problem(400, "invalid_parameter", "应用名称需为 1–100 个字符", parameter="name")
-    secret = new_token(32)
+    if public and (jwks is not None or jwks_uri is not None):
+        raise Problem(
+            400,
+            "invalid_parameter",
+            "公开客户端没有密钥，不能登记 jwks/jwks_uri",
+            parameter="public",
+        )
+    if public and not redirect_uris:
+        raise Problem(
+            400,
+            "invalid_parameter",
+            "公开客户端只能使用授权码流程，须登记至少一个回调地址",
+            parameter="redirect_uris",
+        )
+    secret = None if public else new_token(32)
     app = App(
         client_id="og_" + new_token(12),
         name=name,
         owner_id=owner.id,  # type: ignore[arg-type]
-        client_secret_hash=digest(secret),
+        client_secret_hash=digest(secret) if secret else PUBLIC_SECRET_HASH,
         redirect_uris=_check_redirect_uris(redirect_uris or []),
         jwks=_check_jwks(jwks),
         jwks_uri=_check_jwks_uri(jwks_uri, jwks_uri_allowlist or []),
@@ -112,6 +134,8 @@ def own_app(session: Session, *, owner: User, client_id: str) -> App:
 def rotate_secret(session: Session, *, app: App, revocations: Revocations) -> str:
     """A new client secret; every token issued under the old one stops on the next
     request (tokens carry the secret epoch `sep`)."""
+    if is_public(app):
+        raise Problem(400, "invalid_parameter", f"应用 {app.client_id} 是公开客户端，没有密钥")
     secret = new_token(32)
     app.client_secret_hash = digest(secret)
     app.secret_rotated_at = utcnow()
@@ -142,6 +166,7 @@ def app_summary(app: App) -> dict:
         "client_id": app.client_id,
         "name": app.name,
         "redirect_uris": app.redirect_uris,
+        "client_type": "public" if is_public(app) else "confidential",
         "token_endpoint_auth_methods": auth_methods(app),
         "jwks_uri": app.jwks_uri,
         "is_active": app.is_active,
@@ -150,7 +175,16 @@ def app_summary(app: App) -> dict:
     }
 
 
+PUBLIC_SECRET_HASH = ""
+
+
+def is_public(app: App) -> bool:
+    return app.client_secret_hash == PUBLIC_SECRET_HASH
+
+
 def auth_methods(app: App) -> list[str]:
+    if is_public(app):
+        return ["none"]
     methods = ["client_secret_basic", "client_secret_post"]
     if app.jwks or app.jwks_uri:
         methods.append("private_key_jwt")

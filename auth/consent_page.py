@@ -26,18 +26,39 @@ button[value=approve]{background:#1f6feb;color:#fff;border-color:#1f6feb}
 def consent_page(
     *,
     app_name: str,
-    dataset_title: str,
-    dataset_id: str,
+    datasets: list[tuple[str, str]],
+    personal: str | None,
     purpose: str,
     duration_days: int,
     hidden: list[tuple[str, str]],
     error: str | None = None,
     can_verify: bool = False,
 ) -> str:
+    """`datasets`: (id, title) of every requested scope; `personal`: the one whose own rows
+    the person is asked to share (purpose and term shown only then)."""
     fields = "\n".join(
         f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in hidden
     )
     problem = f'<p class="error">{escape(error)}</p>' if error else ""
+    rows = "\n".join(
+        f"<dt>{'本人数据' if i == personal else '开放数据'}</dt>"
+        f"<dd>{escape(title)}（{escape(i)}）</dd>"
+        for i, title in datasets
+    )
+    if personal is not None:
+        ask = "申请读取<strong>您本人</strong>在以下数据集中的记录："
+        terms = (
+            f"<dt>使用目的</dt><dd>{escape(purpose)}</dd>\n"
+            f"<dt>授权期限</dt><dd>{duration_days} 天</dd>"
+        )
+        note = (
+            "同意后，该应用只能看到与您本人身份证号对应的记录，看不到其他任何人的数据。"
+            "您可随时在“我的授权”中撤回，撤回后立即失效。"
+        )
+    else:
+        ask = "申请以您的名义读取以下无条件开放数据（不含任何个人数据）："
+        terms = f"<dt>授权期限</dt><dd>{duration_days} 天</dd>"
+        note = "您可随时在“我的授权”中撤回，撤回后立即失效。"
     return f"""<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -45,14 +66,12 @@ def consent_page(
 <body><main>
 <h1>个人数据授权确认</h1>
 <p>应用 <strong>{escape(app_name)}</strong>
-申请读取<strong>您本人</strong>在以下数据集中的记录：</p>
+{ask}</p>
 <dl>
-<dt>数据集</dt><dd>{escape(dataset_title)}（{escape(dataset_id)}）</dd>
-<dt>使用目的</dt><dd>{escape(purpose)}</dd>
-<dt>授权期限</dt><dd>{duration_days} 天</dd>
+{rows}
+{terms}
 </dl>
-<p class="note">同意后，该应用只能看到与您本人身份证号对应的记录，看不到其他任何人的数据。
-您可随时在“我的授权”中撤回，撤回后立即失效。</p>
+<p class="note">{note}</p>
 {problem}
 <form method="post" action="/oauth/authorize">
 {fields}
@@ -62,7 +81,7 @@ def consent_page(
 <button type="submit" name="decision" value="deny">拒绝</button>
 <button type="submit" name="decision" value="approve">同意授权</button>
 </div>
-{VERIFY_BUTTON if can_verify else ""}
+{VERIFY_BUTTON if can_verify and personal is not None else ""}
 </form>
 </main></body></html>"""
 

@@ -11,7 +11,9 @@ single-use codes that live 60 s, redeemed by one conditional UPDATE; a second re
 revokes every token issued from the code); refresh_token with rotation, where reusing a spent token
 revokes its whole family (RFC 9700). No implicit, no password grant. Client
 authentication: client_secret_basic, client_secret_post, private_key_jwt (RFC 7523, `jti`
-replay protection).
+replay protection; RS256, PS256, ES256, EdDSA/Ed25519), and `none` for public clients
+(authorization_code and refresh_token only, never with a secret). Scopes: auth/scopes.py.
+docs/contract-oauth.md is the contract.
 """
 
 from __future__ import annotations
@@ -40,16 +42,19 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from auth.apps import auth_methods
+from auth.apps import auth_methods, is_public
 from auth.models import App, AuthorizationCode, RefreshToken, UsedAssertion, User
 from auth.models import Revocation as RevocationRow
 from auth.outbound import Limits, OutboundPolicy, OutboundRefused, fetch
 from auth.revocations import Revocations
+from auth.scopes import APP_SCOPE, DatasetLookup, ScopeTarget, app_scope, person_scope
 from auth.secrets import digest, matches, new_token
 from auth.tokens import InvalidToken, TokenClaims, TokenIssuer, TokenVerifier
 from catalog.models import utcnow
@@ -59,9 +64,13 @@ log = logging.getLogger("opengate.auth")
 # sets for the application, Authlib's own records stay at INFO and above.
 logging.getLogger("authlib").setLevel(logging.INFO)
 
-APP_SCOPE = "data:read"
 CODE_LIFETIME = 60
 REFRESH_LIFETIME = 30 * 24 * 3600
+# A public client (a mobile app) cannot keep a secret: its refresh tokens live one day.
+PUBLIC_REFRESH_LIFETIME = 24 * 3600
+# What a private_key_jwt assertion may be signed with, each tested with Authlib's own
+# client (tests/auth/test_standard_oauth.py). Listed explicitly: joserfc accepts only its
+# "recommended" algorithms by default, and PS256 (FAPI) and EdDSA are not among them.
 ALLOWED_ASSERTION_ALGS = ["RS256", "PS256", "ES256", "EdDSA", "Ed25519"]
 
 
@@ -130,16 +139,17 @@ class OAuthClient(ClientMixin):
         return uris[0] if len(uris) == 1 else None
 
     def get_allowed_scope(self, scope: str | None) -> str:
+        # The grants checked the requested scope already (validate_requested_scope): what
+        # is left is to fill in the default (RFC 6749 §3.3) and drop repeats.
         if not scope:
             return APP_SCOPE
-        allowed = [s for s in scope.split() if s == APP_SCOPE or is_person_scope(s)]
-        return " ".join(dict.fromkeys(allowed))
+        return " ".join(dict.fromkeys(scope.split()))
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in self.app.redirect_uris  # exact match, RFC 9700 §4.1.3
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return matches(client_secret, self.app.client_secret_hash)
+        return not is_public(self.app) and matches(client_secret, self.app.client_secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method in auth_methods(self.app)
@@ -148,12 +158,9 @@ class OAuthClient(ClientMixin):
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
+        if is_public(self.app):  # nobody to authenticate: no token of the app's own
+            return grant_type in ("authorization_code", "refresh_token")
         return grant_type in ("client_credentials", "authorization_code", "refresh_token")
-
-
-def is_person_scope(scope: str) -> bool:
-    parts = scope.split(":")
-    return len(parts) == 3 and parts[0] == "dataset" and parts[2] == "self" and bool(parts[1])
 
 
 @dataclass
@@ -213,10 +220,16 @@ class RefreshTokenRecord(TokenMixin):
 # --- grants ------------------------------------------------------------------------------
 
 CLIENT_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+# Grants a public client may use; `none` is tried last, after every real method.
+WITH_PUBLIC = [*CLIENT_AUTH, "none"]
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+    server: OAuthServer
+
+    def validate_requested_scope(self) -> None:
+        app_scope(self.request.payload.scope, self.server.scope_lookup)
 
 
 class S256Only(CodeChallenge):
@@ -246,8 +259,11 @@ class S256Only(CodeChallenge):
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+    TOKEN_ENDPOINT_AUTH_METHODS = WITH_PUBLIC
     server: OAuthServer
+
+    def validate_requested_scope(self) -> None:
+        person_scope(self.request.payload.scope, self.server.scope_lookup)
 
     def generate_authorization_code(self) -> str:
         return new_token(32)
@@ -330,7 +346,7 @@ class CodeRecord:
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
-    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+    TOKEN_ENDPOINT_AUTH_METHODS = WITH_PUBLIC
     INCLUDE_NEW_REFRESH_TOKEN = True
     server: OAuthServer
 
@@ -377,8 +393,24 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         self.server = server
 
     def get_audiences(self) -> list[str]:
+        # The issuer, or the URL of the endpoint the assertion is sent to: Authlib's client,
+        # for one, names the endpoint it posts to unless told otherwise.
         issuer = self.server.issuer
-        return [issuer + "/oauth/token", issuer]
+        return [
+            issuer + "/oauth/token",
+            issuer + "/oauth/revoke",
+            issuer + "/oauth/introspect",
+            issuer,
+        ]
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict:
+        """Authlib's, with the algorithms named (it would take joserfc's default list)."""
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=ALLOWED_ASSERTION_ALGS)
+        except JoseError as exc:
+            raise InvalidClientError(description=exc.description) from None
+        self.verify_claims(token.claims)
+        return token.claims
 
     def validate_jti(self, claims: dict, jti: str) -> bool:
         expires = datetime.fromtimestamp(int(claims.get("exp", time.time())) + 60, UTC)
@@ -398,6 +430,29 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         if app.jwks_uri:
             return self.server.remote_jwks(app.jwks_uri)
         return KeySet([])
+
+
+def authenticate_public(query_client: Any, request: PlainRequest) -> OAuthClient | None:
+    """`none` (RFC 6749 §2.1, a public client): the client_id alone — and only for a
+    client registered as public, which never sends a secret or an assertion."""
+    client_id = request.payload.client_id
+    if not client_id:
+        return None
+    client = query_client(client_id)
+    if client is None:
+        raise InvalidClientError(description="The client does not exist on this server.")
+    if not is_public(client.app):
+        return None  # a confidential client must authenticate; Authlib refuses it
+    sent_secret = (
+        request.payload.data.get("client_secret")
+        or request.payload.data.get("client_assertion")
+        or request.headers.get("authorization", "")[:6].lower() == "basic "
+    )
+    if sent_secret:
+        raise InvalidClientError(
+            description="a public client has no secret: send client_id only (and PKCE)"
+        )
+    return client
 
 
 class JwksUnavailableError(InvalidClientError):
@@ -457,7 +512,7 @@ class TokenLookup:
 
 
 class Revocation(TokenLookup, RevocationEndpoint):
-    CLIENT_AUTH_METHODS = CLIENT_AUTH
+    CLIENT_AUTH_METHODS = WITH_PUBLIC  # RFC 7009 §2.1: a public client revokes its own
 
     def revoke_token(self, token: Any, request: PlainRequest) -> None:
         if isinstance(token, AccessTokenRecord):
@@ -508,10 +563,13 @@ class OAuthServer(AuthorizationServer):
         issuer_service: TokenIssuer,
         verifier: TokenVerifier,
         revocations: Revocations,
+        scope_lookup: DatasetLookup | None = None,
         outbound: OutboundPolicy | None = None,
         outbound_limits: Limits | None = None,
     ) -> None:
         super().__init__(scopes_supported=None)
+        # The datasets a scope may name (None: unknown or closed); the catalog's.
+        self.scope_lookup: DatasetLookup = scope_lookup or _no_datasets
         self.outbound = outbound or OutboundPolicy([])  # no allowlist: no remote keys
         self.outbound_limits = outbound_limits or Limits()
         self.engine = engine
@@ -525,6 +583,7 @@ class OAuthServer(AuthorizationServer):
             os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
         self.register_token_generator("default", TokenGenerator(self))
         self.register_client_auth_method("private_key_jwt", PrivateKeyJWT(self))
+        self.register_client_auth_method("none", authenticate_public)
         self.register_grant(ClientCredentialsGrant)
         self.register_grant(AuthorizationCodeGrant, [S256Only(required=True)])
         self.register_grant(RefreshTokenGrant)
@@ -546,6 +605,8 @@ class OAuthServer(AuthorizationServer):
             return
         person: PersonGrant = request.user
         family = person.family_id or new_token(12)
+        public = is_public(request.client.app)
+        lifetime = PUBLIC_REFRESH_LIFETIME if public else REFRESH_LIFETIME
         with Session(self.engine) as session:
             session.add(
                 RefreshToken(
@@ -555,7 +616,7 @@ class OAuthServer(AuthorizationServer):
                     user_id=person.user.id,  # type: ignore[arg-type]
                     consent_id=person.consent_id,
                     scope=token.get("scope", ""),
-                    expires_at=utcnow() + timedelta(seconds=REFRESH_LIFETIME),
+                    expires_at=utcnow() + timedelta(seconds=lifetime),
                 )
             )
             session.commit()
@@ -625,7 +686,8 @@ class OAuthServer(AuthorizationServer):
         return None
 
     def metadata(self) -> dict[str, Any]:
-        """RFC 8414 authorization server metadata."""
+        """RFC 8414 authorization server metadata; `AuthorizationServerMetadata.validate()`
+        of Authlib passes on it (tests/auth/test_standard_oauth.py)."""
         base = self.issuer
         return {
             "issuer": base,
@@ -637,10 +699,19 @@ class OAuthServer(AuthorizationServer):
             "response_types_supported": ["code"],
             "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
             "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": CLIENT_AUTH,
+            "token_endpoint_auth_methods_supported": WITH_PUBLIC,
             "token_endpoint_auth_signing_alg_values_supported": ALLOWED_ASSERTION_ALGS,
             "introspection_endpoint_auth_methods_supported": CLIENT_AUTH,
-            "revocation_endpoint_auth_methods_supported": CLIENT_AUTH,
-            "scopes_supported": [APP_SCOPE, "dataset:{id}:self"],
+            "introspection_endpoint_auth_signing_alg_values_supported": ALLOWED_ASSERTION_ALGS,
+            "revocation_endpoint_auth_methods_supported": WITH_PUBLIC,
+            "revocation_endpoint_auth_signing_alg_values_supported": ALLOWED_ASSERTION_ALGS,
+            # Dataset scopes (`dataset:<id>[:<mode>|:self]`) are one per dataset; RFC 8414
+            # lets a server leave out scopes it supports (docs/contract-oauth.md).
+            "scopes_supported": [APP_SCOPE],
             "access_token_signing_alg_values_supported": ["ES256"],
+            "service_documentation": f"{base}/docs",
         }
+
+
+def _no_datasets(dataset_id: str) -> ScopeTarget | None:
+    return None

@@ -27,7 +27,7 @@ from auth import users as user_service
 from auth.consent_page import NO_FRAMING, consent_page, error_page
 from auth.keys import KeyRing
 from auth.models import Consent, User
-from auth.oauth import OAuthServer, PersonGrant, PlainRequest, is_person_scope
+from auth.oauth import OAuthServer, PersonGrant, PlainRequest
 from auth.oidc import ProofError
 from auth.schemas import (
     FORM_BODY,
@@ -39,6 +39,7 @@ from auth.schemas import (
     ServerMetadata,
     TokenAnswer,
 )
+from auth.scopes import PersonRequest, ScopeError, person_scope
 from catalog.models import utcnow
 from catalog.problem_schema import problem_responses
 from catalog.problems import Problem
@@ -72,7 +73,9 @@ def _response(request: Request, status: int, body: Any, headers: Any) -> Respons
                 "type": f"/problems/{code}",
                 "title": "OAuth 请求被拒绝",
                 "status": status,
-                "detail": body.get("error_description") or body["error"],
+                # A Chinese `detail` where the error has one (auth/scopes.py), else the
+                # RFC's ASCII description.
+                "detail": body.get("detail") or body.get("error_description") or body["error"],
                 "code": code,
                 "request_id": request.scope.get("state", {}).get("request_id"),
             }
@@ -125,7 +128,6 @@ def build_router(
     engine: Any,
     throttle: user_service.LoginThrottle,
     client_ip: Callable[[Request], str],
-    describe_person_dataset: Callable[[str], str | None],
     start_identity: Callable[[int, str], str] | None = None,
 ) -> APIRouter:
     """`start_identity(user_id, return_to)`: the identity provider's authorization URL for
@@ -175,7 +177,7 @@ def build_router(
         result = await run_in_threadpool(server.create_endpoint_response, "revocation", plain)
         return _response(request, *result)
 
-    def refusal(user: User, decision: str | None) -> str | None:
+    def refusal(user: User, decision: str | None, asked: PersonRequest) -> str | None:
         """Why this account cannot take this decision on the consent page, or None."""
         if user.role != "developer":
             return "该账号不能进行个人授权"
@@ -183,36 +185,53 @@ def build_router(
             if user.identity_hmac is not None:
                 return "该账号已完成实名核验，请直接点击“同意授权”"
             return None if can_verify else NOT_VERIFIED
-        if user.identity_hmac is None:
+        if user.identity_hmac is None and asked.personal is not None:
             return NOT_VERIFIED + ("；可点击“通过统一身份认证核验身份”" if can_verify else "")
         return None
 
-    def consent_request(plain: PlainRequest) -> tuple[Any, dict[str, Any]]:
-        """Validate an authorization request; what the consent page shows."""
+    def consent_request(plain: PlainRequest) -> tuple[Any, PersonRequest, dict[str, Any]]:
+        """Validate an authorization request; what the consent page shows. The scope is
+        checked by the grant (`invalid_scope` for anything auth/scopes.py does not know)."""
         grant = server.get_consent_grant(plain)
-        scopes = (plain.payload.scope or "").split()
-        if len(scopes) != 1 or not is_person_scope(scopes[0]):
-            raise ValueError("scope 须为 dataset:<数据集>:self 形式的单个个人授权范围")
-        dataset_id = scopes[0].split(":")[1]
-        title = describe_person_dataset(dataset_id)
-        if title is None:
-            raise ValueError(f"数据集 {dataset_id} 不支持个人授权")
+        asked = person_scope(plain.payload.scope, server.scope_lookup)
         purpose = plain.payload.data.get("purpose", "").strip()
-        if not 2 <= len(purpose) <= 200:
-            raise ValueError("缺少使用目的（purpose，2–200 字）")
+        # A purpose is asked for where personal data is: a person's own rows (`:self`).
+        if asked.needs_purpose and not 2 <= len(purpose) <= 200:
+            raise ValueError("缺少使用目的（purpose，2–200 字）：申请读取本人数据须说明用途")
+        if len(purpose) > 200:
+            raise ValueError("使用目的 purpose 不能超过 200 字")
         try:
             days = int(plain.payload.data.get("duration_days", "30"))
         except ValueError:
             days = 0
         if not 1 <= days <= 365:
             raise ValueError("授权期限 duration_days 须为 1–365 天")
-        return grant, {
-            "app_name": grant.client.app.name,
-            "dataset_title": title,
-            "dataset_id": dataset_id,
-            "purpose": purpose,
-            "duration_days": days,
-        }
+        return (
+            grant,
+            asked,
+            {
+                "app_name": grant.client.app.name,
+                "datasets": list(asked.titles.items()),
+                "personal": asked.personal,
+                "purpose": purpose,
+                "duration_days": days,
+            },
+        )
+
+    def note_decision(request: Request, asked: PersonRequest, shown: dict[str, Any]) -> None:
+        """What the person was asked, for the consent.decide event."""
+        dataset = asked.personal or next(iter(asked.titles))
+        note(
+            request,
+            resource=f"datasets/{dataset}",
+            purpose=shown["purpose"] or None,
+            detail={
+                "scope": asked.scope,
+                "datasets": list(asked.titles),
+                "personal_dataset": asked.personal,
+                "duration_days": shown["duration_days"],
+            },
+        )
 
     @router.get(
         "/oauth/authorize",
@@ -223,7 +242,7 @@ def build_router(
     async def authorize_page(request: Request) -> Response:
         plain = _plain(request, "GET", [])
         try:
-            _grant, shown = await run_in_threadpool(consent_request, plain)
+            _grant, _asked, shown = await run_in_threadpool(consent_request, plain)
         except (OAuth2Error, ValueError) as exc:
             return HTMLResponse(error_page(_describe(exc)), status_code=400)
         hidden = [(k, v) for k, v in request.query_params.multi_items()]
@@ -239,34 +258,53 @@ def build_router(
         values = dict(submitted)
         plain = _plain(request, "POST", params)
         plain._args = dict(params)  # the consent page posts the query back as the form
+        decision = values.get("decision")
+        claimed = (values.get("client_id") or "")[:64]
+        # The evidence (contract-audit §8.2): who decided, for which app, on what, and how.
+        note(request, client_id=claimed or None, detail={"decision": decision or "deny"})
+
+        def sign_in(session: Session) -> User:
+            return user_service.authenticate(
+                session,
+                username=values.get("username", ""),
+                password=values.get("password", ""),
+                ip=client_ip(request),
+                throttle=throttle,
+            )
 
         def decide() -> Response:
             try:
-                grant, shown = consent_request(plain)
+                grant, asked, shown = consent_request(plain)
             except (OAuth2Error, ValueError) as exc:
+                note(request, detail={"error": "invalid_request", "reason": _describe(exc)[:200]})
                 return HTMLResponse(error_page(_describe(exc)), status_code=400)
-            decision = values.get("decision")
+            note_decision(request, asked, shown)
             if decision not in ("approve", "verify"):
+                # Refusing needs no proof of who one is; when the form names the person
+                # (it asks for the account on both buttons), the event does too.
+                note(request, outcome="denied", detail={"decision": "deny"})
+                if values.get("username") and values.get("password"):
+                    with Session(engine) as session:
+                        try:
+                            note(request, actor=f"user:{sign_in(session).username}")
+                        except Problem:
+                            note(request, detail={"signed_in": False})
                 return _response(
                     request,
                     *server.create_authorization_response(plain, grant_user=None, grant=grant),
                 )
             with Session(engine) as session:
                 try:
-                    user = user_service.authenticate(
-                        session,
-                        username=values.get("username", ""),
-                        password=values.get("password", ""),
-                        ip=client_ip(request),
-                        throttle=throttle,
-                    )
+                    user = sign_in(session)
                 except Problem as problem:
+                    # who tried, even when refused (as user.login names it)
+                    note(request, actor=f"user:{values.get('username', '')[:64]}")
                     page = consent_page(
                         hidden=params, error=problem.detail, can_verify=can_verify, **shown
                     )
                     return HTMLResponse(page, status_code=problem.status, headers=NO_FRAMING)
                 note(request, actor=f"user:{user.username}")
-                reason = refusal(user, decision)
+                reason = refusal(user, decision, asked)
                 if reason is None and decision == "verify":
                     # Prove who you are at the identity provider, then come back here.
                     back = "/oauth/authorize?" + urlencode(params)
@@ -281,19 +319,22 @@ def build_router(
                     else:
                         return Response(status_code=303, headers={"Location": url, **NO_FRAMING})
                 if reason is not None:
+                    note(request, outcome="denied", detail={"refused": reason})
                     page = consent_page(hidden=params, error=reason, can_verify=can_verify, **shown)
                     return HTMLResponse(page, status_code=403, headers=NO_FRAMING)
                 consent = Consent(
                     user_id=user.id,  # type: ignore[arg-type]
                     client_id=grant.client.get_client_id(),
-                    dataset_id=shown["dataset_id"],
+                    # "" when only open data was asked for: the consent covers no own rows.
+                    dataset_id=asked.personal or "",
                     purpose=shown["purpose"],
-                    scope=plain.payload.scope,
+                    scope=asked.scope,
                     expires_at=utcnow() + timedelta(days=shown["duration_days"]),
                 )
                 session.add(consent)
                 session.commit()
                 session.refresh(consent)
+                note(request, detail={"consent_id": consent.id})
                 person = PersonGrant(session.get(User, user.id), consent.id)  # type: ignore[arg-type]
             return _response(
                 request,
@@ -324,6 +365,8 @@ def build_router(
 
 
 def _describe(exc: Exception) -> str:
+    if isinstance(exc, ScopeError):
+        return f"invalid_scope: {exc.detail}"
     if isinstance(exc, OAuth2Error):
         return f"{exc.error}: {exc.description or ''}".strip(": ")
     return str(exc)

@@ -37,8 +37,12 @@ class Principal:
 
     @property
     def actor(self) -> str:
-        """How the audit log names the caller."""
-        return self.subject
+        """How the audit log names the caller (docs/contract-audit.md §8.2): the app as
+        `client:<client_id>`, a signed-in account or a consenting person as
+        `user:<username>` (the app a person's token serves is the event's client_id)."""
+        if self.kind == "app":
+            return f"client:{self.client_id or self.subject}"
+        return f"user:{self.subject}"
 
 
 def unauthorized(detail: str, *, error: str | None = "invalid_token") -> Problem:

@@ -52,6 +52,7 @@ class AppSummary(BaseModel):
     client_id: str
     name: str
     redirect_uris: list[str]
+    client_type: str = Field(description="confidential, or public (no secret, PKCE)")
     token_endpoint_auth_methods: list[str]
     jwks_uri: str | None
     created_at: str
@@ -59,7 +60,7 @@ class AppSummary(BaseModel):
 
 
 class CreatedApp(AppSummary):
-    client_secret: str = Field(description="shown once")
+    client_secret: str | None = Field(description="shown once; null for a public client")
 
 
 class AppPage(BaseModel):
@@ -79,7 +80,7 @@ class TokenAnswer(BaseModel):
     access_token: str
     token_type: str = Field(examples=["Bearer"])
     expires_in: int
-    scope: str | None = None
+    scope: str = Field(description="the granted scope, always present (docs/contract-oauth.md)")
     refresh_token: str | None = Field(default=None, description="authorization_code only")
 
 

@@ -58,6 +58,8 @@ class NewApp(BaseModel):
     redirect_uris: list[str] = Field(default_factory=list, max_length=10)
     jwks: dict | None = None
     jwks_uri: str | None = Field(default=None, max_length=500)
+    # A public client (mobile app): no secret, authorization_code with PKCE S256 only.
+    public: bool = False
 
 
 @dataclass(frozen=True)
@@ -247,7 +249,9 @@ def build_router(services: AccountServices) -> APIRouter:
         responses=problem_responses(400, 401, 403, 413, 429, 503),
     )
     @audited("app.create")
-    def create_app(body: NewApp, principal: Developer, db: SessionDep) -> JSONResponse:
+    def create_app(
+        body: NewApp, principal: Developer, db: SessionDep, request: Request
+    ) -> JSONResponse:
         app, secret = app_service.create_app(
             db,
             owner=current_user(db, principal),
@@ -256,9 +260,21 @@ def build_router(services: AccountServices) -> APIRouter:
             jwks=body.jwks,
             jwks_uri=body.jwks_uri,
             jwks_uri_allowlist=services.jwks_uri_allowlist,
+            public=body.public,
+        )
+        summary = app_service.app_summary(app)
+        note(
+            request,
+            resource=f"apps/{app.client_id}",
+            client_id=app.client_id,
+            detail={
+                "client_type": summary["client_type"],
+                "auth_methods": summary["token_endpoint_auth_methods"],
+                "redirect_uris": len(app.redirect_uris),
+            },
         )
         return JSONResponse(
-            {**app_service.app_summary(app), "client_secret": secret},
+            {**summary, "client_secret": secret},
             status_code=201,
             headers={"Cache-Control": "no-store"},
         )
@@ -282,8 +298,11 @@ def build_router(services: AccountServices) -> APIRouter:
         responses=problem_responses(401, 403, 404, 429, 503),
     )
     @audited("app.rotate_secret")
-    def rotate_secret(client_id: str, principal: Developer, db: SessionDep) -> JSONResponse:
+    def rotate_secret(
+        client_id: str, principal: Developer, db: SessionDep, request: Request
+    ) -> JSONResponse:
         app: App = app_service.own_app(db, owner=current_user(db, principal), client_id=client_id)
+        note(request, resource=f"apps/{app.client_id}", client_id=app.client_id)
         secret = app_service.rotate_secret(db, app=app, revocations=services.revocations)
         return JSONResponse(
             {"client_id": app.client_id, "client_secret": secret},

@@ -15,6 +15,7 @@ from starlette.requests import Request
 
 from auth.models import Consent, User
 from auth.principal import principal_of
+from auth.scopes import covers, insufficient_scope
 from catalog.hosted import HostedDataset
 from catalog.models import aware, utcnow
 from catalog.problems import Problem
@@ -51,7 +52,8 @@ class AccessResolver:
             "person",
             client_id=principal.client_id,
             subject_hmac=user.identity_hmac,
-            consent_dataset=consent.dataset_id,
+            # "": a consent to open data only, which covers nobody's own rows
+            consent_dataset=consent.dataset_id or None,
         )
 
     def grant_terms(self, caller: Caller, dataset_id: str) -> GrantTerms | None:
@@ -79,10 +81,21 @@ class AccessResolver:
 
     def plan(self, request: Request, hosted: HostedDataset, mode: str) -> Plan:
         """The decision for this request (raises the denial as a Problem)."""
-        if hosted.open_type == "unconditional" and principal_of(request) is None:
+        principal = principal_of(request)
+        if hosted.open_type == "unconditional" and principal is None:
             return decide(
                 caller=Caller("anonymous"), hosted=hosted, mode=mode, dialect=self.dialect
             )
+        # An OAuth token reads only what its scope covers (docs/contract-oauth.md); a
+        # sign-in token (scope `user`) is the account's own, governed by its role. A
+        # closed dataset is not found whatever the scope says.
+        if (
+            principal is not None
+            and principal.kind != "user"
+            and hosted.open_type != "closed"
+            and not covers(principal.scopes, hosted.id, mode)
+        ):
+            raise insufficient_scope(hosted.id, mode)
         caller = self.caller(request)
         grant = None
         if hosted.open_type == "conditional":

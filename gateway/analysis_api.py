@@ -281,7 +281,13 @@ def build_router(
                     "grant_version": grant.version,
                     "outcome": "allowed",
                     "status": None,
-                    "detail": {"reason": "verify_sweep", "misses": misses, "threshold": threshold},
+                    "detail": {
+                        "decision": "suspend",
+                        "grant_status": "suspended",
+                        "reason": "verify_sweep",
+                        "misses": misses,
+                        "threshold": threshold,
+                    },
                 }
             ],
         )

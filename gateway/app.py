@@ -16,6 +16,7 @@ from auth import admin_views, identity_views, oauth_views
 from auth import views as account_views
 from auth.models import Role
 from auth.principal import principal_of, require_role
+from auth.scopes import ScopeTarget
 from catalog import views as catalog_views
 from catalog.cursors import CursorBox
 from catalog.hosted import HostedCatalog
@@ -84,12 +85,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         log.warning("OPENGATE_AUDIT_SINK=null: nothing is audited (benchmarks only)")
         sink = NullSink()
 
-    def describe_person_dataset(dataset_id: str) -> str | None:
-        """A dataset a person can authorize an app to read their own rows of."""
+    def scope_target(dataset_id: str) -> ScopeTarget | None:
+        """The published dataset a scope names (closed ones are nobody's scope)."""
         hosted = hosted_catalog.get(dataset_id)
-        if hosted is None or hosted.open_type != "conditional":
+        if hosted is None or hosted.open_type == "closed":
             return None
-        return hosted.title if any(f.subject_key for f in hosted.fields) else None
+        personal = any(f.subject_key for f in hosted.fields)
+        return ScopeTarget(hosted.title, hosted.open_type, personal)
+
+    security.oauth.scope_lookup = scope_target
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -136,7 +140,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             engine=engine,
             throttle=security.throttle,
             client_ip=client_ip,
-            describe_person_dataset=describe_person_dataset,
             start_identity=provider.begin if provider is not None else None,
         )
     )

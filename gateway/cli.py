@@ -129,6 +129,11 @@ def serve(
     _check_identity_provider(settings)
     with user_errors(settings):  # made or refused here once, before the workers start
         open_ring(settings, installation_engine(settings), create=True)
+    # The workers read their settings again: hand them the issuer of this address.
+    issuer = settings.issuer_for(host, port)
+    if "issuer" not in settings.model_fields_set:
+        os.environ["OPENGATE_ISSUER"] = issuer
+        err.print(f"issuer {issuer} (from --host/--port; set OPENGATE_ISSUER to choose another)")
     announce()  # after every refusal (each stays one line), before the server's own log
     uvicorn.run(
         "gateway.app:create_app",
@@ -484,6 +489,16 @@ def apps_create(
     as_json: Annotated[
         bool, typer.Option("--json", help="print only the credentials as JSON")
     ] = False,
+    public: Annotated[
+        bool,
+        typer.Option(
+            "--public", help="a public client (mobile app): no secret, PKCE S256, needs a redirect"
+        ),
+    ] = False,
+    redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option("--redirect-uri", help="an exact redirect URI (repeatable)"),
+    ] = None,
 ) -> None:
     """Register an OAuth client for a developer."""
     import json
@@ -501,18 +516,26 @@ def apps_create(
         if user is None:
             raise UserError(f"no user {owner!r}")
         try:
-            registered, secret = create_app(session, owner=user, name=name)
+            registered, secret = create_app(
+                session, owner=user, name=name, redirect_uris=redirect_uri or [], public=public
+            )
         except Problem as problem:
             raise UserError(problem.detail) from None
         record_cli_event(
             session.get_bind(),  # type: ignore[arg-type]
             "app.create",
             resource=f"apps/{registered.client_id}",
-            detail={"owner": owner},
+            detail={
+                "owner": owner,
+                "client_id": registered.client_id,
+                "client_type": "public" if public else "confidential",
+            },
         )
     credentials = {"client_id": registered.client_id, "client_secret": secret}
     if as_json:
         print(json.dumps(credentials))
+    elif secret is None:
+        out.print(f"client_id:     {registered.client_id}  (public client: no secret, use PKCE)")
     else:
         out.print(f"client_id:     {registered.client_id}\nclient_secret: {secret}  (shown once)")
 

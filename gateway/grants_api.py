@@ -69,7 +69,29 @@ class Reason(BaseModel):
     reason: str = Field(min_length=1, max_length=500)
 
 
-def note_grant(request: Request, grant: Grant) -> None:
+# The evidence of a transition (contract-audit §8.2): the actor is the signed-in account
+# (`user:<name>`); the event names the app (client_id), the dataset (resource), the purpose
+# and, in `detail`, the decision and the state it led to. A refused transition (409, 404…)
+# says as much of this as was known before it was refused.
+
+
+def note_application(request: Request, row: Application, decision: str) -> None:
+    note(
+        request,
+        resource=f"datasets/{row.dataset_id}",
+        client_id=row.client_id,
+        purpose=row.purpose,
+        detail={
+            "decision": decision,
+            "application_id": row.id,
+            "modes": list(row.modes),
+            "fields": list(row.fields) if row.fields is not None else None,
+            "duration_days": row.duration_days,
+        },
+    )
+
+
+def note_grant(request: Request, grant: Grant, decision: str, **detail: Any) -> None:
     """The grant (and version) an administrative change produced, for its audit event."""
     note(
         request,
@@ -78,6 +100,12 @@ def note_grant(request: Request, grant: Grant) -> None:
         grant_id=grant.id,
         grant_version=grant.version,
         purpose=grant.purpose,
+        detail={
+            "decision": decision,
+            "grant_status": grant.status,
+            "modes": list(grant.modes),
+            **detail,
+        },
     )
 
 
@@ -120,7 +148,16 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         responses=problem_responses(400, 401, 403, 404, 413, 429, 503),
     )
     @audited("application.create")
-    def apply(body: NewApplication, principal: Developer, db: SessionDep) -> JSONResponse:
+    def apply(
+        body: NewApplication, principal: Developer, db: SessionDep, request: Request
+    ) -> JSONResponse:
+        note(
+            request,
+            resource=f"datasets/{body.dataset_id}",
+            client_id=body.client_id,
+            purpose=body.purpose,
+            detail={"decision": "submit"},
+        )
         app = existing_app(db, body.client_id)
         if app.owner_id != principal.user_id:
             raise Problem(403, "forbidden", "只能为自己的应用申请")
@@ -134,6 +171,8 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             fields=body.fields,
             duration_days=body.duration_days,
         )
+        note_application(request, row, "submit")
+        note(request, detail={"status": row.status})
         return JSONResponse(service.application_summary(row), status_code=201)
 
     @router.get(
@@ -198,6 +237,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         request: Request,
     ) -> JSONResponse:
         row = application_of(db, application_id)
+        note_application(request, row, "approve")
         granted = service.approve(
             db,
             application=row,
@@ -205,7 +245,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             hosted=dataset(row.dataset_id),
             overrides=body.model_dump(exclude_none=True),
         )
-        note_grant(request, granted)
+        note_grant(request, granted, "approve", application_id=row.id, status=row.status)
         return JSONResponse(service.grant_summary(granted))
 
     @router.post(
@@ -216,15 +256,18 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
     )
     @audited("application.reject")
     def reject(
-        application_id: RowId, body: Reason, principal: DataAdmin, db: SessionDep
+        application_id: RowId, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
     ) -> JSONResponse:
         row = application_of(db, application_id)
+        note_application(request, row, "reject")
+        note(request, detail={"reason": body.reason})
         service.reject(
             db,
             application=row,
             admin_id=principal.user_id,  # type: ignore[arg-type]
             reason=body.reason,
         )
+        note(request, detail={"status": row.status})
         return JSONResponse(service.application_summary(row))
 
     @router.post(
@@ -238,6 +281,13 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
     def direct(
         body: DirectGrant, principal: DataAdmin, db: SessionDep, request: Request
     ) -> JSONResponse:
+        note(
+            request,
+            resource=f"datasets/{body.dataset_id}",
+            client_id=body.client_id,
+            purpose=body.purpose,
+            detail={"decision": "create"},
+        )
         existing_app(db, body.client_id)
         hosted = dataset(body.dataset_id)
         if hosted.open_type != "conditional":
@@ -266,7 +316,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
             terms=terms,
             note="direct grant",
         )
-        note_grant(request, granted)
+        note_grant(request, granted, "create")
         return JSONResponse(service.grant_summary(granted), status_code=201)
 
     @router.get(
@@ -281,6 +331,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
 
     def change_status(
         change: Callable[..., Grant],
+        decision: str,
         grant_id: int,
         body: Reason,
         principal: Principal,
@@ -291,8 +342,10 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
         row = db.get(Grant, grant_id)
         if row is None:
             raise not_found(f"授权 {grant_id} 不存在")
+        before = row.status
+        note_grant(request, row, decision, reason=body.reason, previous_status=before)
         changed = change(db, grant_row=row, admin_id=principal.user_id, reason=body.reason)
-        note_grant(request, changed)
+        note_grant(request, changed, decision, reason=body.reason, previous_status=before)
         return JSONResponse(service.grant_summary(changed))
 
     @router.post(
@@ -305,7 +358,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
     def revoke(
         grant_id: RowId, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
     ) -> JSONResponse:
-        return change_status(service.revoke, grant_id, body, principal, db, request)
+        return change_status(service.revoke, "revoke", grant_id, body, principal, db, request)
 
     @router.post(
         "/admin/grants/{grant_id}/reinstate",
@@ -317,7 +370,7 @@ def build_router(engine: Engine, hosted_catalog: HostedCatalog) -> APIRouter:
     def reinstate(
         grant_id: RowId, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
     ) -> JSONResponse:
-        return change_status(service.reinstate, grant_id, body, principal, db, request)
+        return change_status(service.reinstate, "reinstate", grant_id, body, principal, db, request)
 
     @router.get(
         "/admin/notices",

@@ -153,6 +153,18 @@ class Settings(BaseSettings):
         )
         return f"database {database}, data dir {self.data_dir.absolute()}"
 
+    def issuer_for(self, host: str, port: int) -> str:
+        """The issuer of a gateway listening on host:port: OPENGATE_ISSUER when it is set
+        (environment or `.env`), else that very address — so the discovery documents and
+        the tokens name the port clients reach (a wildcard address is named 127.0.0.1:
+        behind a proxy or on another interface, set OPENGATE_ISSUER)."""
+        if "issuer" in self.model_fields_set:
+            return self.issuer
+        name = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
+        if ":" in name:
+            name = f"[{name}]"
+        return f"http://{name}:{port}"
+
     @cached_property
     def sqlalchemy_url(self) -> str:
         """The database URL with the driver the gateway uses (psycopg 3 on PostgreSQL)."""

@@ -92,7 +92,7 @@ def test_a_demoted_or_disabled_admin_token_stops_at_once(client: TestClient, eng
     again = client.post("/auth/login", json={"username": "other-reviewer", "password": PASSWORD})
     assert again.status_code == 401
     events = audit_events(engine, "user.set_role") + audit_events(engine, "user.disable")
-    assert [e["actor"] for e in events] == ["root", "root"]
+    assert [e["actor"] for e in events] == ["user:root", "user:root"]
     assert events[0]["detail"] == {"from": "data_admin", "to": "developer"}
 
 

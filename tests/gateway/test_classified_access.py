@@ -85,6 +85,7 @@ def world(client: TestClient, engine: Engine, packages: Path, settings: Settings
     ).json()["access_token"]
     return {
         "client_id": reg.client_id,
+        "client_secret": reg.client_secret,
         "dev": login("bank"),
         "admin": login("admin1"),
         "app": {"Authorization": f"Bearer {app_token}"},
