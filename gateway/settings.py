@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     # longer than `db_idle_transaction_seconds` is ended by the server (0: never).
     db_connect_timeout: int = Field(default=3, ge=1, le=60)
     db_idle_transaction_seconds: int = Field(default=60, ge=0)
+    # SQLite: seconds a statement waits for another connection's lock, then 503.
+    db_busy_timeout: float = Field(default=10.0, gt=0, le=60)
     # During a database outage, how long a worker keeps serving the catalog and the
     # revocation list it last read before it answers 503 instead.
     db_stale_seconds: float = Field(default=60.0, ge=0)
