@@ -112,6 +112,7 @@ class VerifyBrake:
     per_day: int
     per_subject: int
     sweep_misses: int
+    sweep_subjects: int
 
     def limits(self, quotas: Mapping[str, int]) -> dict[str, int]:
         return {
@@ -122,12 +123,13 @@ class VerifyBrake:
         }
 
 
-def count_verify(engine: Engine, plan: Plan, brake: VerifyBrake, subjects: Iterable[str]) -> None:
+def count_verify(engine: Engine, plan: Plan, brake: VerifyBrake, subjects: Iterable[str]) -> int:
     """One verify call: the day's verify quota, then each subject value it names (keyed
     digests) at most `per subject` times a day. All or nothing per subject set: a call
-    refused for one subject takes nothing from the others."""
+    refused for one subject takes nothing from the others. How many distinct subject
+    values the grant has verified today, this call's included."""
     if plan.grant is None:
-        return
+        return 0
     limits = brake.limits(plan.grant.quotas)
     count_request(engine, plan, "verifies_per_day", default=limits["verifies_per_day"])
     limit = limits["verifies_per_subject_per_day"]
@@ -149,6 +151,11 @@ def count_verify(engine: Engine, plan: Plan, brake: VerifyBrake, subjects: Itera
             ).rowcount
             if not done:  # raising rolls the transaction back: nothing is taken
                 raise _exceeded("verifies_per_subject_per_day", limit)
+        return conn.execute(
+            sa.select(sa.func.count())
+            .select_from(table)
+            .where(table.c.grant_id == plan.grant.id, table.c.day == day)
+        ).scalar_one()
 
 
 def record_miss(engine: Engine, plan: Plan) -> int:

@@ -429,6 +429,44 @@ def test_guessing_a_masked_phone_is_stopped_and_the_grant_suspended(
     assert last_event(engine, "grant.reinstate").status == 200
 
 
+def test_verifying_many_people_suspends_like_the_audit_flag_says(
+    client: TestClient, world: dict, engine: Engine
+):
+    """A sweep of hits (real identity numbers, every answer true) is what the audit log's
+    `verify_sweep` flag names: it suspends the grant as many misses do, at the flag's
+    threshold, instead of showing up on the dashboard afterwards."""
+    from audit.stats import VERIFY_SWEEP
+
+    shown = grant(client, world, modes=["verify"], fields=["id_number"])
+    answers = [
+        client.post(
+            f"{SI}/verify", headers=world["app"], json={"match": {"id_number": id_number(i)}}
+        )
+        for i in range(1, VERIFY_SWEEP + 2)
+    ]
+    assert [a.json() for a in answers[:VERIFY_SWEEP]] == [{"match": True}] * VERIFY_SWEEP
+    assert_refused(answers[VERIFY_SWEEP], 403, "grant_required")  # suspended after the 50th
+    grants = client.get("/api/v1/admin/grants", headers=world["admin"]).json()["data"]
+    assert grants[0]["status"] == "suspended" and grants[0]["suspend_reason"] == "verify_sweep"
+    event = last_event(engine, "grant.suspend")
+    assert event.grant_id == shown["id"]
+    assert event.detail == {
+        "reason": "verify_sweep",
+        "distinct_values": VERIFY_SWEEP,
+        "threshold": VERIFY_SWEEP,
+    }
+    notices = client.get("/api/v1/admin/notices?unread=true", headers=world["admin"]).json()
+    assert [n["grant_id"] for n in notices["data"]] == [shown["id"]]
+    # and the dashboard's flag agrees
+    user(engine, "auditor1", "auditor")
+    auditor = client.post("/auth/login", json={"username": "auditor1", "password": PASSWORD})
+    flags = client.get(
+        "/api/v1/audit/stats",
+        headers={"Authorization": f"Bearer {auditor.json()['access_token']}"},
+    ).json()["anomalies"]
+    assert [f["client_id"] for f in flags if f["kind"] == "verify_sweep"] == [world["client_id"]]
+
+
 def test_one_subject_value_is_verified_a_few_times_a_day(client: TestClient, world: dict):
     grant(client, world, modes=["verify"], fields=["phone", "id_number"])
     calls, found = guess_hidden_digits(client, world["app"], id_number=id_number(TARGET))
