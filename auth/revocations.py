@@ -268,9 +268,7 @@ class Revocations:
             changed_users = conn.execute(
                 sa.select(
                     users.c.id, users.c.is_active, users.c.role, users.c.state_changed_at
-                ).where(
-                    users.c.state_changed_at.is_not(None)
-                )
+                ).where(users.c.state_changed_at.is_not(None))
             ).all()
             changed_apps = conn.execute(
                 sa.select(apps.c.client_id, apps.c.is_active, apps.c.secret_epoch).where(

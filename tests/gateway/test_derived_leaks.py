@@ -163,6 +163,33 @@ def test_cursors_never_carry_the_hidden_key(client: TestClient, world: dict):
     assert len(seen) == len(set(seen)) == 30
 
 
+def test_pages_are_not_ordered_by_a_hidden_key(client: TestClient, world: dict):
+    """The ledger's key is the identity number, sent as a pseudonym; its rows were imported
+    in key order, and `pension` (clear) grows with it. Pages ordered by the key would tell
+    each row's rank among the hidden numbers; they are ordered by the row key instead:
+    stable from request to request, exact when paged, unrelated to the key."""
+    grant(client, world, dataset="pension-ledger")
+
+    def pensions(limit: int) -> list[int]:
+        seen, params = [], {"limit": limit}
+        while True:
+            page = client.get(f"{LEDGER}/records", headers=world["app"], params=params).json()
+            seen.extend(row["pension"] for row in page["data"])
+            if page["next_cursor"] is None:
+                return seen
+            params = {"limit": limit, "cursor": page["next_cursor"]}
+
+    paged = pensions(7)
+    assert sorted(paged) == [3000 + i for i in range(1, 31)]  # every row once
+    assert paged != sorted(paged) and paged != sorted(paged, reverse=True)
+    assert pensions(30) == paged == pensions(4)  # one order, however it is paged
+    exported = client.get(f"{LEDGER}/export", headers=world["app"], params={"format": "jsonl"})
+    assert [orjson.loads(line)["pension"] for line in exported.content.splitlines()] == paged
+    # ordering by the hidden key itself stays refused
+    by_key = client.get(f"{LEDGER}/records", headers=world["app"], params={"order_by": "id_number"})
+    assert_refused(by_key, 400, "field_not_permitted")
+
+
 def test_a_hand_made_cursor_is_refused(client: TestClient, world: dict, engine: Engine):
     grant(client, world, dataset="pension-ledger", quotas={"requests_per_day": 100})
     # The old format, as the issue decoded it: a range test on the hidden key.
