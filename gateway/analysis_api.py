@@ -238,7 +238,7 @@ def build_router(
         conditions += [table.c[n] == v for n, v in plan.row_filter.items()]
         brake = verify_brake(request)
         quotas.admit(engine, plan, rows=None)
-        distinct = quotas.count_verify(engine, plan, brake, subjects)
+        before, distinct = quotas.count_verify(engine, plan, brake, subjects)
         with engine.connect() as conn:
             found = conn.execute(sa.select(sa.literal(1)).where(*conditions).limit(1)).first()
         match = found is not None
@@ -248,7 +248,9 @@ def build_router(
             if misses >= brake.sweep_misses:
                 _suspend_for_sweep(request, plan, "misses", misses, brake.sweep_misses)
                 return _json({"match": match})
-        if plan.grant is not None and distinct >= brake.sweep_subjects:
+        # On crossing the threshold: a grant a data_admin reinstated keeps its day's count
+        # and is not suspended again by the next new value.
+        if plan.grant is not None and before < brake.sweep_subjects <= distinct:
             _suspend_for_sweep(request, plan, "distinct_values", distinct, brake.sweep_subjects)
         return _json({"match": match})
 

@@ -492,6 +492,19 @@ def test_verifying_many_people_suspends_like_the_audit_flag_says(
         headers={"Authorization": f"Bearer {auditor.json()['access_token']}"},
     ).json()["anomalies"]
     assert [f["client_id"] for f in flags if f["kind"] == "verify_sweep"] == [world["client_id"]]
+    # A reviewer who reinstates it has judged the day's traffic: the next new person does
+    # not suspend it again.
+    back = client.post(
+        f"/api/v1/admin/grants/{shown['id']}/reinstate",
+        headers=world["admin"],
+        json={"reason": "已核实为批量开户核验"},
+    )
+    assert back.status_code == 200
+    for i in (VERIFY_SWEEP + 5, VERIFY_SWEEP + 6):
+        again = client.post(
+            f"{SI}/verify", headers=world["app"], json={"match": {"id_number": id_number(i)}}
+        )
+        assert again.json() == {"match": True}
 
 
 def test_one_subject_value_is_verified_a_few_times_a_day(client: TestClient, world: dict):
