@@ -264,6 +264,12 @@ def _fetch_all(engine: Engine, compiled: CompiledStatement, values: Mapping[str,
         cursor.execute(compiled.sql, compiled.parameters(values))
         rows = cursor.fetchall()
         cursor.close()
+    except engine.dialect.loaded_dbapi.Error as exc:
+        if engine.dialect.is_disconnect(exc, connection.dbapi_connection, None):
+            # The server is gone: drop the connection instead of handing the pool one
+            # whose rollback fails (and is logged with a traceback) on its way back.
+            connection.invalidate(exc)
+        raise
     finally:
         connection.close()
     return rows
