@@ -463,7 +463,12 @@ class AuditWriter:
 
     @staticmethod
     def _fail(batch: list[Item], exc: Exception) -> None:
-        log.error("audit: could not store %d events: %s", len(batch), type(exc).__name__)
+        log.error(
+            "audit: could not store %d events: %s",
+            len(batch),
+            type(exc).__name__,
+            extra={"repeat_key": "audit:unavailable"},  # the middleware's 503 says the same
+        )
         _settle([(waiter, exc) for _, waiter, _ in batch])
 
     def _maybe_checkpoint(self) -> None:

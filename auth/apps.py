@@ -150,6 +150,14 @@ def disable_app(session: Session, *, app: App, revocations: Revocations) -> App:
     return _changed(session, app, revocations)
 
 
+def enable_app(session: Session, *, app: App, revocations: Revocations) -> App:
+    """Enable a disabled app again. Its secret still works; tokens issued before it was
+    disabled stay ended (a new epoch, as when the secret is rotated)."""
+    app.is_active = True
+    app.secret_epoch += 1
+    return _changed(session, app, revocations)
+
+
 def _changed(session: Session, app: App, revocations: Revocations) -> App:
     app.state_changed_at = utcnow()
     session.add(app)

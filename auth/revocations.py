@@ -45,7 +45,9 @@ STATE_TTL = 3600  # Redis keeps a change this long; the database mirror has it w
 
 @dataclass(frozen=True, slots=True)
 class PrincipalState:
-    """The current truth about an account (`user:<id>`) or an app (`client:<client_id>`)."""
+    """The current truth about an account (`user:<id>`) or an app (`client:<client_id>`).
+    `epoch`: an app's secret epoch; for an account, the second of its last change (a token
+    issued before it is from the account as it was: disabled and enabled again, say)."""
 
     active: bool
     role: str | None = None
@@ -59,6 +61,13 @@ class PrincipalState:
         text = raw.decode() if isinstance(raw, bytes) else raw
         active, role, epoch = text.split("|")
         return cls(active == "1", role or None, int(epoch))
+
+
+def change_second(moment: datetime) -> int:
+    """An account's change time as the epoch of its state (whole seconds, like `iat`)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
 
 
 def state_keys(claims: Any) -> list[str]:
@@ -79,11 +88,13 @@ def stale_reason(claims: Any, key: str, state: PrincipalState) -> str | None:
             return "账号已停用"
         if claims.role is not None and claims.role != state.role:
             return "账号角色已变更，请重新登录"
+        if claims.issued_at < state.epoch:
+            return "账号状态已变更，请重新登录"
         return None
     if not state.active:
         return "应用已停用"
     if int(claims.raw.get("sep", 0)) != state.epoch:
-        return "应用密钥已更换，请重新获取令牌"
+        return "应用密钥已更换或应用已重新启用，请重新获取令牌"
     return None
 
 
@@ -255,9 +266,9 @@ class Revocations:
             ).all()
             users, apps = User.__table__, App.__table__
             changed_users = conn.execute(
-                sa.select(users.c.id, users.c.is_active, users.c.role).where(
-                    users.c.state_changed_at.is_not(None)
-                )
+                sa.select(
+                    users.c.id, users.c.is_active, users.c.role, users.c.state_changed_at
+                ).where(users.c.state_changed_at.is_not(None))
             ).all()
             changed_apps = conn.execute(
                 sa.select(apps.c.client_id, apps.c.is_active, apps.c.secret_epoch).where(
@@ -269,7 +280,10 @@ class Revocations:
             if expires.tzinfo is None:
                 expires = expires.replace(tzinfo=UTC)
             mirror[key] = expires.timestamp()
-        states = {f"user:{i}": PrincipalState(bool(a), role=r) for i, a, r in changed_users}
+        states = {
+            f"user:{i}": PrincipalState(bool(a), role=r, epoch=change_second(at))
+            for i, a, r, at in changed_users
+        }
         states.update({f"client:{c}": PrincipalState(bool(a), epoch=e) for c, a, e in changed_apps})
         with self._lock:
             recent = time.monotonic() - 10 * max(self._poll, 0.1)

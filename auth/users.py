@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 
 from auth import lockout
 from auth.models import Role, User
-from auth.revocations import PrincipalState, Revocations
+from auth.revocations import PrincipalState, Revocations, change_second
 from auth.secrets import hash_password, verify_password
 from catalog.models import utcnow
 from catalog.problems import Problem
@@ -131,7 +131,10 @@ def _changed(session: Session, user: User, revocations: Revocations) -> User:
     session.add(user)
     session.commit()
     session.refresh(user)
-    revocations.publish_state(f"user:{user.id}", PrincipalState(user.is_active, role=user.role))
+    state = PrincipalState(
+        user.is_active, role=user.role, epoch=change_second(user.state_changed_at)
+    )
+    revocations.publish_state(f"user:{user.id}", state)
     return user
 
 
@@ -139,6 +142,12 @@ def disable_user(session: Session, *, user: User, revocations: Revocations) -> U
     """Disable the account: every token of it (its own, and the personal ones apps hold)
     stops on the next request on every worker; it cannot sign in or refresh."""
     user.is_active = False
+    return _changed(session, user, revocations)
+
+
+def enable_user(session: Session, *, user: User, revocations: Revocations) -> User:
+    """Enable a disabled account again: it may sign in; tokens issued before stay ended."""
+    user.is_active = True
     return _changed(session, user, revocations)
 
 

@@ -33,6 +33,12 @@ class FieldLike(Protocol):
 # Beside a subject_key column, the keyed HMAC of its value: a person's rows are found by
 # the HMAC of their identity number, so the gateway never needs the number itself.
 SUBJECT_COLUMN = "_subject_hmac"
+# Beside the fields of a dataset that is not open to all, a row key: a random number,
+# unique in the version, that orders pages when the caller does not receive the primary
+# key in clear (ordered by a hidden key, the pages would tell how the hidden values sort).
+# Never returned; a cursor that carries it is sealed. Versions imported before it existed
+# have none and order by the key.
+ROW_COLUMN = "_row"
 
 
 def table_name(dataset_id: str, version: int) -> str:
@@ -55,11 +61,15 @@ def _column_type(ftype: FieldType | str, dialect: str) -> sa.types.TypeEngine:
     return sa.Date() if ftype is FieldType.date else sa.DateTime()
 
 
-def build_table(name: str, fields: Sequence[FieldLike], dialect: str) -> sa.Table:
+def build_table(
+    name: str, fields: Sequence[FieldLike], dialect: str, *, row_key: bool = False
+) -> sa.Table:
     """A Core table for a hosted version, on a private MetaData: Alembic never sees it."""
     columns = [sa.Column(f.name, _column_type(f.type, dialect)) for f in fields]
     if any(f.subject_key for f in fields):
         columns.append(sa.Column(SUBJECT_COLUMN, sa.String(64)))
+    if row_key:
+        columns.append(sa.Column(ROW_COLUMN, sa.BigInteger()))
     return sa.Table(name, sa.MetaData(), *columns)
 
 
@@ -93,6 +103,10 @@ class HostedDataset:
     table: sa.Table
 
     @property
+    def row_key(self) -> bool:
+        return ROW_COLUMN in self.table.c
+
+    @property
     def subject_field(self) -> HostedField | None:
         return next((f for f in self.fields if f.subject_key), None)
 
@@ -117,6 +131,7 @@ class HostedCatalog:
         self._stale = stale
         # id → (when to read it again, when it was last read, the version or None)
         self._cache: dict[str, tuple[float, float, HostedDataset | None]] = {}
+        self._row_keys: dict[str, bool] = {}  # table → has a row key (a version never changes)
         self._lock = threading.Lock()
 
     def get(self, dataset_id: str) -> HostedDataset | None:
@@ -169,6 +184,11 @@ class HostedCatalog:
                 )
                 .order_by(DatasetField.position)
             ).all()
+            row_key = self._row_keys.get(version.table_name)
+            if row_key is None:
+                columns = sa.inspect(session.connection()).get_columns(version.table_name)
+                row_key = any(c["name"] == ROW_COLUMN for c in columns)
+                self._row_keys[version.table_name] = row_key
         fields = tuple(
             HostedField(
                 name=r.name,
@@ -194,5 +214,5 @@ class HostedCatalog:
             fields=fields,
             by_name={f.name: f for f in fields},
             primary_key=next(f.name for f in fields if f.primary_key),
-            table=build_table(version.table_name, fields, self._dialect),
+            table=build_table(version.table_name, fields, self._dialect, row_key=row_key),
         )

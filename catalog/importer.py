@@ -11,7 +11,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import random
 import re
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,8 +26,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from catalog.hosted import SUBJECT_COLUMN, build_table, table_name
-from catalog.models import Dataset, DatasetField, DatasetVersion, utcnow
+from catalog.hosted import ROW_COLUMN, SUBJECT_COLUMN, build_table, table_name
+from catalog.models import Dataset, DatasetField, DatasetVersion, OpenType, utcnow
 from catalog.package import FieldSpec, PackageError, PackageSpec, read_package
 from catalog.values import COPY_CONVERTERS, SQLITE_CONVERTERS, TYPE_NAMES, copy_escape
 
@@ -123,7 +125,11 @@ def import_package(
                         "a new version"
                     )
             version = 1 if current is None else current.version + 1
-            table = build_table(table_name(spec.name, version), spec.fields, conn.dialect.name)
+            # Open data needs no row key: every caller receives every key in clear.
+            row_key = spec.open_type is not OpenType.unconditional
+            table = build_table(
+                table_name(spec.name, version), spec.fields, conn.dialect.name, row_key=row_key
+            )
             table.create(conn)
             row_count, has_nulls = _load_rows(conn, spec, table, progress, subject_hmac)
             _add_primary_key(conn, table, spec.primary_key)
@@ -289,6 +295,26 @@ def _with_subject_hmac(
         yield row
 
 
+def _with_row_key(
+    rows: Iterator[list[Any]], table: sa.Table, *, as_text: bool = False
+) -> Iterator[list[Any]]:
+    """Each row with its row key (catalog.hosted.ROW_COLUMN) when the table has one: random,
+    unique, from a generator seeded by the system's randomness (the keys are never shown,
+    so only their order matters, and it says nothing about any value)."""
+    if ROW_COLUMN not in table.c:
+        yield from rows
+        return
+    draw = random.Random(secrets.randbits(128)).getrandbits  # noqa: S311 (see above)
+    used: set[int] = set()
+    for row in rows:
+        key = draw(62)
+        while key in used:
+            key = draw(62)
+        used.add(key)
+        row.append(str(key) if as_text else key)
+        yield row
+
+
 def _load_rows(
     conn: Connection,
     spec: PackageSpec,
@@ -307,11 +333,15 @@ def _load_rows(
         # NULL '': an empty cell is null, as in the package format, with no rewriting.
         statement = f"COPY {quote(table.name)} ({columns}) FROM STDIN (NULL '')"
         where = [0]
-        rows = _with_subject_hmac(
-            _rows(spec, converters, has_nulls, progress, empty_as_none=False, where=where),
-            spec,
-            subject_hmac,
-            empty="",
+        rows = _with_row_key(
+            _with_subject_hmac(
+                _rows(spec, converters, has_nulls, progress, empty_as_none=False, where=where),
+                spec,
+                subject_hmac,
+                empty="",
+            ),
+            table,
+            as_text=True,
         )
         # The queued writer sends to the server from its own thread while this one parses
         # the next batch.
@@ -337,7 +367,8 @@ def _load_rows(
         cursor = dbapi.cursor()
         batch: list[list[Any]] = []
         rows = _rows(spec, converters, has_nulls, progress, empty_as_none=True)
-        for row in _with_subject_hmac(rows, spec, subject_hmac, empty=None):
+        keyed = _with_row_key(_with_subject_hmac(rows, spec, subject_hmac, empty=None), table)
+        for row in keyed:
             batch.append(row)
             if len(batch) == BATCH_ROWS:
                 cursor.executemany(statement, batch)
@@ -367,6 +398,11 @@ def _add_primary_key(conn: Connection, table: sa.Table, primary_key: str) -> Non
         conn.exec_driver_sql(
             f"CREATE INDEX {quote('ix_' + table.name + '_subject')} "
             f"ON {quote(table.name)} ({quote(SUBJECT_COLUMN)})"
+        )
+    if ROW_COLUMN in table.c:
+        conn.exec_driver_sql(
+            f"CREATE UNIQUE INDEX {quote('ux_' + table.name + '_row')} "
+            f"ON {quote(table.name)} ({quote(ROW_COLUMN)})"
         )
 
 

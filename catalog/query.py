@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from catalog.cursors import BoundCursors
-from catalog.hosted import HostedDataset, HostedField
+from catalog.hosted import ROW_COLUMN, HostedDataset, HostedField
 from catalog.models import FieldType
 from catalog.problems import Problem, invalid_parameter
 from catalog.values import parse_integer, parse_value, to_storage
@@ -164,8 +164,11 @@ def _order(raw: str | None, hosted: HostedDataset, access: FieldAccess) -> list[
         seen.add(name)
         order.append((name, desc))
     if hosted.primary_key not in seen:
-        # The key breaks ties, so the order is total and keyset pages are exact.
-        order.append((hosted.primary_key, False))
+        # The key breaks ties, so the order is total and keyset pages are exact — the row
+        # key instead when the caller does not receive the key in clear: the order of the
+        # pages must not tell how hidden values sort.
+        hidden = hosted.primary_key not in access.clear and hosted.row_key
+        order.append((ROW_COLUMN if hidden else hosted.primary_key, False))
     return order
 
 
@@ -265,6 +268,11 @@ def decode_cursor(
         raise bad
     typed: list[Any] = []
     for (name, _desc), value in zip(query.order, values, strict=True):
+        if name == ROW_COLUMN:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise bad
+            typed.append(value)
+            continue
         field = hosted.by_name[name]
         if value is None:
             if field.primary_key:

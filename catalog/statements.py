@@ -99,6 +99,11 @@ def condition(
     }[op](parameter)
 
 
+def _has_nulls(hosted: HostedDataset, name: str) -> bool:
+    field = hosted.by_name.get(name)  # None: the row key, never null
+    return field is not None and field.has_nulls
+
+
 def _after(hosted: HostedDataset, query: RecordQuery) -> sa.ColumnElement[bool]:
     """Rows strictly after the cursor in the query's order (nulls sort last)."""
     assert query.after is not None
@@ -111,7 +116,7 @@ def _after(hosted: HostedDataset, query: RecordQuery) -> sa.ColumnElement[bool]:
             continue  # nothing sorts after a null within its group
         parameter = sa.bindparam(f"a{i}")
         after = column < parameter if desc else column > parameter
-        if hosted.by_name[name].has_nulls:
+        if _has_nulls(hosted, name):
             after = sa.or_(after, column.is_(None))
         alternatives.append(sa.and_(*equal, after) if equal else after)
         equal.append(column == parameter)
@@ -134,7 +139,7 @@ def build_select(
     order_by = []
     for name, desc in query.order:
         clause = table.c[name].desc() if desc else table.c[name].asc()
-        if hosted.by_name[name].has_nulls:
+        if _has_nulls(hosted, name):
             clause = clause.nulls_last()
         order_by.append(clause)
     statement = sa.select(*(table.c[n] for n in names)).where(*conditions).order_by(*order_by)
@@ -192,7 +197,9 @@ class StatementCache:
         booleans: tuple[int, ...] = ()
         if self._dialect.name == "sqlite":
             booleans = tuple(
-                i for i, n in enumerate(names) if hosted.by_name[n].type is FieldType.boolean
+                i
+                for i, n in enumerate(names)
+                if n in hosted.by_name and hosted.by_name[n].type is FieldType.boolean
             )
         return CompiledStatement(
             sql=compiled.string,
@@ -257,6 +264,12 @@ def _fetch_all(engine: Engine, compiled: CompiledStatement, values: Mapping[str,
         cursor.execute(compiled.sql, compiled.parameters(values))
         rows = cursor.fetchall()
         cursor.close()
+    except engine.dialect.loaded_dbapi.Error as exc:
+        if engine.dialect.is_disconnect(exc, connection.dbapi_connection, None):
+            # The server is gone: drop the connection instead of handing the pool one
+            # whose rollback fails (and is logged with a traceback) on its way back.
+            connection.invalidate(exc)
+        raise
     finally:
         connection.close()
     return rows
@@ -276,7 +289,7 @@ def stream_rows(
     Each chunk is one short read on a connection of its own, returned to the pool before
     the chunk is handed on: a client that reads slowly, or not at all, holds no connection
     and no transaction, only the chunk in hand (a server-side cursor would hold both for
-    as long as the client takes). The order ends with the primary key, so chunks neither
+    as long as the client takes). The order ends with a unique key, so chunks neither
     skip nor repeat a row, and a published version's table never changes, so they add up
     to one consistent export."""
     row_filter = row_filter or {}

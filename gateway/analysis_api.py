@@ -56,6 +56,7 @@ def verify_brake(request: Request) -> quotas.VerifyBrake:
         per_day=settings.verify_default_per_day,
         per_subject=settings.verify_per_subject_per_day,
         sweep_misses=settings.verify_sweep_misses,
+        sweep_subjects=settings.verify_sweep_subjects,
     )
 
 
@@ -237,7 +238,7 @@ def build_router(
         conditions += [table.c[n] == v for n, v in plan.row_filter.items()]
         brake = verify_brake(request)
         quotas.admit(engine, plan, rows=None)
-        quotas.count_verify(engine, plan, brake, subjects)
+        before, distinct = quotas.count_verify(engine, plan, brake, subjects)
         with engine.connect() as conn:
             found = conn.execute(sa.select(sa.literal(1)).where(*conditions).limit(1)).first()
         match = found is not None
@@ -245,16 +246,25 @@ def build_router(
         if not match and plan.grant is not None:
             misses = quotas.record_miss(engine, plan)
             if misses >= brake.sweep_misses:
-                _suspend_for_sweep(request, plan, misses, brake.sweep_misses)
+                _suspend_for_sweep(request, plan, "misses", misses, brake.sweep_misses)
+                return _json({"match": match})
+        # On crossing the threshold: a grant a data_admin reinstated keeps its day's count
+        # and is not suspended again by the next new value.
+        if plan.grant is not None and before < brake.sweep_subjects <= distinct:
+            _suspend_for_sweep(request, plan, "distinct_values", distinct, brake.sweep_subjects)
         return _json({"match": match})
 
-    def _suspend_for_sweep(request: Request, plan: Plan, misses: int, threshold: int) -> None:
-        """A guessing sweep: suspend the grant at once (every worker: the grant is read on
-        every request), leave the data_admins a notice and audit the suspension."""
+    def _suspend_for_sweep(
+        request: Request, plan: Plan, counted: str, count: int, threshold: int
+    ) -> None:
+        """A sweep — many misses, or many people's values (the audit log's `verify_sweep`
+        flag): suspend the grant at once (every worker: the grant is read on every
+        request), leave the data_admins a notice and audit the suspension."""
         grant = plan.grant
         assert grant is not None
+        what = "核验不匹配" if counted == "misses" else "核验的不同对象"
         message = (
-            f"应用 {plan.client_id} 对数据集 {plan.dataset_id} 今日核验不匹配已达 {misses} 次"
+            f"应用 {plan.client_id} 对数据集 {plan.dataset_id} 今日{what}已达 {count} 个"
             f"（阈值 {threshold}），疑似逐一试探，授权 {grant.id} 已自动暂停，请核查后恢复或撤销"
         )
         with Session(engine) as session:
@@ -285,7 +295,7 @@ def build_router(
                         "decision": "suspend",
                         "grant_status": "suspended",
                         "reason": "verify_sweep",
-                        "misses": misses,
+                        counted: count,
                         "threshold": threshold,
                     },
                 }

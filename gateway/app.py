@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         pool_timeout=settings.db_pool_timeout,
         connect_timeout=settings.db_connect_timeout,
         idle_transaction_seconds=settings.db_idle_transaction_seconds,
+        busy_timeout=settings.db_busy_timeout,
     )
     hosted_catalog = HostedCatalog(
         engine, ttl=settings.catalog_cache_seconds, stale=settings.db_stale_seconds

@@ -179,7 +179,7 @@ class AuditMiddleware:
             log.warning(
                 "audit event not stored (%s): answering 503",
                 type(exc).__name__,
-                extra={"repeat_key": f"audit:{type(exc).__name__}"},
+                extra={"repeat_key": "audit:unavailable"},
             )
             return False
         return True

@@ -361,6 +361,19 @@ def users_disable(username: Annotated[str, typer.Argument(help="login name")]) -
     out.print(f"disabled {user.username}")
 
 
+@users_app.command("enable")
+def users_enable(username: Annotated[str, typer.Argument(help="login name")]) -> None:
+    """Enable a disabled account again (tokens issued before stay ended)."""
+    from auth.users import enable_user
+
+    settings = _settings()
+    _require_schema(settings)
+    with user_errors(settings), _account_change(settings) as (db, revocations):
+        user = enable_user(db, user=_user(db, username), revocations=revocations)
+        record_cli_event(db.get_bind(), "user.enable", resource=f"users/{user.id}")
+    out.print(f"enabled {user.username}")
+
+
 @users_app.command("set-role")
 def users_set_role(
     username: Annotated[str, typer.Argument(help="login name")],
@@ -480,6 +493,23 @@ def apps_disable(client_id: Annotated[str, typer.Argument(help="the app's client
         disable_app(db, app=app, revocations=revocations)
         record_cli_event(db.get_bind(), "app.disable", resource=f"apps/{client_id}")
     out.print(f"disabled app {client_id}")
+
+
+@apps_app.command("enable")
+def apps_enable(client_id: Annotated[str, typer.Argument(help="the app's client_id")]) -> None:
+    """Enable a disabled app again: its secret works, tokens issued before stay ended."""
+    from auth.apps import enable_app
+    from auth.models import App
+
+    settings = _settings()
+    _require_schema(settings)
+    with user_errors(settings), _account_change(settings) as (db, revocations):
+        app = db.get(App, client_id)
+        if app is None:
+            raise UserError(f"no app {client_id!r}")
+        enable_app(db, app=app, revocations=revocations)
+        record_cli_event(db.get_bind(), "app.enable", resource=f"apps/{client_id}")
+    out.print(f"enabled app {client_id}")
 
 
 @apps_app.command("create")

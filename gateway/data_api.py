@@ -27,7 +27,7 @@ from catalog.statements import StatementCache, fetch_one, fetch_page, stream_row
 from gateway import quotas
 from gateway.access import AccessResolver
 from gateway.data_events import DataEvents
-from gateway.exports import ExportResponse, ExportSlots, StreamCount, caller_key
+from gateway.exports import EXPORT_THREADS, ExportResponse, ExportSlots, StreamCount, caller_key
 from gateway.formats import MEDIA_TYPES, CsvWriter, escapes_formulas, jsonl_lines, negotiate
 from gateway.schemas import DATA_ERRORS, OneRecord, RecordsPage, data_answer, streamed_answer
 from gateway.settings import Settings
@@ -306,6 +306,7 @@ def build_router(
         return ExportResponse(
             body(),
             send_timeout=settings.export_send_timeout,
+            threads=None if engine.dialect.name == "sqlite" else EXPORT_THREADS,
             counter=count,
             on_close=close,
             media_type=MEDIA_TYPES[fmt],

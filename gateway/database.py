@@ -21,7 +21,9 @@ POOL_TIMEOUT = 2.0
 # while another of the same request is open (a catalog read inside a session) begins
 # deferred, so that the request never waits for its own lock.
 WRITES: ContextVar[list[int] | None] = ContextVar("opengate_request_writes", default=None)
-SQLITE_BUSY_MS = 10_000
+# How long a SQLite statement waits for a lock another connection holds before it fails
+# ("database is locked", answered 503 with Retry-After).
+SQLITE_BUSY_SECONDS = 10.0
 
 
 def create_engine(
@@ -31,16 +33,18 @@ def create_engine(
     pool_timeout: float = POOL_TIMEOUT,
     connect_timeout: int | None = None,
     idle_transaction_seconds: int | None = None,
+    busy_timeout: float = SQLITE_BUSY_SECONDS,
 ) -> Engine:
     """`hide_parameters`: bound values (a filter on an identity number, say) must never
     reach a log through a database error message.
 
     On PostgreSQL `connect_timeout` bounds the wait for an unreachable server, and
     `idle_transaction_seconds` has the server end a session left idle inside a
-    transaction (defence in depth: no request path holds one across a slow client)."""
+    transaction (defence in depth: no request path holds one across a slow client). On
+    SQLite `busy_timeout` (seconds) bounds the wait for another connection's lock."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, parsed.database, pool_timeout)
+        return _sqlite_engine(url, parsed.database, pool_timeout, busy_timeout)
     connect_args: dict[str, Any] = {}
     if connect_timeout:
         connect_args["connect_timeout"] = connect_timeout
@@ -60,7 +64,9 @@ def create_engine(
     )
 
 
-def _sqlite_engine(url: str, database: str | None, pool_timeout: float) -> Engine:
+def _sqlite_engine(
+    url: str, database: str | None, pool_timeout: float, busy_timeout: float
+) -> Engine:
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
@@ -81,7 +87,7 @@ def _sqlite_engine(url: str, database: str | None, pool_timeout: float) -> Engin
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -9,9 +9,11 @@ most, then it is dropped and everything it held is freed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
+from weakref import WeakKeyDictionary
 
 import anyio
 import anyio.to_thread
@@ -24,6 +26,23 @@ from catalog.problems import Problem
 from gateway.security import client_ip
 
 log = logging.getLogger("opengate.export")
+# Threads a worker's exports produce their chunks in, all together (PostgreSQL): 200
+# exports starting at once must not take every thread of the pool from the requests of
+# other routes, which then queue behind their chunks (on SQLite, where one synchronous
+# endpoint runs at a time anyway, exports share that one thread).
+EXPORT_THREADS = 4
+_limiters: WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = WeakKeyDictionary()
+
+
+def export_limiter(threads: int | None) -> anyio.CapacityLimiter | None:
+    """This event loop's limiter of export threads (None: the default thread pool's)."""
+    if threads is None:
+        return None
+    loop = asyncio.get_running_loop()
+    limiter = _limiters.get(loop)
+    if limiter is None:
+        limiter = _limiters[loop] = anyio.CapacityLimiter(threads)
+    return limiter
 
 
 def caller_key(request: Request) -> str:
@@ -108,14 +127,17 @@ class ExportResponse(StreamingResponse):
         on_close: Callable[[], None],
         media_type: str,
         headers: Mapping[str, str],
+        threads: int | None = None,
     ) -> None:
         super().__init__(iter(()), media_type=media_type, headers=headers)
+        self.threads = threads
         self.chunks = chunks
         self.send_timeout = send_timeout
         self.counter = counter
         self.on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limiter = export_limiter(self.threads)
         try:
             await send(
                 {
@@ -125,7 +147,7 @@ class ExportResponse(StreamingResponse):
                 }
             )
             while True:
-                chunk = await anyio.to_thread.run_sync(next, self.chunks, _END)
+                chunk = await anyio.to_thread.run_sync(next, self.chunks, _END, limiter=limiter)
                 if chunk is _END:
                     break
                 if await _client_left(receive):
@@ -143,7 +165,7 @@ class ExportResponse(StreamingResponse):
                     return  # an unfinished answer: the server closes the connection
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
-            await anyio.to_thread.run_sync(self._close)
+            await anyio.to_thread.run_sync(self._close, limiter=limiter)
 
     def _close(self) -> None:
         try:

@@ -18,8 +18,9 @@ REPEAT_SECONDS = 60.0
 
 class RepeatFilter(logging.Filter):
     """Lets a warning or error through once per `interval` for each kind: the record's
-    `repeat_key` (`extra={"repeat_key": ...}`) or else its logger and message template.
-    The first one let through after a quiet spell says how many were held back."""
+    `repeat_key` (`extra={"repeat_key": ...}`, shared by every logger that reports the same
+    failure) or else its logger and message template. The first one let through after a
+    quiet spell says how many were held back."""
 
     def __init__(self, name: str = "", interval: float = REPEAT_SECONDS) -> None:
         super().__init__(name)
@@ -30,7 +31,8 @@ class RepeatFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True  # the access log and other information lines are never held
-        key = (record.name, getattr(record, "repeat_key", None) or str(record.msg))
+        repeat_key = getattr(record, "repeat_key", None)
+        key = ("", repeat_key) if repeat_key else (record.name, str(record.msg))
         now = time.monotonic()
         with self._lock:
             last, held = self._seen.get(key, (-self.interval, 0))

@@ -120,7 +120,8 @@ def failure_problem(exc: BaseException, request_id: str | None) -> Problem:
             kind,
             problem.status,
             request_id,
-            extra={"repeat_key": f"database:{kind}"},
+            # one kind per answer: an outage is several errors at once (refused, reset, …)
+            extra={"repeat_key": f"database:{problem.status}"},
         )
         return problem
     log.error("unhandled error in request %s", request_id, exc_info=exc)

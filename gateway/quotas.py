@@ -112,6 +112,7 @@ class VerifyBrake:
     per_day: int
     per_subject: int
     sweep_misses: int
+    sweep_subjects: int
 
     def limits(self, quotas: Mapping[str, int]) -> dict[str, int]:
         return {
@@ -122,26 +123,31 @@ class VerifyBrake:
         }
 
 
-def count_verify(engine: Engine, plan: Plan, brake: VerifyBrake, subjects: Iterable[str]) -> None:
+def count_verify(
+    engine: Engine, plan: Plan, brake: VerifyBrake, subjects: Iterable[str]
+) -> tuple[int, int]:
     """One verify call: the day's verify quota, then each subject value it names (keyed
     digests) at most `per subject` times a day. All or nothing per subject set: a call
-    refused for one subject takes nothing from the others."""
+    refused for one subject takes nothing from the others. How many distinct subject
+    values the grant had verified today before this call, and with it."""
     if plan.grant is None:
-        return
+        return 0, 0
     limits = brake.limits(plan.grant.quotas)
     count_request(engine, plan, "verifies_per_day", default=limits["verifies_per_day"])
     limit = limits["verifies_per_subject_per_day"]
     table = VerifySubjectUsage.__table__
     day = business_day()
     insert = sqlite_insert if engine.dialect.name == "sqlite" else postgresql_insert
+    where = (table.c.grant_id == plan.grant.id, table.c.day == day)
+    distinct = sa.select(sa.func.count()).select_from(table).where(*where)
     with engine.begin() as conn:
+        before = conn.execute(distinct).scalar_one()
         for digest in sorted(set(subjects)):  # one order: two calls never deadlock
             conn.execute(
                 insert(table)
                 .values(grant_id=plan.grant.id, day=day, digest=digest, calls=0)
                 .on_conflict_do_nothing()
             )
-            where = (table.c.grant_id == plan.grant.id, table.c.day == day)
             done = conn.execute(
                 sa.update(table)
                 .where(*where, table.c.digest == digest, table.c.calls < limit)
@@ -149,6 +155,8 @@ def count_verify(engine: Engine, plan: Plan, brake: VerifyBrake, subjects: Itera
             ).rowcount
             if not done:  # raising rolls the transaction back: nothing is taken
                 raise _exceeded("verifies_per_subject_per_day", limit)
+        after = conn.execute(distinct).scalar_one()
+    return before, after
 
 
 def record_miss(engine: Engine, plan: Plan) -> int:

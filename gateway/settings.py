@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     # longer than `db_idle_transaction_seconds` is ended by the server (0: never).
     db_connect_timeout: int = Field(default=3, ge=1, le=60)
     db_idle_transaction_seconds: int = Field(default=60, ge=0)
+    # SQLite: seconds a statement waits for another connection's lock, then 503.
+    db_busy_timeout: float = Field(default=10.0, gt=0, le=60)
     # During a database outage, how long a worker keeps serving the catalog and the
     # revocation list it last read before it answers 503 instead.
     db_stale_seconds: float = Field(default=60.0, ge=0)
@@ -66,10 +68,13 @@ class Settings(BaseSettings):
     # The verify brake (issue 12): a grant with `verify` and no `verifies_per_day` of its own
     # gets this daily quota; at most `per_subject` calls a day may name one subject value
     # (identity number, phone, bank card, email); this many answers of false in a day
-    # (a guessing sweep) suspend the grant until a data_admin reinstates it.
+    # (a guessing sweep) suspend the grant until a data_admin reinstates it ...
     verify_default_per_day: int = Field(default=1000, ge=1)
     verify_per_subject_per_day: int = Field(default=5, ge=1)
     verify_sweep_misses: int = Field(default=50, ge=1)
+    # ... and this many distinct subject values verified in a day (hits or not) suspend it
+    # too: the audit log's `verify_sweep` flag (audit.stats.VERIFY_SWEEP), acted on at once.
+    verify_sweep_subjects: int = Field(default=50, ge=1)
     # Where a developer's `jwks_uri` may point (private_key_jwt key discovery): comma-separated
     # `scheme://host[:port][/path-prefix]`, compared parsed (auth/outbound.py).
     jwks_uri_allowlist: str = ""

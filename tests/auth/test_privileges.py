@@ -183,3 +183,39 @@ def test_the_cli_disables_demotes_and_disables_apps(
     assert run(settings, "apps", "disable", "og_none")[0] == 1
     actions = [e["actor"].startswith("cli:") for e in audit_events(engine, "app.disable")]
     assert actions == [True]
+
+
+def test_the_cli_enables_again_without_reviving_old_tokens(
+    client: TestClient, engine: Engine, settings: Settings, granted: dict[str, str]
+):
+    """`users enable` / `apps enable` undo a disable: the account signs in and the app
+    gets tokens with its secret again, audited; a token issued before the disable stays
+    ended (it belonged to the account as it was)."""
+    user(engine, "returner", "developer")
+    old_user = bearer(client, "returner")
+    old_app = app_token(client, granted["client_id"], granted["client_secret"])
+    assert run(settings, "users", "disable", "returner")[0] == 0
+    assert run(settings, "apps", "disable", granted["client_id"])[0] == 0
+    time.sleep(1.2)  # no Redis here: the worker's mirror reads the table every second
+    assert (
+        client.post("/auth/login", json={"username": "returner", "password": PASSWORD}).status_code
+        == 401
+    )
+    code, output = run(settings, "users", "enable", "returner")
+    assert (code, output.strip()) == (0, "enabled returner")
+    assert run(settings, "apps", "enable", granted["client_id"])[0] == 0
+    time.sleep(1.2)
+    assert client.get("/api/v1/me", headers=bearer(client, "returner")).status_code == 200
+    new_app = app_token(client, granted["client_id"], granted["client_secret"])
+    assert client.get(RECORDS, headers=new_app).status_code == 200
+    stale_user = client.get("/api/v1/me", headers=old_user)
+    assert stale_user.status_code == 401 and "重新登录" in stale_user.json()["detail"]
+    assert client.get(RECORDS, headers=old_app).status_code == 401
+    for action in ("user.enable", "app.enable"):
+        [event] = audit_events(engine, action)
+        assert event["actor"].startswith("cli:") and event["outcome"] == "allowed"
+    # bad input: a clear one-line refusal, nothing changed
+    code, output = run(settings, "users", "enable", "nobody")
+    assert code == 1 and "nobody" in output and "Traceback" not in output
+    assert run(settings, "apps", "enable", "og_none")[0] == 1
+    assert len(audit_events(engine, "user.enable")) == 1

@@ -164,6 +164,33 @@ def test_cursors_never_carry_the_hidden_key(client: TestClient, world: dict):
     assert len(seen) == len(set(seen)) == 30
 
 
+def test_pages_are_not_ordered_by_a_hidden_key(client: TestClient, world: dict):
+    """The ledger's key is the identity number, sent as a pseudonym; its rows were imported
+    in key order, and `pension` (clear) grows with it. Pages ordered by the key would tell
+    each row's rank among the hidden numbers; they are ordered by the row key instead:
+    stable from request to request, exact when paged, unrelated to the key."""
+    grant(client, world, dataset="pension-ledger")
+
+    def pensions(limit: int) -> list[int]:
+        seen, params = [], {"limit": limit}
+        while True:
+            page = client.get(f"{LEDGER}/records", headers=world["app"], params=params).json()
+            seen.extend(row["pension"] for row in page["data"])
+            if page["next_cursor"] is None:
+                return seen
+            params = {"limit": limit, "cursor": page["next_cursor"]}
+
+    paged = pensions(7)
+    assert sorted(paged) == [3000 + i for i in range(1, 31)]  # every row once
+    assert paged != sorted(paged) and paged != sorted(paged, reverse=True)
+    assert pensions(30) == paged == pensions(4)  # one order, however it is paged
+    exported = client.get(f"{LEDGER}/export", headers=world["app"], params={"format": "jsonl"})
+    assert [orjson.loads(line)["pension"] for line in exported.content.splitlines()] == paged
+    # ordering by the hidden key itself stays refused
+    by_key = client.get(f"{LEDGER}/records", headers=world["app"], params={"order_by": "id_number"})
+    assert_refused(by_key, 400, "field_not_permitted")
+
+
 def test_a_hand_made_cursor_is_refused(client: TestClient, world: dict, engine: Engine):
     grant(client, world, dataset="pension-ledger", quotas={"requests_per_day": 100})
     # The old format, as the issue decoded it: a range test on the hidden key.
@@ -428,6 +455,57 @@ def test_guessing_a_masked_phone_is_stopped_and_the_grant_suspended(
     )
     assert again.json() == {"match": True}
     assert last_event(engine, "grant.reinstate").status == 200
+
+
+def test_verifying_many_people_suspends_like_the_audit_flag_says(
+    client: TestClient, world: dict, engine: Engine
+):
+    """A sweep of hits (real identity numbers, every answer true) is what the audit log's
+    `verify_sweep` flag names: it suspends the grant as many misses do, at the flag's
+    threshold, instead of showing up on the dashboard afterwards."""
+    from audit.stats import VERIFY_SWEEP
+
+    shown = grant(client, world, modes=["verify"], fields=["id_number"])
+    answers = [
+        client.post(
+            f"{SI}/verify", headers=world["app"], json={"match": {"id_number": id_number(i)}}
+        )
+        for i in range(1, VERIFY_SWEEP + 2)
+    ]
+    assert [a.json() for a in answers[:VERIFY_SWEEP]] == [{"match": True}] * VERIFY_SWEEP
+    assert_refused(answers[VERIFY_SWEEP], 403, "grant_required")  # suspended after the 50th
+    grants = client.get("/api/v1/admin/grants", headers=world["admin"]).json()["data"]
+    assert grants[0]["status"] == "suspended" and grants[0]["suspend_reason"] == "verify_sweep"
+    event = last_event(engine, "grant.suspend")
+    assert event.grant_id == shown["id"]
+    assert event.detail == {
+        "reason": "verify_sweep",
+        "distinct_values": VERIFY_SWEEP,
+        "threshold": VERIFY_SWEEP,
+    }
+    notices = client.get("/api/v1/admin/notices?unread=true", headers=world["admin"]).json()
+    assert [n["grant_id"] for n in notices["data"]] == [shown["id"]]
+    # and the dashboard's flag agrees
+    user(engine, "auditor1", "auditor")
+    auditor = client.post("/auth/login", json={"username": "auditor1", "password": PASSWORD})
+    flags = client.get(
+        "/api/v1/audit/stats",
+        headers={"Authorization": f"Bearer {auditor.json()['access_token']}"},
+    ).json()["anomalies"]
+    assert [f["client_id"] for f in flags if f["kind"] == "verify_sweep"] == [world["client_id"]]
+    # A reviewer who reinstates it has judged the day's traffic: the next new person does
+    # not suspend it again.
+    back = client.post(
+        f"/api/v1/admin/grants/{shown['id']}/reinstate",
+        headers=world["admin"],
+        json={"reason": "已核实为批量开户核验"},
+    )
+    assert back.status_code == 200
+    for i in (VERIFY_SWEEP + 5, VERIFY_SWEEP + 6):
+        again = client.post(
+            f"{SI}/verify", headers=world["app"], json={"match": {"id_number": id_number(i)}}
+        )
+        assert again.json() == {"match": True}
 
 
 def test_one_subject_value_is_verified_a_few_times_a_day(client: TestClient, world: dict):

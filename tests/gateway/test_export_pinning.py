@@ -200,3 +200,29 @@ def test_export_chunks_neither_skip_nor_repeat(
             ).json()["data"]
             assert ids == [r["reading_id"] for r in paged]
             assert sorted(ids) == list(range(1, 251))
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_never_read_exports_do_not_pin_postgres(pg_database: str) -> None:
+    """200 exports nobody reads, on a real `opengate serve --workers 2` (the per-caller
+    limit raised: 200 callers at once): the catalog and records keep answering 200 while
+    they are stalled and after they were dropped, and no session is left `idle in
+    transaction` longer than the send deadline. Latency: `python -m bench.export_pinning`."""
+    from bench import export_pinning
+
+    engine = sa.create_engine(pg_database)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    url = pg_database.replace("postgresql+psycopg://", "postgresql://", 1)
+    send_timeout = 5.0
+    figures = export_pinning.run(url, exports=200, send_timeout=send_timeout)
+    summary = figures.summary()
+    assert set(figures.statuses["during"]) == {200}, summary
+    assert set(figures.statuses["after"]) == {200}, summary
+    assert figures.exports_started == 200, summary  # all under way, none refused
+    assert figures.exports_closed == 200, summary  # every stalled client dropped
+    assert figures.idle_samples > 0
+    assert figures.oldest_idle_in_transaction < send_timeout, summary
