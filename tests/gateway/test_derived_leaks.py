@@ -479,6 +479,8 @@ def test_verifying_many_people_suspends_like_the_audit_flag_says(
     event = last_event(engine, "grant.suspend")
     assert event.grant_id == shown["id"]
     assert event.detail == {
+        "decision": "suspend",
+        "grant_status": "suspended",
         "reason": "verify_sweep",
         "distinct_values": VERIFY_SWEEP,
         "threshold": VERIFY_SWEEP,
