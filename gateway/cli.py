@@ -301,6 +301,13 @@ def users_create(
 def users_token(
     username: Annotated[str, typer.Argument(help="login name")],
     ttl: Annotated[int, typer.Option(min=60, max=86400, help="lifetime in seconds")] = 600,
+    issuer: Annotated[
+        str | None,
+        typer.Option(
+            help="issuer of the gateway that will read the token, e.g. http://127.0.0.1:18100 "
+            "for `serve --port 18100` (default: OPENGATE_ISSUER)"
+        ),
+    ] = None,
 ) -> None:
     """Print a bearer token for the user (host-side automation)."""
     from sqlmodel import Session
@@ -312,11 +319,13 @@ def users_token(
     settings = _settings()
     _require_schema(settings)
     with user_errors(settings), Session(installation_engine(settings)) as session:
-        issuer = TokenIssuer(_keys(settings).tokens, settings.issuer)
+        if issuer is not None and not issuer.startswith(("http://", "https://")):
+            raise UserError(f"--issuer must be an http(s) URL, not {issuer!r}")
+        signer = TokenIssuer(_keys(settings).tokens, (issuer or settings.issuer).rstrip("/"))
         user = get_user(session, username=username)
         if user is None or not user.is_active:
             raise UserError(f"no active user {username!r}")
-        token, _ = issue_user_token(issuer, user, ttl)
+        token, _ = issue_user_token(signer, user, ttl)
         record_cli_event(
             session.get_bind(),  # type: ignore[arg-type]
             "token.issue",

@@ -471,6 +471,12 @@ def test_the_issuer_follows_the_port_unless_set(tmp_path: Path):
         AuthorizationServerMetadata(meta).validate()
         assert meta["issuer"] == gateway.url  # the port served, not 8000
         assert meta["token_endpoint"] == f"{gateway.url}/oauth/token"
+        # A host-side token names that issuer when asked to; the default one is refused there.
+        gateway.cli("users", "create", "ops", "--role", "data_admin")
+        for option, status in (["--issuer", gateway.url], 200), ([], 401):
+            token = gateway.cli("users", "token", "ops", *option).strip()
+            me = httpx.get(f"{gateway.url}/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == status, me.text
     finally:
         log = gateway.stop()
     assert f"issuer {gateway.url}" in log
