@@ -31,6 +31,7 @@ from auth.schemas import (
     UserSummary,
     UserToken,
 )
+from auth.strict_limits import strict_limit
 from auth.tokens import TokenIssuer
 from catalog.models import iso_utc, utcnow
 from catalog.problem_schema import problem_responses
@@ -184,6 +185,7 @@ def build_router(services: AccountServices) -> APIRouter:
         responses=problem_responses(400, 401, 413, 429, 503),
     )
     @audited("user.login")
+    @strict_limit("login")
     def login(body: Credentials, request: Request, db: SessionDep) -> JSONResponse:
         note(request, actor=f"user:{body.username[:64]}")  # who tried, even when refused
         user = user_service.authenticate(

@@ -28,6 +28,7 @@ from gateway.access import AccessResolver
 from gateway.data_events import DataEvents
 from gateway.exports import EXPORT_THREADS, ExportResponse, ExportSlots, StreamCount, caller_key
 from gateway.renderers import RENDERERS, rendering
+from gateway.route_marks import DATA_TAG
 from gateway.schemas import DATA_ERRORS, OneRecord, RecordsPage, rendered_answer, streamed_answer
 from gateway.settings import Settings
 from policies.decide import Plan
@@ -107,7 +108,7 @@ def build_router(
     cursor_box: CursorBox,
     settings: Settings | None = None,
 ) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/datasets", tags=["data"])
+    router = APIRouter(prefix="/api/v1/datasets", tags=[DATA_TAG])  # the data mark
     dialect = engine.dialect.name
     statements = StatementCache(engine)
     settings = settings or Settings()

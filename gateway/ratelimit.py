@@ -36,6 +36,7 @@ from auth.principal import Principal
 from catalog.problems import Problem
 from gateway.middleware import send_problem
 from gateway.redis_pipe import ScriptRunner
+from gateway.route_marks import RouteMarks
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -43,14 +44,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("opengate.limits")
 
 LIMITED_PREFIXES = ("/api/", "/oauth/", "/auth/")
-# The data group; records, export, aggregate and verify of a conditional dataset fail
-# closed without Redis (the policy endpoint returns no data).
-DATA_PATH = re.compile(r"^/api/v1/datasets/([^/]+)/(records|export|aggregate|verify|policy)(?:/|$)")
-FAIL_CLOSED_MODES = frozenset({"records", "export", "aggregate", "verify"})
+# The data group is the routes marked as data (gateway/route_marks.py); every one of them
+# fails closed on a conditional dataset without Redis.
 # Administration: grants, applications, apps, the signed-in account, the audit log.
 ADMIN_PATH = re.compile(r"^/api/v1/(?:admin|applications|apps|me|audit)(?:/|$)")
 AUTH_PREFIXES = ("/auth/", "/oauth/")
-STRICT = {"/auth/login": "login", "/oauth/token": "token"}
 RETRY_REDIS_AFTER = 1.0
 REDIS_TIMEOUT = 0.5  # seconds without an answer before Redis counts as down
 
@@ -127,11 +125,12 @@ class Verdict:
     reset_in: int
 
 
-def route_group(path: str) -> str | None:
-    """`data`, `auth`, `admin`, or None (catalog and the rest: the caller's limit only)."""
+def route_group(path: str, *, data: bool) -> str | None:
+    """`data` (a route marked as data), `auth`, `admin`, or None (catalog and the rest: the
+    caller's limit only)."""
     if path.startswith(AUTH_PREFIXES):
         return "auth"
-    if DATA_PATH.match(path):
+    if data:
         return "data"
     if ADMIN_PATH.match(path):
         return "admin"
@@ -209,20 +208,23 @@ class RateLimits:
             enabled=settings.rate_limits_enabled,
         )
 
-    def plan(self, path: str, principal: Principal | None, ip: str) -> list[Check]:
-        """The windows a request to `path` must fit in, the caller's own first."""
+    def plan(
+        self, principal: Principal | None, ip: str, group: str | None, strict: str | None = None
+    ) -> list[Check]:
+        """The windows a request must fit in: the caller's own first, then its route
+        group's (per caller) and its strict window (`login`, `token`; per address)."""
         if principal is None:
             caller, who = self.rules["anon"], ip
         else:
             caller = self.rules["app"]
             who = principal.client_id or f"user:{principal.subject}"
         checks = [Check(caller, caller.item.key_for(caller.name, who))]
-        group = self.rules.get(route_group(path) or "")
-        if group is not None and not caller.covers(group):
-            checks.append(Check(group, group.item.key_for(group.name, who)))
-        strict = self.rules.get(STRICT.get(path, ""))
-        if strict is not None:
-            checks.append(Check(strict, strict.item.key_for(strict.name, ip)))
+        grouped = self.rules.get(group or "")
+        if grouped is not None and not caller.covers(grouped):
+            checks.append(Check(grouped, grouped.item.key_for(grouped.name, who)))
+        strictly = self.rules.get(strict or "")
+        if strictly is not None:
+            checks.append(Check(strictly, strictly.item.key_for(strictly.name, ip)))
         return checks
 
     async def hit(self, checks: Sequence[Check], *, fail_closed: bool) -> Verdict:
@@ -320,11 +322,13 @@ class RateLimitMiddleware:
         limits: RateLimits,
         client_address: Callable[[Scope], str],
         is_conditional: Callable[[str], bool],
+        marks: RouteMarks,
     ) -> None:
         self.app = app
         self.limits = limits
         self.client_address = client_address
         self.is_conditional = is_conditional
+        self.marks = marks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -337,15 +341,13 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         principal: Principal | None = scope["state"].get("principal")
-        data = DATA_PATH.match(path)
-        fail_closed = (
-            data is not None
-            and data.group(2) in FAIL_CLOSED_MODES
-            and self.is_conditional(data.group(1))
-        )
+        dataset = self.marks.dataset_of(path)
+        fail_closed = dataset is not None and self.is_conditional(dataset)
+        group = route_group(path, data=dataset is not None)
+        strict = self.marks.strict_rule(scope["method"], path)
         try:
             verdict = await self.limits.hit(
-                self.limits.plan(path, principal, ip), fail_closed=fail_closed
+                self.limits.plan(principal, ip, group, strict), fail_closed=fail_closed
             )
         except Problem as problem:
             await send_problem(send, problem, scope["state"].get("request_id"))
