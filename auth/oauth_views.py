@@ -127,7 +127,6 @@ def build_router(
     keys: KeyRing,
     *,
     engine: Any,
-    throttle: user_service.LoginThrottle,
     client_ip: Callable[[Request], str],
     start_identity: Callable[[int, str], str] | None = None,
 ) -> APIRouter:
@@ -272,7 +271,6 @@ def build_router(
                 username=values.get("username", ""),
                 password=values.get("password", ""),
                 ip=client_ip(request),
-                throttle=throttle,
             )
 
         def decide() -> Response:

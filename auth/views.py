@@ -68,7 +68,6 @@ class AccountServices:
     engine: Engine
     issuer: TokenIssuer
     revocations: Revocations
-    throttle: user_service.LoginThrottle
     allow_registration: bool
     jwks_uri_allowlist: list[str]
     client_ip: object  # Callable[[Request], str]
@@ -193,7 +192,6 @@ def build_router(services: AccountServices) -> APIRouter:
             username=body.username,
             password=body.password,
             ip=services.client_ip(request),  # type: ignore[operator]
-            throttle=services.throttle,
         )
         token, expires_in = issue_user_token(services.issuer, user)
         return JSONResponse(

@@ -140,7 +140,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             security.oauth,
             security.keys,
             engine=engine,
-            throttle=security.throttle,
             client_ip=client_ip,
             start_identity=provider.begin if provider is not None else None,
         )
@@ -160,7 +159,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                 engine=engine,
                 issuer=security.issuer,
                 revocations=security.revocations,
-                throttle=security.throttle,
                 allow_registration=settings.allow_registration,
                 jwks_uri_allowlist=settings.jwks_uri_prefixes,
                 client_ip=client_ip,

@@ -169,6 +169,7 @@ class RateLimits:
         admin: str | None = None,
         redis_url: str | None = None,
         enabled: bool = True,
+        prefix: str = RedisStorage.PREFIX,
     ) -> None:
         self.enabled = enabled
         self.rules = {
@@ -185,8 +186,9 @@ class RateLimits:
             if rate
         }
         self._memory = MemoryStorage()
-        # limits' own key prefix: its RedisStorage and MovingWindowRateLimiter read these.
-        self._prefix = RedisStorage.PREFIX + ":"
+        # limits' key prefix: its RedisStorage and MovingWindowRateLimiter (given the same
+        # `key_prefix`) read these.
+        self._prefix = prefix + ":"
         self._redis: ScriptRunner | None = None
         if redis_url and enabled:
             self._redis = ScriptRunner(redis_url, HIT_WINDOWS, timeout=REDIS_TIMEOUT)
@@ -206,6 +208,7 @@ class RateLimits:
             admin=settings.rate_admin,
             redis_url=settings.redis_url,
             enabled=settings.rate_limits_enabled,
+            prefix=settings.rate_limit_prefix,
         )
 
     def plan(
