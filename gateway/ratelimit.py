@@ -241,7 +241,7 @@ class RateLimits:
                 finally:
                     self._probing = False
             if fail_closed:
-                raise _unavailable()
+                raise limiter_unavailable()
         return await self._hit_memory(checks)
 
     async def _shared_or_fallback(self, checks: Sequence[Check], *, fail_closed: bool) -> Verdict:
@@ -256,7 +256,7 @@ class RateLimits:
                     type(exc).__name__,
                 )
             if fail_closed:
-                raise _unavailable() from None
+                raise limiter_unavailable() from None
             return await self._hit_memory(checks)
         if not self._redis_up:
             self._redis_up = True
@@ -299,7 +299,7 @@ class RateLimits:
         return _verdict(checks, admitted, windows)
 
 
-def _unavailable() -> Problem:
+def limiter_unavailable() -> Problem:
     return Problem(
         503,
         "unavailable",

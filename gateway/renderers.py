@@ -11,7 +11,7 @@ booleans) stay in gateway/formats.py.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -208,7 +208,7 @@ class Renderers:
     def names(self) -> tuple[str, ...]:
         return tuple(self._by_name)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Renderer]:
         return iter(self._by_name.values())
 
     def choose(self, request: Request, *, default: str) -> Renderer:

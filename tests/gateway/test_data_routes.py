@@ -18,7 +18,7 @@ from starlette.routing import Mount
 
 from audit.events import action_of
 from gateway.app import create_app
-from gateway.ratelimit import LIMITED_PREFIXES, _unavailable
+from gateway.ratelimit import LIMITED_PREFIXES, limiter_unavailable
 from gateway.route_marks import DATA_TAG
 from gateway.settings import Settings
 from tests.conftest import TestClient
@@ -26,7 +26,7 @@ from tests.gateway.test_route_table import walk
 from tests.packages import import_conditional
 
 DATASET = "social-insurance"  # conditional: the fail-closed view needs one
-LIMITER_DOWN = _unavailable().detail
+LIMITER_DOWN = limiter_unavailable().detail
 KNOWN_DATA = {
     "/api/v1/datasets/{dataset_id}/records",
     "/api/v1/datasets/{dataset_id}/records/{key}",
