@@ -40,6 +40,7 @@ from auth.schemas import (
     TokenAnswer,
 )
 from auth.scopes import PersonRequest, ScopeError, person_scope
+from auth.strict_limits import strict_limit
 from catalog.models import utcnow
 from catalog.problem_schema import problem_responses
 from catalog.problems import Problem
@@ -126,7 +127,6 @@ def build_router(
     keys: KeyRing,
     *,
     engine: Any,
-    throttle: user_service.LoginThrottle,
     client_ip: Callable[[Request], str],
     start_identity: Callable[[int, str], str] | None = None,
 ) -> APIRouter:
@@ -143,6 +143,7 @@ def build_router(
         responses=OAUTH_ERRORS,
     )
     @audited("token.issue")
+    @strict_limit("token")
     async def token(request: Request) -> Response:
         form = await _form(request)
         _note_client(request, form)
@@ -252,6 +253,7 @@ def build_router(
 
     @router.post("/oauth/authorize", include_in_schema=False)
     @audited("consent.decide")
+    @strict_limit("login")  # the consent page signs the person in
     async def authorize_decision(request: Request) -> Response:
         submitted = await _form(request)
         params = [(k, v) for k, v in submitted if k not in CONSENT_FIELDS]
@@ -269,7 +271,6 @@ def build_router(
                 username=values.get("username", ""),
                 password=values.get("password", ""),
                 ip=client_ip(request),
-                throttle=throttle,
             )
 
         def decide() -> Response:

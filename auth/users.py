@@ -1,4 +1,4 @@
-"""People: creating accounts, signing in with throttling, disabling and changing roles.
+"""People: creating accounts, signing in, disabling and changing roles.
 
 Identity numbers reach an account only through auth/identity.py (verified sources)."""
 
@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-import time
 
 from sqlmodel import Session, select
 
@@ -22,8 +20,6 @@ log = logging.getLogger("opengate.auth")
 
 USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,63}")
 MIN_PASSWORD = 8
-IP_FAILURES = 20  # failed logins from one address within IP_WINDOW are refused
-IP_WINDOW = 15 * 60.0
 
 
 class UserError(ValueError):
@@ -71,41 +67,11 @@ def get_user(session: Session, *, username: str) -> User | None:
     return session.exec(select(User).where(User.username == username)).first()
 
 
-class LoginThrottle:
-    """Failed sign-ins per client address, whatever the name (per name: auth/lockout.py)."""
-
-    def __init__(self) -> None:
-        self._failures: dict[str, list[float]] = {}
-        self._lock = threading.Lock()
-
-    def blocked(self, ip: str) -> bool:
-        now = time.monotonic()
-        with self._lock:
-            recent = [t for t in self._failures.get(ip, []) if now - t < IP_WINDOW]
-            self._failures[ip] = recent
-            return len(recent) >= IP_FAILURES
-
-    def failed(self, ip: str) -> None:
-        with self._lock:
-            self._failures.setdefault(ip, []).append(time.monotonic())
-            if len(self._failures) > 100_000:
-                self._failures.clear()
-
-
-def authenticate(
-    session: Session, *, username: str, password: str, ip: str, throttle: LoginThrottle
-) -> User:
+def authenticate(session: Session, *, username: str, password: str, ip: str) -> User:
     """The user for these credentials, or a Problem. Failures are logged (never the
-    password) and slow down this name from this address (auth/lockout.py); one address
-    failing for many names is refused altogether for a while (`throttle`)."""
-    if throttle.blocked(ip):
-        log.warning("login refused: too many failures from %s", ip)
-        raise Problem(
-            429,
-            "rate_limited",
-            "登录失败次数过多，请稍后再试",
-            headers={"Retry-After": str(int(IP_WINDOW))},
-        )
+    password) and slow down this name from this address (auth/lockout.py). How many
+    sign-ins one address may try at all is the one sign-in limiter's: the `login` window
+    of every route marked `strict_limit("login")` (auth/strict_limits.py)."""
     wait = lockout.wait_left(session, username=username, source=ip)
     if wait is not None:
         log.warning("login refused: %r from %s must wait", username[:64], ip)
@@ -118,7 +84,6 @@ def authenticate(
     user = get_user(session, username=username)
     ok = verify_password(user.password_hash if user else None, password)
     if not ok or user is None or not user.is_active:
-        throttle.failed(ip)
         lockout.record_failure(session, username=username, source=ip)
         log.info("failed login for %r from %s", username[:64], ip)
         raise Problem(401, "unauthorized", "用户名或密码错误")

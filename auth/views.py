@@ -31,6 +31,7 @@ from auth.schemas import (
     UserSummary,
     UserToken,
 )
+from auth.strict_limits import strict_limit
 from auth.tokens import TokenIssuer
 from catalog.models import iso_utc, utcnow
 from catalog.problem_schema import problem_responses
@@ -67,7 +68,6 @@ class AccountServices:
     engine: Engine
     issuer: TokenIssuer
     revocations: Revocations
-    throttle: user_service.LoginThrottle
     allow_registration: bool
     jwks_uri_allowlist: list[str]
     client_ip: object  # Callable[[Request], str]
@@ -184,6 +184,7 @@ def build_router(services: AccountServices) -> APIRouter:
         responses=problem_responses(400, 401, 413, 429, 503),
     )
     @audited("user.login")
+    @strict_limit("login")
     def login(body: Credentials, request: Request, db: SessionDep) -> JSONResponse:
         note(request, actor=f"user:{body.username[:64]}")  # who tried, even when refused
         user = user_service.authenticate(
@@ -191,7 +192,6 @@ def build_router(services: AccountServices) -> APIRouter:
             username=body.username,
             password=body.password,
             ip=services.client_ip(request),  # type: ignore[operator]
-            throttle=services.throttle,
         )
         token, expires_in = issue_user_token(services.issuer, user)
         return JSONResponse(

@@ -52,8 +52,7 @@ async def per_call(call: Callable[[], Awaitable[object]], calls: int, concurrenc
 async def run(url: str, args: argparse.Namespace) -> None:
     sync = redis.Redis.from_url(url)
     limits = limits_for(url)
-    path = "/api/v1/datasets/x/records"
-    two = limits.plan(path, None, "198.51.100.7")
+    two = limits.plan(None, "198.51.100.7", "data")  # a records request: anon + data
     one = two[:1]
     storage = RedisStorage("async+" + url, implementation="redispy")
     limiter = MovingWindowRateLimiter(storage)

@@ -32,6 +32,7 @@ from gateway import quotas
 from gateway.access import AccessResolver
 from gateway.data_events import DataEvents
 from gateway.quotas import business_day
+from gateway.route_marks import DATA_TAG
 from gateway.schemas import DATA_ERRORS, AggregateAnswer, PolicyAnswer, VerifyAnswer, data_answer
 from policies import grants as service
 from policies import privacy
@@ -76,7 +77,7 @@ def _json(body: Any, status: int = 200) -> Response:
 def build_router(
     engine: Engine, hosted_catalog: HostedCatalog, access: AccessResolver, events: DataEvents
 ) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/datasets", tags=["data"])
+    router = APIRouter(prefix="/api/v1/datasets", tags=[DATA_TAG])  # the data mark
     dialect = engine.dialect.name
 
     def published(dataset_id: str) -> HostedDataset:

@@ -35,6 +35,7 @@ from gateway.middleware import (
     WriteIntentMiddleware,
 )
 from gateway.ratelimit import RateLimitMiddleware, RateLimits
+from gateway.route_marks import RouteMarks
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
 
@@ -139,7 +140,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             security.oauth,
             security.keys,
             engine=engine,
-            throttle=security.throttle,
             client_ip=client_ip,
             start_identity=provider.begin if provider is not None else None,
         )
@@ -159,7 +159,6 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
                 engine=engine,
                 issuer=security.issuer,
                 revocations=security.revocations,
-                throttle=security.throttle,
                 allow_registration=settings.allow_registration,
                 jwks_uri_allowlist=settings.jwks_uri_prefixes,
                 client_ip=client_ip,
@@ -176,6 +175,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         return hosted is not None and hosted.open_type == "conditional"
 
     limits = RateLimits.from_settings(settings)
+    # Which routes are data routes and which count in a strict window, from their marks:
+    # the audit and the rate limiter read this one table.
+    marks = app.state.route_marks = RouteMarks(app.router.routes)
     # Added last runs first: security headers, request context, audit, authentication, rate
     # limits, input limits, write intent, routes.
     app.add_middleware(WriteIntentMiddleware)
@@ -187,10 +189,14 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         limits=limits,
         client_address=ClientAddress(settings.trusted_proxies),
         is_conditional=is_conditional,
+        marks=marks,
     )
     app.add_middleware(AuthenticationMiddleware, authenticator=security.authenticator)
     app.add_middleware(
-        AuditMiddleware, sink=sink, client_address=ClientAddress(settings.trusted_proxies)
+        AuditMiddleware,
+        sink=sink,
+        client_address=ClientAddress(settings.trusted_proxies),
+        marks=marks,
     )
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(SecurityHeadersMiddleware, https=settings.issuer.startswith("https://"))

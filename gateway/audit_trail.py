@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
@@ -28,12 +27,10 @@ from audit.events import action_of, notes, outcome_for
 from audit.writer import Claim
 from gateway.middleware import send_problem
 from gateway.problems import HTTP_CODES, failure_problem, unavailable
+from gateway.route_marks import RouteMarks
 
 log = logging.getLogger("opengate.audit")
 
-DATA_PATH = re.compile(r"^/api/v1/datasets/([^/]+)/(records|export|aggregate|verify)(/|$)")
-# Record keys may be identity numbers: never in an event.
-RECORD_KEY = re.compile(r"^(/api/v1/datasets/[^/]+/records/)[^/]+$")
 STORE_TIMEOUT = 10.0
 
 UNAVAILABLE = unavailable("审计日志暂时无法写入，数据服务暂停，请稍后重试")
@@ -73,7 +70,12 @@ class NullSink:
         return waiter
 
 
-def build_event(scope: Scope, status: int, action: str) -> dict[str, Any]:
+def build_event(
+    scope: Scope, status: int, action: str, dataset: str | None = None
+) -> dict[str, Any]:
+    """`dataset`: the dataset of a data route's request (its resource when the route noted
+    none itself: a request refused before its plan still names its dataset the way served
+    ones do, and never a record key, which may be an identity number)."""
     state = scope.get("state", {})
     noted = state.get("audit", {})
     principal = state.get("principal")
@@ -89,7 +91,8 @@ def build_event(scope: Scope, status: int, action: str) -> dict[str, Any]:
         "client_id": noted.get("client_id") or (principal.client_id if principal else None),
         "ip": state.get("client_ip") or (client[0] if client else None),
         "action": noted.get("action") or action,
-        "resource": noted.get("resource") or _resource_of(scope["path"]),
+        "resource": noted.get("resource")
+        or (f"datasets/{dataset}" if dataset is not None else scope["path"]),
         "fields": noted.get("fields"),
         "row_count": noted.get("row_count"),
         "purpose": noted.get("purpose"),
@@ -99,16 +102,6 @@ def build_event(scope: Scope, status: int, action: str) -> dict[str, Any]:
         "status": status,
         "detail": detail or None,
     }
-
-
-def _resource_of(path: str) -> str:
-    """What a request that noted nothing itself was about. A data request refused before
-    its plan (no grant, rate limited, audit store down) still names its dataset the way
-    served ones do, so an auditor's search by dataset finds the refusals too."""
-    data = DATA_PATH.match(path)
-    if data is not None:
-        return f"datasets/{data.group(1)}"
-    return RECORD_KEY.sub(r"\1{key}", path)
 
 
 def refused_version(event: dict[str, Any]) -> dict[str, Any]:
@@ -146,19 +139,25 @@ class _Deadline:
 
 class AuditMiddleware:
     def __init__(
-        self, app: ASGIApp, sink: Sink, client_address: Callable[[Scope], str] | None = None
+        self,
+        app: ASGIApp,
+        sink: Sink,
+        client_address: Callable[[Scope], str] | None = None,
+        marks: RouteMarks | None = None,
     ) -> None:
         self.app = app
         self.sink = sink
         self.client_address = client_address
+        self.marks = marks or RouteMarks(())
 
-    def _action(self, scope: Scope, status: int) -> str | None:
+    @staticmethod
+    def _action(scope: Scope, status: int, dataset: str | None) -> str | None:
         action = action_of(scope.get("endpoint"))
         if action:
             return action
         if status in (401, 403):
             return "access.denied"
-        if status >= 400 and DATA_PATH.match(scope["path"]):
+        if status >= 400 and dataset is not None:
             return "data.refused"
         return None
 
@@ -192,7 +191,8 @@ class AuditMiddleware:
         started = False
         streamed: dict[str, Any] | None = None
         # A data request always ends in an event: tell the writer one is coming.
-        expected = DATA_PATH.match(scope["path"]) is not None
+        dataset = self.marks.dataset_of(scope["path"])
+        expected = dataset is not None
         if expected:
             self.sink.in_flight += 1
 
@@ -206,12 +206,12 @@ class AuditMiddleware:
                     expected = False
                     self.sink.in_flight -= 1
                 status = message["status"]
-                action = self._action(scope, status)
+                action = self._action(scope, status, dataset)
                 if action is not None:
                     state = scope.setdefault("state", {})
                     if "client_ip" not in state and self.client_address is not None:
                         state["client_ip"] = self.client_address(scope)
-                    event = build_event(scope, status, action)
+                    event = build_event(scope, status, action, dataset)
                     if not await self._store(event):
                         refused = True
                         await send_problem(send, UNAVAILABLE, state.get("request_id"))

@@ -12,7 +12,6 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import orjson
 from fastapi import APIRouter, Request
 from sqlalchemy.engine import Engine
 from starlette.responses import Response, StreamingResponse
@@ -28,8 +27,9 @@ from gateway import quotas
 from gateway.access import AccessResolver
 from gateway.data_events import DataEvents
 from gateway.exports import EXPORT_THREADS, ExportResponse, ExportSlots, StreamCount, caller_key
-from gateway.formats import MEDIA_TYPES, CsvWriter, escapes_formulas, jsonl_lines, negotiate
-from gateway.schemas import DATA_ERRORS, OneRecord, RecordsPage, data_answer, streamed_answer
+from gateway.renderers import RENDERERS, rendering
+from gateway.route_marks import DATA_TAG
+from gateway.schemas import DATA_ERRORS, OneRecord, RecordsPage, rendered_answer, streamed_answer
 from gateway.settings import Settings
 from policies.decide import Plan
 
@@ -43,7 +43,7 @@ def _documented(*names: str) -> dict[str, Any]:
         "order_by": "e.g. `district,-aqi`; the primary key always breaks ties",
         "limit": "1–10000, default 100",
         "cursor": "`next_cursor` of the previous page",
-        "format": "json | csv | jsonl (or the Accept header)",
+        "format": f"{' | '.join(RENDERERS.names)} (or the Accept header)",
         "csv_formulas": "escape (default: text cells starting with = + - @ tab CR get a "
         "leading ' and quotes, OWASP) | raw (cells as stored, for programs)",
     }
@@ -108,7 +108,7 @@ def build_router(
     cursor_box: CursorBox,
     settings: Settings | None = None,
 ) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/datasets", tags=["data"])
+    router = APIRouter(prefix="/api/v1/datasets", tags=[DATA_TAG])  # the data mark
     dialect = engine.dialect.name
     statements = StatementCache(engine)
     settings = settings or Settings()
@@ -123,8 +123,8 @@ def build_router(
     def cursors_for(request: Request, hosted: HostedDataset, plan: Plan) -> BoundCursors:
         return cursor_box.bind(hosted.id, hosted.version, cursor_binding(request, plan))
 
-    def fields_header(plan: Plan, names: tuple[str, ...]) -> list[dict[str, str]]:
-        return [{"name": n, "transform": plan.transform_of(n)} for n in names]
+    def transforms(plan: Plan, names: tuple[str, ...]) -> list[str]:
+        return [plan.transform_of(n) for n in names]
 
     @router.get(
         "/{dataset_id}/records",
@@ -137,14 +137,13 @@ def build_router(
         openapi_extra=_documented(
             "fields", "order_by", "limit", "cursor", "format", "csv_formulas"
         ),
-        responses={200: data_answer(RecordsPage, csv=True, jsonl=True), **DATA_ERRORS},
+        responses={200: rendered_answer(RecordsPage), **DATA_ERRORS},
     )
     @audited("data.records")
     def records(dataset_id: str, request: Request) -> Response:
         hosted = published(dataset_id)
         plan = access.plan(request, hosted, "records")
-        fmt = negotiate(request)
-        escape_formulas = escapes_formulas(request)
+        render = rendering(request, default="json")
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "format"]
         cursors = cursors_for(request, hosted, plan)
         query = parse_record_query(
@@ -163,7 +162,9 @@ def build_router(
         )
         quotas.refund_rows(engine, plan, allowed - len(page.rows))
         names = query.fields
-        events.note_plan(request, plan, hosted, names, filters=query.filters, format=fmt)
+        events.note_plan(
+            request, plan, hosted, names, filters=query.filters, format=render.renderer.name
+        )
         note(request, row_count=len(page.rows))
         mask = access.row_transformer(plan, hosted, names)
         rows = mask(page.rows) if mask else page.rows
@@ -173,46 +174,36 @@ def build_router(
             headers["X-Quota-Rows-Remaining"] = "0"
         if page.next_cursor:
             headers["Link"] = f'<{next_page_reference(request, page.next_cursor)}>; rel="next"'
-        if fmt == "json":
-            body = orjson.dumps(
-                {
-                    "dataset": hosted.id,
-                    "version": hosted.version,
-                    "fields": fields_header(plan, names),
-                    "data": [dict(zip(names, row, strict=True)) for row in rows],
-                    "next_cursor": page.next_cursor,
-                }
-            )
-        elif fmt == "csv":
-            writer = CsvWriter(
-                hosted,
-                names,
-                [plan.transform_of(n) for n in names],
-                escape_formulas=escape_formulas,
-            )
-            body = (writer.header() + writer.rows(rows)).encode()
-        else:
-            body = jsonl_lines(names, rows)
-        return Response(body, media_type=MEDIA_TYPES[fmt], headers=headers)
+        frame = render.frame(hosted, names, transforms(plan, names))
+        body = render.renderer.page(frame, rows, page.next_cursor)
+        return Response(body, media_type=render.renderer.media_type, headers=headers)
 
     @router.get(
         "/{dataset_id}/records/{key}",
         summary="One record by primary key",
-        openapi_extra=_documented("fields"),
-        responses={200: data_answer(OneRecord), **DATA_ERRORS},
+        openapi_extra=_documented("fields", "format", "csv_formulas"),
+        responses={200: rendered_answer(OneRecord), **DATA_ERRORS},
     )
     @audited("data.record")
     def record(dataset_id: str, key: str, request: Request) -> Response:
         fields = request.query_params.get("fields")
         hosted = published(dataset_id)
         plan = access.plan(request, hosted, "records")
+        render = rendering(request, default="json")
         query = parse_record_query(
             [("fields", fields)] if fields else [],
             hosted,
             FieldAccess(plan.visible, plan.clear),
             dialect=dialect,
         )
-        events.note_plan(request, plan, hosted, query.fields, key=events.digest(key))
+        events.note_plan(
+            request,
+            plan,
+            hosted,
+            query.fields,
+            key=events.digest(key),
+            format=render.renderer.name,
+        )
         if hosted.primary_key not in plan.clear:
             raise key_not_permitted(hosted)  # before the key is even parsed: no oracle
         quotas.admit(engine, plan, rows=1)
@@ -228,13 +219,8 @@ def build_router(
         mask = access.row_transformer(plan, hosted, query.fields)
         if mask:
             row = mask([row])[0]
-        body: dict[str, Any] = {
-            "dataset": hosted.id,
-            "version": hosted.version,
-            "fields": fields_header(plan, query.fields),
-            "data": dict(zip(query.fields, row, strict=True)),
-        }
-        return Response(orjson.dumps(body), media_type=MEDIA_TYPES["json"])
+        frame = render.frame(hosted, query.fields, transforms(plan, query.fields))
+        return Response(render.renderer.one(frame, row), media_type=render.renderer.media_type)
 
     @router.get(
         "/{dataset_id}/export",
@@ -247,22 +233,18 @@ def build_router(
     def export(dataset_id: str, request: Request) -> Response:
         hosted = published(dataset_id)
         plan = access.plan(request, hosted, "records")
-        fmt = negotiate(request, allowed=("csv", "jsonl"))
+        render = rendering(request, default="csv")
         params = [(k, v) for k, v in request.query_params.multi_items() if k != "format"]
         query = parse_record_query(
             params, hosted, FieldAccess(plan.visible, plan.clear), dialect=dialect, paged=False
         )
         names = query.fields
-        writer = CsvWriter(
-            hosted,
-            names,
-            [plan.transform_of(n) for n in names],
-            escape_formulas=escapes_formulas(request),
-        )
+        renderer = render.renderer
+        writer = renderer.stream(render.frame(hosted, names, transforms(plan, names)))
         mask = access.row_transformer(plan, hosted, names)
 
         count = StreamCount()
-        events.note_plan(request, plan, hosted, names, filters=query.filters, format=fmt)
+        events.note_plan(request, plan, hosted, names, filters=query.filters, format=renderer.name)
         release = export_slots.take(caller_key(request))  # 429 beyond the caller's limit
         note(request, stream=count)
         budget = None
@@ -276,8 +258,9 @@ def build_router(
             raise
 
         def body() -> Iterator[bytes]:
-            if fmt == "csv":
-                yield writer.header().encode()
+            head = writer.head()
+            if head:
+                yield head
             for batch in stream_rows(
                 engine,
                 statements,
@@ -290,9 +273,12 @@ def build_router(
                     batch = batch[: budget - count.rows]  # the day's rows quota: trim, say so
                 count.rows += len(batch)
                 out = mask(batch) if mask else batch
-                yield writer.rows(out).encode() if fmt == "csv" else jsonl_lines(names, out)
+                yield writer.rows(out)
                 if budget is not None and count.rows >= budget:
                     break
+            tail = writer.tail()
+            if tail:
+                yield tail
             count.complete = True
 
         def close() -> None:  # however the answer ended (done, dropped, refused)
@@ -302,16 +288,15 @@ def build_router(
             finally:
                 release()
 
-        filename = f"{hosted.id}-v{hosted.version}.{fmt}"
         return ExportResponse(
             body(),
             send_timeout=settings.export_send_timeout,
             threads=None if engine.dialect.name == "sqlite" else EXPORT_THREADS,
             counter=count,
             on_close=close,
-            media_type=MEDIA_TYPES[fmt],
+            media_type=renderer.media_type,
             headers={
-                "Content-Disposition": f'attachment; filename="{filename}"',
+                "Content-Disposition": renderer.attachment(f"{hosted.id}-v{hosted.version}"),
                 "X-Dataset-Version": str(hosted.version),
             },
         )

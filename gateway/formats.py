@@ -1,5 +1,6 @@
-"""Output formats of the data endpoints: JSON, CSV (UTF-8 with BOM, opens in Excel) and
-JSON Lines, chosen by `format=` or by the Accept header.
+"""Cell-level writers of the data formats: CSV (UTF-8 with BOM, opens in Excel) and JSON
+Lines. Which format a request gets, and how each route's answer is framed, is the
+registry's (gateway/renderers.py).
 
 CSV is made for spreadsheets, so a text cell that a spreadsheet would run as a formula
 (it begins with `=`, `+`, `-`, `@`, a tab or a carriage return) is neutralised as the OWASP
@@ -26,23 +27,7 @@ from catalog.models import FieldType
 from catalog.problems import invalid_parameter
 from policies.transforms import map_columns
 
-MEDIA_TYPES = {
-    "json": "application/json",
-    "csv": "text/csv; charset=utf-8",
-    "jsonl": "application/jsonl; charset=utf-8",
-}
-ACCEPT = (("text/csv", "csv"), ("application/jsonl", "jsonl"), ("application/x-ndjson", "jsonl"))
 BOM = "\ufeff"
-
-
-def negotiate(request: Request, *, allowed: Sequence[str] = ("json", "csv", "jsonl")) -> str:
-    fmt = request.query_params.get("format")
-    if fmt is None:
-        accept = request.headers.get("accept", "")
-        fmt = next((name for media, name in ACCEPT if media in accept), allowed[0])
-    if fmt not in allowed:
-        raise invalid_parameter("format", f"format 只能是 {' | '.join(allowed)}")
-    return fmt
 
 
 # What a spreadsheet takes for the start of a formula (OWASP, "CSV Injection").

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from auth.consent_page import STYLE as CONSENT_STYLE
 from catalog.problems import invalid_parameter
 from gateway.middleware import send_problem
+from gateway.route_marks import routes_in
 
 
 def _style_hash(style: str) -> str:
@@ -158,15 +159,8 @@ class InputGuardMiddleware:
 
 
 def _endpoint(routes: list[BaseRoute], scope: Scope) -> Any:
-    """The endpoint routing would choose (included routers are walked into: FastAPI
-    resolves their endpoints only when it handles the request)."""
-    for route in routes:
-        included = getattr(route, "original_router", None)
-        if included is not None:
-            found = _endpoint(included.routes, scope)
-            if found is not None:
-                return found
-            continue
+    """The endpoint routing would choose."""
+    for route in routes_in(routes):
         match, child = route.matches(scope)
         if match is Match.FULL:
             return child.get("endpoint")

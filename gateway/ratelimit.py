@@ -36,6 +36,7 @@ from auth.principal import Principal
 from catalog.problems import Problem
 from gateway.middleware import send_problem
 from gateway.redis_pipe import ScriptRunner
+from gateway.route_marks import RouteMarks
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -43,14 +44,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("opengate.limits")
 
 LIMITED_PREFIXES = ("/api/", "/oauth/", "/auth/")
-# The data group; records, export, aggregate and verify of a conditional dataset fail
-# closed without Redis (the policy endpoint returns no data).
-DATA_PATH = re.compile(r"^/api/v1/datasets/([^/]+)/(records|export|aggregate|verify|policy)(?:/|$)")
-FAIL_CLOSED_MODES = frozenset({"records", "export", "aggregate", "verify"})
+# The data group is the routes marked as data (gateway/route_marks.py); every one of them
+# fails closed on a conditional dataset without Redis.
 # Administration: grants, applications, apps, the signed-in account, the audit log.
 ADMIN_PATH = re.compile(r"^/api/v1/(?:admin|applications|apps|me|audit)(?:/|$)")
 AUTH_PREFIXES = ("/auth/", "/oauth/")
-STRICT = {"/auth/login": "login", "/oauth/token": "token"}
 RETRY_REDIS_AFTER = 1.0
 REDIS_TIMEOUT = 0.5  # seconds without an answer before Redis counts as down
 
@@ -127,11 +125,12 @@ class Verdict:
     reset_in: int
 
 
-def route_group(path: str) -> str | None:
-    """`data`, `auth`, `admin`, or None (catalog and the rest: the caller's limit only)."""
+def route_group(path: str, *, data: bool) -> str | None:
+    """`data` (a route marked as data), `auth`, `admin`, or None (catalog and the rest: the
+    caller's limit only)."""
     if path.startswith(AUTH_PREFIXES):
         return "auth"
-    if DATA_PATH.match(path):
+    if data:
         return "data"
     if ADMIN_PATH.match(path):
         return "admin"
@@ -170,6 +169,7 @@ class RateLimits:
         admin: str | None = None,
         redis_url: str | None = None,
         enabled: bool = True,
+        prefix: str = RedisStorage.PREFIX,
     ) -> None:
         self.enabled = enabled
         self.rules = {
@@ -186,8 +186,9 @@ class RateLimits:
             if rate
         }
         self._memory = MemoryStorage()
-        # limits' own key prefix: its RedisStorage and MovingWindowRateLimiter read these.
-        self._prefix = RedisStorage.PREFIX + ":"
+        # limits' key prefix: its RedisStorage and MovingWindowRateLimiter (given the same
+        # `key_prefix`) read these.
+        self._prefix = prefix + ":"
         self._redis: ScriptRunner | None = None
         if redis_url and enabled:
             self._redis = ScriptRunner(redis_url, HIT_WINDOWS, timeout=REDIS_TIMEOUT)
@@ -207,22 +208,26 @@ class RateLimits:
             admin=settings.rate_admin,
             redis_url=settings.redis_url,
             enabled=settings.rate_limits_enabled,
+            prefix=settings.rate_limit_prefix,
         )
 
-    def plan(self, path: str, principal: Principal | None, ip: str) -> list[Check]:
-        """The windows a request to `path` must fit in, the caller's own first."""
+    def plan(
+        self, principal: Principal | None, ip: str, group: str | None, strict: str | None = None
+    ) -> list[Check]:
+        """The windows a request must fit in: the caller's own first, then its route
+        group's (per caller) and its strict window (`login`, `token`; per address)."""
         if principal is None:
             caller, who = self.rules["anon"], ip
         else:
             caller = self.rules["app"]
             who = principal.client_id or f"user:{principal.subject}"
         checks = [Check(caller, caller.item.key_for(caller.name, who))]
-        group = self.rules.get(route_group(path) or "")
-        if group is not None and not caller.covers(group):
-            checks.append(Check(group, group.item.key_for(group.name, who)))
-        strict = self.rules.get(STRICT.get(path, ""))
-        if strict is not None:
-            checks.append(Check(strict, strict.item.key_for(strict.name, ip)))
+        grouped = self.rules.get(group or "")
+        if grouped is not None and not caller.covers(grouped):
+            checks.append(Check(grouped, grouped.item.key_for(grouped.name, who)))
+        strictly = self.rules.get(strict or "")
+        if strictly is not None:
+            checks.append(Check(strictly, strictly.item.key_for(strictly.name, ip)))
         return checks
 
     async def hit(self, checks: Sequence[Check], *, fail_closed: bool) -> Verdict:
@@ -236,7 +241,7 @@ class RateLimits:
                 finally:
                     self._probing = False
             if fail_closed:
-                raise _unavailable()
+                raise limiter_unavailable()
         return await self._hit_memory(checks)
 
     async def _shared_or_fallback(self, checks: Sequence[Check], *, fail_closed: bool) -> Verdict:
@@ -251,7 +256,7 @@ class RateLimits:
                     type(exc).__name__,
                 )
             if fail_closed:
-                raise _unavailable() from None
+                raise limiter_unavailable() from None
             return await self._hit_memory(checks)
         if not self._redis_up:
             self._redis_up = True
@@ -294,7 +299,7 @@ class RateLimits:
         return _verdict(checks, admitted, windows)
 
 
-def _unavailable() -> Problem:
+def limiter_unavailable() -> Problem:
     return Problem(
         503,
         "unavailable",
@@ -320,11 +325,13 @@ class RateLimitMiddleware:
         limits: RateLimits,
         client_address: Callable[[Scope], str],
         is_conditional: Callable[[str], bool],
+        marks: RouteMarks,
     ) -> None:
         self.app = app
         self.limits = limits
         self.client_address = client_address
         self.is_conditional = is_conditional
+        self.marks = marks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -337,15 +344,13 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         principal: Principal | None = scope["state"].get("principal")
-        data = DATA_PATH.match(path)
-        fail_closed = (
-            data is not None
-            and data.group(2) in FAIL_CLOSED_MODES
-            and self.is_conditional(data.group(1))
-        )
+        dataset = self.marks.dataset_of(path)
+        fail_closed = dataset is not None and self.is_conditional(dataset)
+        group = route_group(path, data=dataset is not None)
+        strict = self.marks.strict_rule(scope["method"], path)
         try:
             verdict = await self.limits.hit(
-                self.limits.plan(path, principal, ip), fail_closed=fail_closed
+                self.limits.plan(principal, ip, group, strict), fail_closed=fail_closed
             )
         except Problem as problem:
             await send_problem(send, problem, scope["state"].get("request_id"))

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from catalog.models import OpenType
 from catalog.problem_schema import problem_responses
+from gateway.renderers import RENDERERS
 
 # One row: field name → value after the caller's transform (masked values are strings).
 Row = dict[str, str | int | float | bool | None]
@@ -30,6 +31,13 @@ class RecordsPage(BaseModel):
     fields: list[FieldTransform]
     data: list[Row]
     next_cursor: str | None = Field(description="null on the last page")
+
+
+class ExportedRows(BaseModel):
+    dataset: str
+    version: int
+    fields: list[FieldTransform]
+    data: list[Row]
 
 
 class OneRecord(BaseModel):
@@ -121,19 +129,25 @@ TEXT = {"schema": {"type": "string"}}
 DATA_ERRORS = problem_responses(400, 401, 403, 404, 429, 503)
 
 
-def data_answer(model: type[BaseModel], *, csv: bool = False, jsonl: bool = False) -> dict:
-    """A data route's 200: `model` as JSON, and the text formats it can also answer in."""
-    content: dict[str, Any] = {}
-    if csv:
-        content["text/csv"] = TEXT
-    if jsonl:
-        content["application/jsonl"] = TEXT
-    return {"model": model, "content": content} if content else {"model": model}
+def data_answer(model: type[BaseModel]) -> dict:
+    """A JSON-only data route's 200 (aggregate, verify, policy)."""
+    return {"model": model}
+
+
+def _text_formats() -> dict[str, Any]:
+    return {r.media_type.split(";")[0]: TEXT for r in RENDERERS if r.name != "json"}
+
+
+def rendered_answer(model: type[BaseModel]) -> dict:
+    """The 200 of a route answering through the renderer registry: `model` as JSON, every
+    other registered format as text."""
+    return {"model": model, "content": _text_formats()}
 
 
 def streamed_answer() -> dict:
-    """The export's 200: CSV or JSON Lines, streamed."""
+    """The export's 200, streamed in any registered format (JSON: `ExportedRows`)."""
     return {
+        "model": ExportedRows,
         "description": "every permitted row, streamed",
-        "content": {"text/csv": TEXT, "application/jsonl": TEXT},
+        "content": _text_formats(),
     }

@@ -14,7 +14,6 @@ from auth.outbound import Limits, OutboundPolicy
 from auth.principal import Authenticator
 from auth.revocations import Revocations
 from auth.tokens import TokenIssuer, TokenVerifier
-from auth.users import LoginThrottle
 from gateway.keys import InstallationKeys
 from gateway.settings import Settings
 
@@ -27,7 +26,6 @@ class Security:
     revocations: Revocations
     authenticator: Authenticator
     oauth: OAuthServer
-    throttle: LoginThrottle
     identity_key: bytes
     identity_provider: IdentityProvider | None
 
@@ -58,7 +56,6 @@ class Security:
                     max_bytes=settings.outbound_max_bytes,
                 ),
             ),
-            throttle=LoginThrottle(),
             identity_key=installation.identity,
             identity_provider=identity_provider(settings, engine),
         )

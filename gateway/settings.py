@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     rate_anon: str = "60/minute"
     rate_app: str = "1200/minute"
-    # Credential stuffing: sign-ins and token requests per client address.
+    # Credential stuffing: sign-ins and token requests per client address. `rate_login` is
+    # the one sign-in limiter: every route that checks a password counts in it (the API
+    # login and the consent page), shared through Redis when `redis_url` is set.
     rate_login: str = "10/minute"
     rate_token: str = "60/minute"  # noqa: S105 (a rate, not a secret)
     # Per route group and caller (address, app or user), on top of the caller's own limit.
@@ -38,6 +40,9 @@ class Settings(BaseSettings):
     # false: no rate limit at all (no counting, no headers); for benchmarks, or behind
     # another limiter. Grant quotas still apply.
     rate_limits_enabled: bool = True
+    # The start of every rate-limit counter's key in Redis (limits' own key prefix), for
+    # installations, or test runs, that share one Redis server.
+    rate_limit_prefix: str = Field(default="LIMITS", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     # How long a worker may serve a dataset's previous version after `--replace`.
     catalog_cache_seconds: float = Field(default=2.0, ge=0)
     db_pool_size: int = Field(default=10, ge=1)

@@ -234,11 +234,33 @@ def test_app_tokens_are_not_user_tokens(client: TestClient, engine: Engine):
     assert response.status_code == 403
 
 
-def test_one_address_guessing_many_accounts_is_throttled(client: TestClient, engine: Engine):
-    from auth.users import IP_FAILURES
+def test_one_address_guessing_many_accounts_is_throttled(engine: Engine, settings: Settings):
+    """The one sign-in limiter (OPENGATE_RATE_LOGIN, per address): an address that tried
+    its budget of names is refused, whoever it names next."""
+    limited = settings.model_copy(update={"rate_login": "5/minute"})
+    with TestClient(create_app(limited, engine=engine)) as client:
+        for i in range(5):
+            guess = {"username": f"nobody{i}", "password": "guess-guess"}
+            assert client.post("/auth/login", json=guess).status_code == 401
+        user(engine, "innocent", "developer")
+        blocked = client.post("/auth/login", json={"username": "innocent", "password": PASSWORD})
+        assert blocked.status_code == 429 and blocked.json()["limit"] == "login"
+        assert 1 <= int(blocked.headers["retry-after"]) <= 60
+        assert blocked.headers["ratelimit-policy"] == '"login";q=5;w=60'
 
-    for i in range(IP_FAILURES):
-        client.post("/auth/login", json={"username": f"nobody{i}", "password": "guess-guess"})
-    user(engine, "innocent", "developer")
-    blocked = client.post("/auth/login", json={"username": "innocent", "password": PASSWORD})
-    assert blocked.status_code == 429
+
+def test_every_sign_in_counts_in_the_one_limiter(engine: Engine, settings: Settings):
+    """The consent page signs people in too: its posts and the API login share the window;
+    showing the page is not a sign-in."""
+    limited = settings.model_copy(update={"rate_login": "3/minute"})
+    form = {"username": "nobody", "password": "guess-guess", "decision": "approve"}
+    with TestClient(create_app(limited, engine=engine)) as client:
+        body = {"username": "nobody", "password": "guess-guess"}
+        assert client.post("/auth/login", json=body).status_code == 401
+        assert client.post("/oauth/authorize", data=form).status_code != 429
+        for _ in range(3):
+            assert client.get("/oauth/authorize").status_code != 429
+        assert client.post("/auth/login", json=body).status_code == 401
+        refused = client.post("/oauth/authorize", data=form)
+        assert refused.status_code == 429 and refused.json()["limit"] == "login"
+        assert client.post("/auth/login", json=body).json()["limit"] == "login"

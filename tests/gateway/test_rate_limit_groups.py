@@ -15,7 +15,8 @@ from sqlalchemy.engine import Engine
 from auth.principal import Principal
 from catalog.importer import import_package
 from gateway.app import create_app
-from gateway.ratelimit import RateLimits, route_group
+from gateway.ratelimit import RateLimits
+from gateway.ratelimit import route_group as groups
 from gateway.settings import Settings
 from tests.auth.helpers import PASSWORD, developer_with_app
 from tests.conftest import TestClient
@@ -43,9 +44,15 @@ def backend(request: pytest.FixtureRequest, settings: Settings) -> Settings:
 
 
 def test_every_route_is_in_its_group(engine: Engine, settings: Settings):
-    """Classified by path; checked here against the routers' own tags, so a new route in
-    an existing router lands in the right group or this test says which."""
+    """Data by the routes' mark, the rest by path; checked here against the routers' own
+    tags, so a new route in an existing router lands in the right group or this test says
+    which."""
     app = create_app(settings, engine=engine)
+    marks = app.state.route_marks
+
+    def route_group(path: str) -> str | None:
+        return groups(path, data=marks.dataset_of(path) is not None)
+
     seen = set()
     for route in walk(app.router.routes):
         if not isinstance(route, APIRoute):
@@ -98,7 +105,11 @@ def test_plan_names_the_windows_a_request_must_fit_in():
     )
 
     def plan(path: str, who: Principal | None = None) -> list[tuple[str, str]]:
-        return [(c.rule.name, c.key) for c in limits.plan(path, who, "203.0.113.9")]
+        # the data mark and the strict marks, as the app's routes carry them
+        data = "/records" in path or "/export" in path
+        strict = {"/auth/login": "login", "/oauth/token": "token"}.get(path)
+        group = groups(path, data=data)
+        return [(c.rule.name, c.key) for c in limits.plan(who, "203.0.113.9", group, strict)]
 
     anon, data = "LIMITER/anon/203.0.113.9/60/1/minute", "LIMITER/data/203.0.113.9/30/1/minute"
     assert plan("/api/v1/datasets/x/records") == [("anon", anon), ("data", data)]
