@@ -85,7 +85,8 @@ def test_decision_table(case: dict[str, Any]):
         with pytest.raises(Problem) as info:
             decide(caller=caller, hosted=hosted, mode=case["mode"], grant=grant)
         expected = dict(case["problem"])
-        assert (info.value.status, info.value.code) == (expected.pop("status"), expected.pop("code"))
+        status, code = expected.pop("status"), expected.pop("code")
+        assert (info.value.status, info.value.code) == (status, code)
         assert info.value.extra == expected
         return
     plan = decide(caller=caller, hosted=hosted, mode=case["mode"], grant=grant)
