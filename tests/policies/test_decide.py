@@ -76,7 +76,22 @@ def _observed(plan: Plan) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("case", TABLE["cases"], ids=[c["name"] for c in TABLE["cases"]])
+def _cases() -> list[Any]:
+    """The table's cases; one marked `known_gap` is today's code disagreeing with the rule:
+    a strict xfail, so it fails the day the code is fixed and the mark must go."""
+    return [
+        pytest.param(
+            case,
+            id=case["name"],
+            marks=[pytest.mark.xfail(reason=case["known_gap"], strict=True)]
+            if "known_gap" in case
+            else [],
+        )
+        for case in TABLE["cases"]
+    ]
+
+
+@pytest.mark.parametrize("case", _cases())
 def test_decision_table(case: dict[str, Any]):
     caller = Caller(**TABLE["callers"][case["caller"]])
     hosted = _dataset(case["dataset"], TABLE["datasets"][case["dataset"]])
