@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from audit import _native
+
 GENESIS = "0" * 64
 
 # The hashed columns, in table order (the encoding sorts keys itself).
@@ -109,10 +111,8 @@ def _in_domain(value: Any) -> bool:
     return False
 
 
-try:  # optional (setup.py): the same check in C, a tenth of the time
-    from audit._chain import in_domain
-except ImportError:
-    in_domain = _in_domain
+# The same check in C where built (audit/_native.py), a tenth of the time.
+in_domain = _in_domain if _native.chain is None else _native.chain.in_domain
 
 
 def plain(value: Any) -> Any:

@@ -17,7 +17,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from audit import pglink
+from audit import _native, pglink
 from audit.canonical import EVENT_KEYS
 
 COLUMNS = (*EVENT_KEYS, "prev_hash", "hash")
@@ -66,11 +66,6 @@ def lock_head(conn: Connection) -> Head:
     return Head(int(row[0]), row[1], row[2])
 
 
-def read_head(conn: Connection) -> Head:
-    row = conn.exec_driver_sql("SELECT seq, hash, ts FROM audit_head WHERE id = 1").one()
-    return Head(int(row[0]), row[1], row[2])
-
-
 def move_head(conn: Connection, head: Head) -> None:
     conn.execute(
         sa.text("UPDATE audit_head SET seq = :seq, hash = :hash, ts = :ts WHERE id = 1"),
@@ -100,10 +95,8 @@ def _copy_line(values: Sequence[Any]) -> bytes:
     return "".join([_copy_value(v) + "\t" for v in values]).encode()
 
 
-try:  # optional (setup.py): the same line built in C
-    from audit._chain import copy_line
-except ImportError:
-    copy_line = _copy_line
+# The same line built in C where built (audit/_native.py).
+copy_line = _copy_line if _native.chain is None else _native.chain.copy_line
 
 
 def copy_data(ts: str, rows: Sequence[tuple[Any, int, str, str]]) -> bytes:

@@ -18,6 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.engine import Engine
 
+from audit import _native
 from audit.canonical import EVENT_KEYS, GENESIS, canonical, chain_hash
 from audit.checkpoints import Checkpoint, all_checkpoints
 from audit.merkle import Frontier
@@ -49,18 +50,18 @@ _in_pick = itemgetter(*_PICK)
 _ODD = bytes(range(9)) + bytes(range(11, 32)) + b'"\\'  # controls, quote, backslash
 _NULL = b"\\N"
 
+
 # The same fast path in C (audit/_chain.c, docs/decisions/0008): it walks a batch of lines
 # while each one is a line this fast path would accept, and stops before the first it cannot
 # vouch for (handed to the Python loop below, exactly as without it) and after a checkpoint's
 # seq. Optional: not built, or built with another template or column order, it is not used.
-try:
-    from audit import _chain as _native
-except ImportError:
-    _native = None
-if _native is not None and (
-    _native.TEMPLATE != _TEMPLATE or _native.PICK != _PICK or len(COLUMNS) != 18
-):
-    _native = None
+def _native_walk() -> Any:
+    chain = _native.chain
+    if chain is None or chain.TEMPLATE != _TEMPLATE or chain.PICK != _PICK or len(COLUMNS) != 18:
+        return None
+    return chain
+
+
 _BATCH = 4096  # lines per native call
 
 
@@ -194,7 +195,7 @@ class ChainWalk:
         """`feed` for PostgreSQL's COPY lines, with the fast path described at the top;
         a row the fast path cannot vouch for goes through `_row`."""
         fast = source.canonical_types
-        native = _native if fast else None
+        native = _native_walk() if fast else None
         report = self.report
         sha256, template, pick, odd_bytes, length = _sha256, _TEMPLATE, _in_pick, _ODD, len
         frontier = self.frontier

@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from psycopg import pq
 from sqlalchemy.engine import Engine
 
-from audit import pglink
+from audit import _native, pglink
 from audit.canonical import EVENT_KEYS, canonical_json, now_ts, plain
 from audit.checkpoints import write_checkpoint
 from audit.signing import Signer
@@ -54,11 +54,6 @@ from audit.store import (
     lock_head,
     move_head,
 )
-
-try:  # optional (setup.py): the chain link in C, see link_copy()
-    from audit import _chain as _native
-except ImportError:
-    _native = None
 
 log = logging.getLogger("opengate.audit")
 
@@ -142,9 +137,10 @@ def link_copy(head: Head, events: list[Prepared], *, native: bool = True) -> tup
     """`link`, with the batch as PostgreSQL COPY input: what the writer does while it holds
     the head lock, so in C where built (audit/_chain.c: a twentieth of the time, and
     the same bytes)."""
-    if native and _native is not None:
+    chain = _native.chain
+    if native and chain is not None:
         ts = _chain_ts(head)
-        data, last = _native.link(events, head.hash.encode(), head.seq, ts.encode())
+        data, last = chain.link(events, head.hash.encode(), head.seq, ts.encode())
         return Head(head.seq + len(events), last.decode(), ts), data
     new_head, chained = link(head, events)
     return new_head, copy_data(new_head.ts, chained)

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from joserfc.jwk import ECKey, KeySet
+from joserfc.jwk import ECKey
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
@@ -79,10 +79,6 @@ class KeyRing:
     def signing_key(self) -> SigningKey:
         self._reload()
         return self._keys[-1]
-
-    def verification_keys(self) -> KeySet:
-        self._reload()
-        return KeySet([k.key for k in self._keys])
 
     def find(self, kid: str) -> ECKey | None:
         self._reload()

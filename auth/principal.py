@@ -109,16 +109,3 @@ def require_role(*roles: Role) -> Callable[[Request], Principal]:
 
     dependency.required_roles = allowed  # type: ignore[attr-defined]  (read by the route-table test)
     return dependency
-
-
-def require_caller() -> Callable[[Request], Principal]:
-    """A dependency admitting any valid token: app, user or person."""
-
-    def dependency(request: Request) -> Principal:
-        principal = principal_of(request)
-        if principal is None:
-            raise unauthorized("需要访问令牌", error=None)
-        return principal
-
-    dependency.required_roles = frozenset({"any-token"})  # type: ignore[attr-defined]
-    return dependency

@@ -1,10 +1,13 @@
 """RFC 9068 JWT access tokens: issued here, verified locally on every request.
 
-Verification is the hot path. A token's signature is checked once (ES256, ~0.1 ms); the
-verified claims are then kept in a bounded in-process cache keyed by the token string until
-the token expires, so the same token on the next request costs a dictionary lookup. What
-can change after issue — revocation — is checked separately on every request
-(`auth.revocations`).
+Verification is the hot path. A token's signature is checked once (ES256 with joserfc,
+~0.1 ms a token, measured 2026-12-03 on the 2-core test machine at load 3); the key is found
+by `kid` in the ring, which re-reads the signing keys from the database at most every
+`RELOAD_EVERY` seconds (and, for an unknown `kid`, at most once a second). The verified
+claims are then kept in a bounded in-process cache keyed by the token string until the token
+expires, so the same token on the next request costs a dictionary lookup; a full cache drops
+the expired entries, then everything. What can change after issue — revocation — is checked
+separately on every request (`auth.revocations`).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ values are realistic 18-character ID numbers and ~17-character emails. Each figu
 best of `--repeat` timings of one pass over 1000 values or rows:
 
 - per value: `pseudonym` (hmac.digest, the reference), the compiled pure-Python closure
-  (`_pseudonym_of` without the extension), the extension called per value, and the
+  (`pseudonym_of` without the extension), the extension called per value, and the
   extension's `column` on all 1000 values at once (what `map_columns` uses);
 - per mask: each string mask over 1000 values of its kind of field, as the Python function
   (mapped, as `map_columns` did) and as the extension's `Mask` (per value, and `column`);
@@ -33,14 +33,11 @@ from datetime import date
 from typing import Any
 
 from bench.masking_cost import COLUMNS, PERSONAL, _data_file
-from policies import transforms
-from policies.transforms import (
-    compile_transform,
-    default_transform,
-    derive_app_key,
-    map_columns,
-    pseudonym,
-)
+from policies import _native
+from policies.compiled import _identity, compile_transform, map_columns
+from policies.masks import MASKS
+from policies.pseudonyms import derive_app_key, pseudonym
+from policies.transform_rules import default_transform
 
 ROWS = 1000
 BAR_US = 0.4
@@ -77,12 +74,12 @@ def load_rows(n: int) -> list[tuple[Any, ...]]:
 @contextmanager
 def python_only() -> Iterator[None]:
     """Compile transforms as an install without the extension would."""
-    saved = transforms._native
-    transforms._native = None
+    saved = _native.pseudonyms
+    _native.pseudonyms = None
     try:
         yield
     finally:
-        transforms._native = saved
+        _native.pseudonyms = saved
 
 
 def best(fn: Callable[[], Any], repeat: int) -> float:
@@ -109,8 +106,8 @@ def masking_steps(
     for name, (level, pii) in PERSONAL.items():
         spec = default_transform(level, pii)
         fn = compile_transform(spec, key=key, pii=pii)
-        if python_masks and spec in transforms._MASKS:
-            fn = transforms._MASKS[spec]
+        if python_masks and spec in MASKS:
+            fn = MASKS[spec]
         steps.append((names.index(name), fn))
     return steps
 
@@ -126,9 +123,9 @@ def mask_values(rows: list[tuple[Any, ...]], field: str) -> list[Any]:
 
 def mask_cases(values: list[Any], spec: str) -> list[tuple[str, Callable[[], Any]]]:
     """One pass over `values` by the Python mask and by the extension's."""
-    python = transforms._MASKS[spec]
+    python = MASKS[spec]
     cases: list[tuple[str, Callable[[], Any]]] = [("Python", lambda: list(map(python, values)))]
-    native = transforms._NATIVE_MASKS.get(spec)
+    native = _native.masks.get(spec)
     if native is not None:
         assert native.column(values) == list(map(python, values))
         cases.append(("extension, per value", lambda: list(map(native, values))))
@@ -142,9 +139,9 @@ def pseudonym_cases(values: list[Any], key: bytes, pii: str) -> list[tuple[str, 
         python = compile_transform("pseudonym", key=key, pii=pii)
     cases: list[tuple[str, Callable[[], Any]]] = [
         ("hmac.digest (pseudonym)", lambda: [pseudonym(v, key, pii) for v in values]),
-        ("pure Python (_pseudonym_of)", lambda: list(map(python, values))),
+        ("pure Python (pseudonym_of)", lambda: list(map(python, values))),
     ]
-    native = transforms._native
+    native = _native.pseudonyms
     if native:
         compiled = compile_transform("pseudonym", key=key, pii=pii)
         portable = native.make(key, f"{pii}:".encode(), python, portable=True)
@@ -163,7 +160,7 @@ def main() -> None:
     rows = load_rows(ROWS)
     names = [name for name, _ in COLUMNS]
     key = derive_app_key(os.urandom(32), "bench-app")
-    native = transforms._native
+    native = _native.pseudonyms
     print(f"extension: {'built, ' + native.IMPLEMENTATION if native else 'NOT BUILT'}")
     print(f"{'pseudonyms of 1000 values':<44} {'ms (= µs/value)':>15}")
     for pii in ("id_number", "email"):
@@ -184,7 +181,7 @@ def main() -> None:
     print(f"{'map_columns of 1000 rows':<44} {'ms':>15}")
     with python_only():
         python_steps = masking_steps(key)
-    clear = [(i, transforms._identity) for i, _ in python_steps]
+    clear = [(i, _identity) for i, _ in python_steps]
     timings = [("every field clear (identity)", best(lambda: map_columns(rows, clear), repeat))]
     timings.append(
         ("five fields, pure Python", best(lambda: map_columns(rows, python_steps), repeat))

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from policies.transforms import compile_transform, derive_app_key
+from policies.compiled import compile_transform
+from policies.pseudonyms import derive_app_key
 
 NAMES = ["张三丰", "李四", "欧阳娜娜", "王小明", "赵钱孙", "司马相如", "刘一", "陈晓东"]
 ID_NUMBERS = [

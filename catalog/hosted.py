@@ -158,13 +158,6 @@ class HostedCatalog:
             self._cache[dataset_id] = (now + self._ttl, now, hosted)
         return hosted
 
-    def invalidate(self, dataset_id: str | None = None) -> None:
-        with self._lock:
-            if dataset_id is None:
-                self._cache.clear()
-            else:
-                self._cache.pop(dataset_id, None)
-
     def _load(self, dataset_id: str) -> HostedDataset | None:
         with Session(self._engine) as session:
             dataset = session.get(Dataset, dataset_id)

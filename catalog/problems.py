@@ -8,22 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-TITLES: dict[str, str] = {
-    "not_found": "资源不存在",
-    "invalid_parameter": "参数无效",
-    "unauthorized": "未认证",
-    "forbidden": "无权访问",
-    "grant_required": "需要授权",
-    "field_not_permitted": "字段不允许此操作",
-    "rate_limited": "请求过于频繁",
-    "quota_exceeded": "超出配额",
-    "privacy_budget_exhausted": "隐私预算已用尽",
-    "unavailable": "服务暂不可用",
-    "conflict": "资源冲突",
-    "method_not_allowed": "方法不允许",
-    "payload_too_large": "请求体过大",
-    "internal_error": "内部错误",
-}
+from kernel.problem_codes import TITLES
 
 
 class Problem(Exception):  # noqa: N818 (RFC 9457 calls it a problem)

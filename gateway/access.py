@@ -19,9 +19,10 @@ from auth.scopes import covers, insufficient_scope
 from catalog.hosted import HostedDataset
 from catalog.models import aware, utcnow
 from catalog.problems import Problem
+from policies.compiled import compile_transform, map_columns
 from policies.decide import Caller, GrantTerms, Plan, decide
 from policies.grants import active_grant
-from policies.transforms import compile_transform, derive_app_key, map_columns
+from policies.pseudonyms import derive_app_key
 
 
 class AccessResolver:

@@ -5,7 +5,6 @@ the account matches the first row of the social-insurance demo data."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -17,6 +16,7 @@ from auth.revocations import Revocations
 from auth.users import create_user, get_user
 from gateway.audit_cli import record_cli_event
 from gateway.demo_catalog import DEMO_PERSON
+from kernel import keyfile
 
 DEMO_PASSWORD = "opengate-demo"  # noqa: S105 (demo only: printed for people to try)
 ACCOUNTS = (
@@ -71,9 +71,8 @@ def ensure_demo_accounts(engine: Engine, data_dir: Path, identity_key: bytes) ->
         )
     credentials = {"client_id": app.client_id, "client_secret": secret}
     _demo_grant(engine, app.client_id)
-    fd = os.open(saved, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(credentials, f)
+    # It holds the app's client secret: written as a key file.
+    keyfile.replace(saved, json.dumps(credentials).encode())
     return credentials
 
 

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from catalog.hosted import HostedDataset
 from catalog.models import FieldType
 from catalog.problems import invalid_parameter
-from policies.transforms import map_columns
+from policies.compiled import map_columns
 
 BOM = "\ufeff"
 

@@ -21,20 +21,11 @@ from starlette.responses import Response
 
 from audit.events import notes
 from catalog.problems import TITLES, Problem, problem_document
+from kernel.problem_codes import BY_STATUS
 
 log = logging.getLogger("opengate")
 
-HTTP_CODES = {
-    400: "invalid_parameter",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    429: "rate_limited",
-    500: "internal_error",
-    503: "unavailable",
-}
+HTTP_CODES = BY_STATUS  # the code of a bare framework error, by status
 HTTP_DETAILS = {
     404: "请求的资源不存在",
     405: "该资源不支持此请求方法",

@@ -193,16 +193,3 @@ def refund_rows(engine: Engine, plan: Plan, unused: int) -> None:
             .where(table.c.grant_id == plan.grant.id, table.c.day == business_day())
             .values(rows=table.c.rows - unused)
         )
-
-
-def rows_remaining(engine: Engine, plan: Plan) -> int | None:
-    if plan.grant is None or "rows_per_day" not in plan.grant.quotas:
-        return None
-    table = GrantUsage.__table__
-    with engine.connect() as conn:
-        used = conn.execute(
-            sa.select(table.c.rows).where(
-                table.c.grant_id == plan.grant.id, table.c.day == business_day()
-            )
-        ).scalar()
-    return max(0, plan.grant.quotas["rows_per_day"] - (used or 0))

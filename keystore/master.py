@@ -9,13 +9,13 @@ import binascii
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kernel import keyfile
 from keystore.errors import KeyRingError
 
 KEY_BYTES = 32
@@ -104,26 +104,11 @@ def load_master_key(
 
 
 def _create(path: Path) -> bytes:
-    """Written whole to a private temporary file, then hard-linked into place (which fails
-    if the name exists): workers starting together all end up with the first one's key,
-    and none ever reads a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Written by the one key-file writer, which never clobbers: workers starting together
+    all end up with the first one's key."""
     key = secrets.token_bytes(KEY_BYTES)
-    text = (encode(key) + "\n").encode()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(8)}")
-    try:
-        _write_new(tmp, text)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return _read_settled(path)
-        except OSError:  # no hard links on this filesystem: O_EXCL on the name itself
-            try:
-                _write_new(path, text)
-            except FileExistsError:
-                return _read_settled(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    if not keyfile.create(path, (encode(key) + "\n").encode()):
+        return _read_settled(path)
     log.warning(
         "created the master key %s: back it up; every other host of this installation "
         "needs it as %s or %s",
@@ -132,15 +117,6 @@ def _create(path: Path) -> bytes:
         ENV,
     )
     return key
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_settled(path: Path) -> bytes:

@@ -1,10 +1,10 @@
 /* Native pseudonyms and string masks for a whole column: the optional speed-up of
- * policies.transforms.
+ * policies.pseudonyms.
  *
  *     pseudonym(v) = "p_" + hex(HMAC-SHA256(key, prefix + utf8(v)))[:16]
  *
- * with prefix = "<pii>:" (see policies/transforms.py and docs/decisions/0007). The pure-Python
- * `_pseudonym_of` is the reference and the fallback when this module is not built; the tests
+ * with prefix = "<pii>:" (see policies/pseudonyms.py and docs/decisions/0007). The pure-Python
+ * `pseudonym_of` is the reference and the fallback when this module is not built; the tests
  * hold the two together byte for byte.
  *
  * Self-contained on purpose: SHA-256 (FIPS 180-4, in native/sha256.h, shared with
@@ -15,7 +15,7 @@
  *
  * Only exact `str` values are hashed here. None stays None, and any other value (int, date,
  * str subclass, ...) is handed to the Python fallback given at construction, so the rules for
- * turning a value into text live in one place (`policies.transforms._text`).
+ * turning a value into text live in one place (`policies.masks.text_of`).
  *
  * The string masks (mask_name ... mask_default, the `Mask` type below) follow the same pattern
  * and live in this module too, so the one extension that setup.py, the Makefile and the image
@@ -297,7 +297,7 @@ done:
 }
 
 /* --- string masks ---------------------------------------------------------------------- */
-/* The string masks of policies/transforms.py (mask_name ... mask_default), a column per call,
+/* The string masks of policies/masks.py (mask_name ... mask_default), a column per call,
  * as the Mask type made by mask(name, fallback). The Python functions are the reference and
  * the fallback: every mask is written here as the same slices, s[:a] + "*" * k + s[b:], with
  * lengths and indices counted in code points as Python counts them. None stays None; any value
@@ -623,7 +623,7 @@ static PyTypeObject MaskType = {
     .tp_name = "policies._pseudonym.Mask",
     .tp_basicsize = sizeof(Mask),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "One string mask of policies.transforms, native for str; made by mask().",
+    .tp_doc = "One string mask of policies.masks, native for str; made by mask().",
     .tp_dealloc = (destructor)Mask_dealloc,
     .tp_traverse = (traverseproc)Mask_traverse,
     .tp_clear = (inquiry)Mask_clear,
@@ -675,7 +675,7 @@ static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT,
     .m_name = "policies._pseudonym",
     .m_doc = "Native HMAC-SHA256 pseudonyms and string masks for whole columns (see "
-             "policies/transforms.py).",
+             "policies/masks.py).",
     .m_size = -1,
     .m_methods = module_methods,
 };

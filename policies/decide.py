@@ -18,7 +18,7 @@ from catalog.models import OpenType
 from catalog.problems import Problem, not_found
 from catalog.values import parse_value, to_storage
 from policies.grants import epsilon_bounds
-from policies.transforms import default_transform, grantable, stricter
+from policies.transform_rules import default_transform, grantable, stricter
 
 MODES = ("records", "aggregate", "verify")
 
@@ -87,10 +87,6 @@ class Plan:
     @property
     def clear(self) -> frozenset[str]:
         return frozenset(f.name for f in self.fields if f.transform == "clear")
-
-    @property
-    def all_clear(self) -> bool:
-        return all(f.transform == "clear" for f in self.fields)
 
     def transform_of(self, name: str) -> str:
         return self.transforms[name]

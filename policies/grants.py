@@ -16,7 +16,7 @@ from catalog.models import aware, iso_utc, utcnow
 from catalog.problems import Problem
 from catalog.values import parse_value
 from policies.models import Application, Grant, GrantUsage, GrantVersion, Notice
-from policies.transforms import grantable, parse_transform
+from policies.transform_rules import grantable, parse_transform
 
 MODES = ("records", "aggregate", "verify")
 QUOTA_KEYS = (
@@ -396,6 +396,7 @@ def spend_epsilon(session: Session, *, grant_id: int, epsilon: float) -> bool:
         .where(
             Grant.id == grant_id,
             Grant.epsilon.is_not(None),  # type: ignore[union-attr]
+            # Slack for float sums: ten queries of 0.1 must fit a total of 1.0.
             Grant.epsilon_spent + epsilon <= Grant.epsilon + 1e-9,
         )
         .values(epsilon_spent=Grant.epsilon_spent + epsilon)

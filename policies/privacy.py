@@ -11,8 +11,8 @@ a sum whose rows the caller clamped to `[lower, upper]` has sensitivity `max(|lo
 The noise scale is `sensitivity / epsilon`, nudged up by a few ulps if OpenDP's own privacy map
 says the rounded scale would spend more than `epsilon`.
 
-`Budget` is the pure arithmetic of a grant's budget; the gateway keeps `total` and `spent` on
-the grant row and must update them atomically.
+A grant's budget (`epsilon`, `epsilon_spent`) lives on its row and is spent atomically in SQL
+(`policies.grants.spend_epsilon`).
 
 OpenDP puts `make_laplace` behind its "contrib" feature flag, so importing this module calls
 `opendp.prelude.enable_features("contrib")`. That setting is global to the process. The
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
@@ -34,10 +33,6 @@ from opendp.accuracy import discrete_laplacian_scale_to_accuracy, laplacian_scal
 
 dp.enable_features("contrib")
 
-TOLERANCE = 1e-9
-"""Slack when comparing budget sums: repeated float additions must not fail a budget that
-spends exactly its total (for example ten queries of 0.1 against a total of 1.0)."""
-
 _I64_MAX = 2**63 - 1
 Number = int | float | Decimal
 _MAX_SCALE_NUDGES = 64
@@ -45,17 +40,6 @@ _MAX_SCALE_NUDGES = 64
 
 class PrivacyError(ValueError):
     """A parameter that no differentially private release can accept."""
-
-
-class BudgetExhausted(PrivacyError):  # noqa: N818 - the name the gateway and issue use
-    """Spending `requested` would take the grant past its total budget."""
-
-    def __init__(self, requested: float, remaining: float) -> None:
-        super().__init__(
-            f"privacy budget exhausted: requested epsilon {requested:g}, remaining {remaining:g}"
-        )
-        self.requested = requested
-        self.remaining = remaining
 
 
 # --------------------------------------------------------------------------- validation
@@ -318,39 +302,3 @@ def split_epsilon(epsilon: float, parts: int) -> float:
     while share > 0 and Fraction(share) * parts > Fraction(eps):
         share = math.nextafter(share, 0.0)
     return share
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    """A grant's privacy budget: `total` epsilon, of which `spent` is used. Immutable."""
-
-    total: float
-    spent: float = 0.0
-
-    def __post_init__(self) -> None:
-        total, spent = _finite("total", self.total), _finite("spent", self.spent)
-        if total < 0 or spent < 0:
-            raise PrivacyError(f"budget total and spent must be >= 0, got {total!r}, {spent!r}")
-        object.__setattr__(self, "total", total)
-        object.__setattr__(self, "spent", spent)
-
-    @property
-    def remaining(self) -> float:
-        return max(0.0, self.total - self.spent)
-
-    @property
-    def exhausted(self) -> bool:
-        return self.remaining <= TOLERANCE
-
-    def can_spend(self, epsilon: float) -> bool:
-        return self.spent + _epsilon(epsilon) <= self.total + TOLERANCE
-
-    def spend(self, epsilon: float) -> Budget:
-        """The budget after spending `epsilon`; raises `BudgetExhausted` if it does not fit."""
-        eps = _epsilon(epsilon)
-        spent = self.spent + eps
-        if spent > self.total + TOLERANCE:
-            raise BudgetExhausted(eps, self.remaining)
-        if abs(spent - self.total) <= TOLERANCE:
-            spent = self.total  # within the tolerance of the total is exactly the total
-        return Budget(total=self.total, spent=spent)

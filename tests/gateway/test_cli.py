@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -87,8 +88,12 @@ def test_demo_loads_once_and_is_idempotent(tmp_path: Path):
         "household-registry",
     ):
         assert name in first.stdout
+    saved = tmp_path / "var" / "demo-app.json"  # holds the demo app's client secret
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    credentials = saved.read_bytes()
     second = run(["demo", "--no-serve"], tmp_path)
     assert second.returncode == 0 and second.stdout.count("unchanged") == 5
+    assert saved.read_bytes() == credentials
 
 
 def test_users_apps_and_keys_commands(tmp_path: Path):

@@ -140,7 +140,7 @@ def test_masked_and_bucketed_cells_are_neutralised_too():
 
     from catalog.models import FieldType
     from gateway.formats import CsvWriter
-    from policies.transforms import compile_transform, map_columns
+    from policies.compiled import compile_transform, map_columns
 
     fields = {
         "name": SimpleNamespace(type=FieldType.string),

@@ -1,8 +1,8 @@
 """Every route says who may call it: no route is public by accident.
 
 A route is either in PUBLIC (deliberately open: catalog, open data, OAuth endpoints that
-authenticate their own callers, probes, docs) or depends on `require_role(...)` /
-`require_caller()`, whose required roles the dependency carries.
+authenticate their own callers, probes, docs) or depends on `require_role(...)`,
+whose required roles the dependency carries.
 """
 
 from __future__ import annotations

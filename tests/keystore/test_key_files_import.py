@@ -38,7 +38,7 @@ from gateway.database import create_engine
 from gateway.keys import installation_keys
 from gateway.migrate import upgrade
 from gateway.settings import Settings
-from policies.transforms import derive_app_key, pseudonym
+from policies.pseudonyms import derive_app_key, pseudonym
 from tests.audit.helpers import event
 from tests.auth.helpers import PASSWORD, developer_with_app, user
 from tests.conftest import UNLIMITED, TestClient

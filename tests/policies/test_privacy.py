@@ -1,4 +1,4 @@
-"""Differential privacy helpers: parameter checks, budget arithmetic, and the noise itself.
+"""Differential privacy helpers: parameter checks, composition, and the noise itself.
 
 The statistical checks use tolerances many standard errors wide so they do not flake: the
 discrete Laplace noise of scale 1 has variance 2e^-1 / (1 - e^-1)^2 ≈ 1.84 (continuous: 2).
@@ -15,8 +15,6 @@ import pytest
 
 from policies.privacy import (
     PARTITION_DELTA,
-    Budget,
-    BudgetExhausted,
     PrivacyError,
     accuracy,
     noise_scale,
@@ -38,7 +36,6 @@ BAD_EPSILONS = [0, 0.0, -1.0, math.nan, math.inf, -math.inf, "1", None, True]
 
 def test_errors_are_value_errors() -> None:
     assert issubclass(PrivacyError, ValueError)
-    assert issubclass(BudgetExhausted, PrivacyError)
 
 
 @pytest.mark.parametrize("epsilon", BAD_EPSILONS)
@@ -51,8 +48,6 @@ def test_bad_epsilon_is_refused_everywhere(epsilon: object) -> None:
         noisy_sum(10, epsilon=epsilon, lower=0, upper=5)  # type: ignore[arg-type]
     with pytest.raises(PrivacyError):
         split_epsilon(epsilon, 2)  # type: ignore[arg-type]
-    with pytest.raises(PrivacyError):
-        Budget(total=1.0, spent=0.0).spend(epsilon)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("count", [-1, 1.5, True, "3", None, 2**63])
@@ -94,7 +89,7 @@ def test_empty_batches_release_nothing() -> None:
     assert noisy_sums([], epsilon=1.0, lower=0, upper=1) == []
 
 
-# --------------------------------------------------------------------------- composition, budget
+# --------------------------------------------------------------------------- composition
 
 
 @pytest.mark.parametrize(("epsilon", "parts"), [(1.0, 1), (1.0, 3), (0.3, 3), (0.7, 7), (2, 10)])
@@ -103,63 +98,6 @@ def test_split_epsilon_is_an_equal_share_that_never_overspends(epsilon: float, p
     assert share == pytest.approx(epsilon / parts, rel=1e-12)
     assert Fraction(share) * parts <= Fraction(epsilon)
     assert split_epsilon(epsilon, 1) == epsilon
-
-
-def test_budget_spends_exactly() -> None:
-    budget = Budget(total=1.0, spent=0.25)
-    after = budget.spend(0.5)
-    assert after == Budget(total=1.0, spent=0.75)
-    assert after.remaining == 0.25
-    assert budget.spent == 0.25  # pure: the original is unchanged
-    with pytest.raises(AttributeError):
-        budget.spent = 0.0  # type: ignore[misc]
-
-
-def test_budget_of_equal_shares_is_spent_to_exactly_zero() -> None:
-    budget = Budget(total=1.0, spent=0.0)
-    share = split_epsilon(1.0, 10)
-    for _ in range(10):
-        budget = budget.spend(share)
-    assert budget.spent == 1.0
-    assert budget.remaining == 0.0
-    assert budget.exhausted
-    # 0.1 + 0.1 + ... drifts past 1.0 by an ulp; the tolerance absorbs that.
-    budget = Budget(total=1.0, spent=0.0)
-    for _ in range(10):
-        budget = budget.spend(0.1)
-    assert budget.spent == 1.0
-
-
-def test_budget_exhausted() -> None:
-    budget = Budget(total=1.0, spent=0.7)
-    assert budget.can_spend(0.3)
-    assert not budget.can_spend(0.31)
-    with pytest.raises(BudgetExhausted) as caught:
-        budget.spend(0.5)
-    assert caught.value.requested == 0.5
-    assert caught.value.remaining == pytest.approx(0.3)
-    assert "exhausted" in str(caught.value)
-    # Within the 1e-9 tolerance counts as fitting; beyond it does not.
-    assert budget.spend(0.3 + 5e-10).spent == 1.0
-    with pytest.raises(BudgetExhausted):
-        budget.spend(0.3 + 1e-8)
-    done = Budget(total=1.0, spent=1.0)
-    with pytest.raises(BudgetExhausted):
-        done.spend(1e-6)
-    with pytest.raises(BudgetExhausted):
-        Budget(total=0.0, spent=0.0).spend(0.01)
-
-
-def test_budget_overspent_row_reports_zero_remaining() -> None:
-    assert Budget(total=1.0, spent=1.5).remaining == 0.0
-
-
-@pytest.mark.parametrize(
-    ("total", "spent"), [(-1.0, 0.0), (1.0, -0.1), (math.nan, 0.0), (1.0, math.inf), ("1", 0)]
-)
-def test_budget_refuses_bad_values(total: object, spent: object) -> None:
-    with pytest.raises(PrivacyError):
-        Budget(total=total, spent=spent)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- scale and accuracy

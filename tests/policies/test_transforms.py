@@ -13,16 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies import transforms as t
-from policies.transforms import (
-    STRICTNESS,
-    TRANSFORM_NAMES,
+from policies import _native, masks, pseudonyms
+from policies.compiled import compile_transform, map_columns
+from policies.masks import (
     bucket,
-    compile_transform,
-    default_transform,
-    derive_app_key,
-    grantable,
-    map_columns,
     mask_address,
     mask_bank_card,
     mask_default,
@@ -30,11 +24,18 @@ from policies.transforms import (
     mask_id_number,
     mask_name,
     mask_phone,
+    year_only,
+)
+from policies.pseudonyms import derive_app_key, pseudonym
+from policies.transform_rules import (
+    PII_KINDS,
+    STRICTNESS,
+    TRANSFORM_NAMES,
+    default_transform,
+    grantable,
     parse_transform,
-    pseudonym,
     stricter,
     strictness,
-    year_only,
 )
 from tests.native import REQUIRE_NATIVE, native_module
 
@@ -323,7 +324,7 @@ def test_default_transform(level: int, pii: str, expected: str) -> None:
 
 def test_default_covers_every_combination() -> None:
     assert len(DEFAULTS) == 4 * len(PII) == 36
-    assert set(PII) == t.PII_KINDS
+    assert set(PII) == PII_KINDS
 
 
 @pytest.mark.parametrize(("level", "pii"), [(0, "name"), (5, "name"), (3, "ssn"), (3, "")])
@@ -570,7 +571,7 @@ def test_year_only_of_any_date(moment: datetime) -> None:
 
 # --- native pseudonyms (policies/_pseudonym.c) -------------------------------------------------
 # The extension is optional: `pip install -e` builds it where a C compiler is found, and
-# without it `_pseudonym_of` returns the Python closure. Its tests skip locally when it is not
+# without it `pseudonym_of` returns the Python closure. Its tests skip locally when it is not
 # built; with OPENGATE_REQUIRE_NATIVE=1 (as `.ci/run` sets) they fail instead, so CI cannot go
 # green on the fallback alone.
 
@@ -578,13 +579,13 @@ def test_year_only_of_any_date(moment: datetime) -> None:
 @pytest.fixture(scope="module")
 def native() -> Any:
     module = native_module("policies._pseudonym")
-    assert t._native is module  # transforms found it too
+    assert _native.pseudonyms is module  # the one switch found it too
     return module
 
 
 def python_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Force the pure-Python pseudonyms, as on an install without the extension."""
-    monkeypatch.setattr(t, "_native", None)
+    monkeypatch.setattr(_native, "pseudonyms", None)
 
 
 # The two SHA-256 block functions: the hardware one where the CPU has it, and the portable C
@@ -625,7 +626,7 @@ def test_native_column_is_the_python_pseudonym(
     native: Any, key: bytes, pii: str, values: list[Any]
 ) -> None:
     expected = [pseudonym(v, key, pii) for v in values]  # hmac.digest: the reference
-    compiled = t._pseudonym_of(key, pii)
+    compiled = pseudonyms.pseudonym_of(key, pii)
     assert isinstance(compiled, native.Pseudonymizer)
     assert compiled.column(values) == expected
     assert compiled.column(tuple(values)) == expected  # map_columns hands it tuples
@@ -639,7 +640,7 @@ def test_native_falls_back_for_anything_but_exact_str(native: Any) -> None:
         def __str__(self) -> str:
             return self.upper()
 
-    compiled = t._pseudonym_of(KEY, "other")
+    compiled = pseudonyms.pseudonym_of(KEY, "other")
     values = [Shouty("abc"), 7, True, 1.5, Decimal("2.50"), date(1990, 5, 17), None, "abc"]
     assert compiled.column(values) == [pseudonym(v, KEY, "other") for v in values]
     assert compiled.column([Shouty("abc")]) == [pseudonym("ABC", KEY, "other")]
@@ -650,11 +651,11 @@ def test_native_falls_back_for_anything_but_exact_str(native: Any) -> None:
 
 
 def test_native_raises_what_python_raises(native: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    compiled = t._pseudonym_of(KEY, "other")
+    compiled = pseudonyms.pseudonym_of(KEY, "other")
     with monkeypatch.context() as patch:
         python_only(patch)
         with pytest.raises(UnicodeEncodeError) as python_error:
-            t._pseudonym_of(KEY, "other")("a\ud800")  # a lone surrogate has no UTF-8
+            pseudonyms.pseudonym_of(KEY, "other")("a\ud800")  # a lone surrogate has no UTF-8
     with pytest.raises(UnicodeEncodeError) as native_error:
         compiled.column(["ok", "a\ud800"])
     assert str(native_error.value) == str(python_error.value)
@@ -738,7 +739,7 @@ def native_masks(native: Any) -> Any:
             pytest.fail(f"OPENGATE_REQUIRE_NATIVE=1 but {reason}")
         pytest.skip(reason)
     assert sorted(native.MASKS) == sorted(NATIVE_MASKS)
-    assert sorted(t._NATIVE_MASKS) == sorted(NATIVE_MASKS)  # transforms built them all
+    assert sorted(_native.masks) == sorted(NATIVE_MASKS)  # built them all
     return native
 
 
@@ -792,7 +793,7 @@ MASK_VALUES = st.lists(
 def test_native_mask_column_is_the_python_mask(
     native_masks: Any, name: str, values: list[Any]
 ) -> None:
-    python = getattr(t, name)
+    python = getattr(masks, name)
     expected = [python(v) for v in values]  # the reference
     compiled = compile_transform(name, key=None, pii="other")
     assert isinstance(compiled, native_masks.Mask) and compiled.name == name
@@ -835,7 +836,7 @@ def test_mask_golden_on_both_paths(
 def test_native_masks_fall_back_for_anything_but_exact_str(native_masks: Any) -> None:
     values = [Shouty("abc@x"), 7, True, 1.5, Decimal("2.50"), date(1990, 5, 17), None, "abc@x"]
     for name in NATIVE_MASKS:
-        python = getattr(t, name)
+        python = getattr(masks, name)
         compiled = compile_transform(name, key=None, pii="other")
         assert compiled.column(values) == [python(v) for v in values]
     assert compile_transform("mask_name", key=None, pii="name")(Shouty("ab")) == "A*"
@@ -866,11 +867,10 @@ def test_native_masks_raise_what_python_raises(native_masks: Any) -> None:
 def test_compile_transform_without_native_masks(monkeypatch: pytest.MonkeyPatch) -> None:
     # An extension built before the masks (no `mask`) leaves them in Python; so does no
     # extension at all. Either way the output is the reference's.
-    monkeypatch.setattr(t, "_native", object())
-    assert t._native_masks() == {}
+    assert _native.native_masks(object()) == {}
     python_only(monkeypatch)
     for name in NATIVE_MASKS:
-        assert compile_transform(name, key=None, pii="other") is getattr(t, name)
+        assert compile_transform(name, key=None, pii="other") is getattr(masks, name)
 
 
 def test_native_masks_on_a_seeded_corpus(native_masks: Any) -> None:
@@ -896,7 +896,7 @@ def test_native_masks_on_a_seeded_corpus(native_masks: Any) -> None:
             corpus.append("".join(near))
         corpus.append("".join(rng.choices("a张😀", k=length)) + "@" + "b" * (length % 5))
     for name in NATIVE_MASKS:
-        python = getattr(t, name)
+        python = getattr(masks, name)
         got = compile_transform(name, key=None, pii="other").column(corpus)
         bad = [(v, o) for v, o in zip(corpus, got, strict=True) if not same_str(o, python(v))]
         assert not bad, (name, bad[:5])

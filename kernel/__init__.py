@@ -1,0 +1,1 @@
+"""The shared kernel: small pieces every package may import and that import no package."""
