@@ -119,7 +119,12 @@ def _row_filter(hosted: HostedDataset, grant: GrantTerms, dialect: str) -> dict[
         f = hosted.by_name.get(name)
         if f is None or f.level > 2:  # the dataset changed under the grant: deny, not widen
             raise _grant_required(hosted, f"授权 {grant.id} 的行过滤条件已不适用，请重新申请")
-        values[name] = to_storage(f.type, parse_value(f.type, text), dialect)
+        try:
+            values[name] = to_storage(f.type, parse_value(f.type, text), dialect)
+        except ValueError:  # the field's type changed on re-import: the same deny
+            raise _grant_required(
+                hosted, f"授权 {grant.id} 的行过滤条件已不适用，请重新申请"
+            ) from None
     return values
 
 
