@@ -1,11 +1,11 @@
-"""OpenAPI response schemas of the auditor's routes. They describe what `audit.search`,
-`audit.proofs`, `audit.stats`, `audit.verify` and `audit.checkpoints` render."""
+"""Response models of the auditor's routes: what `audit.search`, `audit.proofs`,
+`audit.stats`, `audit.verify` and `audit.checkpoints` produce, in the order clients get it."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class AuditEvent(BaseModel):
@@ -17,7 +17,8 @@ class AuditEvent(BaseModel):
     ip: str | None
     action: str
     resource: str | None
-    fields: list[dict[str, str]] | None = Field(description="names and transforms, no values")
+    # Any values: whatever an event stored must stay readable to the auditor.
+    fields: list[dict[str, Any]] | None = Field(description="names and transforms, no values")
     row_count: int | None
     purpose: str | None
     grant_id: int | None
@@ -35,6 +36,8 @@ class EventPage(BaseModel):
 
 
 class Checkpoint(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     tree_size: int
     head_hash: str
     merkle_root: str
@@ -64,6 +67,8 @@ class Checkpoints(BaseModel):
 
 
 class VerifyReport(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     ok: bool
     events: int
     verified_through: int

@@ -3,11 +3,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
-from catalog.models import FieldType, OpenType, Pii
+from catalog.models import FieldType, OpenType, Pii, iso_utc
+
+# Row attributes as response models render them (read with `from_attributes`).
+UtcTime = Annotated[
+    datetime,
+    PlainSerializer(iso_utc, return_type=str),
+    Field(description="RFC 3339, UTC"),
+]
+# A text column that stores "" for nothing; the API says null.
+OptionalText = Annotated[str | None, AfterValidator(lambda text: text or None)]
 
 
 class DatasetSummary(BaseModel):

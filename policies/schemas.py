@@ -1,12 +1,19 @@
-"""OpenAPI response schemas of the application and grant routes: what
-`policies.grants.application_summary` and `grant_summary` render."""
+"""Response models of the application, grant and notice routes, read straight from their
+rows (`from_attributes`): the field order here is the order clients get."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from catalog.schemas import OptionalText, UtcTime
+from policies.grants import epsilon_bounds
+
+FROM_ROWS = ConfigDict(from_attributes=True)
 
 
 class ApplicationSummary(BaseModel):
+    model_config = FROM_ROWS
+
     id: int
     client_id: str
     dataset_id: str
@@ -15,10 +22,10 @@ class ApplicationSummary(BaseModel):
     fields: list[str] | None = Field(description="null: every field")
     duration_days: int
     status: str = Field(description="pending | approved | rejected")
-    reason: str | None
+    reason: OptionalText
     grant_id: int | None
-    created_at: str
-    decided_at: str | None
+    created_at: UtcTime
+    decided_at: UtcTime | None
 
 
 class ApplicationPage(BaseModel):
@@ -27,12 +34,14 @@ class ApplicationPage(BaseModel):
 
 
 class GrantSummary(BaseModel):
+    model_config = FROM_ROWS
+
     id: int
     version: int = Field(description="bumped on every change of the terms")
     client_id: str
     dataset_id: str
     purpose: str
-    status: str = Field(description="active | revoked")
+    status: str = Field(description="active | suspended | revoked")
     modes: list[str]
     fields: list[str] | None = Field(description="null: every field")
     transforms: dict[str, str]
@@ -41,10 +50,21 @@ class GrantSummary(BaseModel):
     k: int
     epsilon: float | None
     epsilon_spent: float
-    created_at: str
-    expires_at: str
-    revoked_at: str | None
-    revoke_reason: str | None
+    epsilon_floor: float | None = Field(description="ε one aggregate query spends at least")
+    epsilon_ceiling: float | None = Field(description="ε one aggregate query spends at most")
+    created_at: UtcTime
+    expires_at: UtcTime
+    revoked_at: UtcTime | None
+    revoke_reason: OptionalText
+    suspended_at: UtcTime | None
+    suspend_reason: OptionalText
+
+    @model_validator(mode="after")
+    def _effective_bounds(self) -> GrantSummary:
+        # The row stores only what an admin set; clients see the bounds that apply.
+        bounds = epsilon_bounds(self.epsilon, self.epsilon_floor, self.epsilon_ceiling)
+        self.epsilon_floor, self.epsilon_ceiling = bounds if bounds is not None else (None, None)
+        return self
 
 
 class GrantPage(BaseModel):
@@ -53,16 +73,18 @@ class GrantPage(BaseModel):
 
 
 class NoticeSummary(BaseModel):
-    """A notice for data administrators (`policies.grants.notice_summary`)."""
+    """A notice for data administrators (e.g. a suspension)."""
+
+    model_config = FROM_ROWS
 
     id: int
-    created_at: str
+    created_at: UtcTime
     kind: str
     grant_id: int | None
     client_id: str | None
     dataset_id: str | None
     message: str
-    read_at: str | None
+    read_at: UtcTime | None
 
 
 class NoticePage(BaseModel):
