@@ -120,6 +120,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.security = security
     app.state.audit_writer = writer
     app.state.audit_signer = signer
+    app.state.public_url = settings.issuer.rstrip("/")
+    app.state.sees_closed = _sees_closed
     app.state.account_services = account_views.AccountServices(
         issuer=security.issuer,
         revocations=security.revocations,
@@ -138,9 +140,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         data_api.build_router(engine, hosted_catalog, access, events, cursor_box, settings)
     )
     app.include_router(analysis_api.build_router(engine, hosted_catalog, access, events))
-    app.include_router(
-        catalog_views.build_router(engine, sees_closed=_sees_closed, public_url=settings.issuer)
-    )
+    app.include_router(catalog_views.router)
     app.include_router(grant_views.router)
     app.include_router(
         oauth_views.build_router(
