@@ -20,12 +20,7 @@ UtcTime = Annotated[
 OptionalText = Annotated[str | None, AfterValidator(lambda text: text or None)]
 
 
-FROM_ROWS = ConfigDict(from_attributes=True, populate_by_name=True)
-
-
 class DatasetSummary(BaseModel):
-    model_config = FROM_ROWS
-
     id: str
     title: str
     description: str
@@ -37,10 +32,10 @@ class DatasetSummary(BaseModel):
     zone: str
     license: str
     update_frequency: str
-    version: int = Field(validation_alias="current_version")
+    version: int
     row_count: int
-    created_at: UtcTime
-    updated_at: UtcTime
+    created_at: str = Field(description="RFC 3339, UTC")
+    updated_at: str = Field(description="RFC 3339, UTC")
 
 
 class DatasetPage(BaseModel):
@@ -51,8 +46,6 @@ class DatasetPage(BaseModel):
 
 
 class FieldDescription(BaseModel):
-    model_config = FROM_ROWS
-
     name: str
     type: FieldType
     title: str
