@@ -487,38 +487,33 @@ def raise_user_error(reason: str) -> None:
     raise typer.Exit(1)
 
 
-@apps_app.command("disable")
-def apps_disable(client_id: Annotated[str, typer.Argument(help="the app's client_id")]) -> None:
-    """Disable an app: its tokens stop on the next request on every host."""
-    from auth.apps import disable_app
+def _change_app(client_id: str, enabled: bool) -> None:
+    """Disable or enable an app (audited, every host's state mirror told)."""
+    from auth.apps import disable_app, enable_app
     from auth.models import App
 
     settings = _settings()
     _require_schema(settings)
+    verb = "enable" if enabled else "disable"
     with user_errors(settings), _account_change(settings) as (db, revocations):
         app = db.get(App, client_id)
         if app is None:
             raise UserError(f"no app {client_id!r}")
-        disable_app(db, app=app, revocations=revocations)
-        record_cli_event(db.get_bind(), "app.disable", resource=f"apps/{client_id}")
-    out.print(f"disabled app {client_id}")
+        (enable_app if enabled else disable_app)(db, app=app, revocations=revocations)
+        record_cli_event(db.get_bind(), f"app.{verb}", resource=f"apps/{client_id}")
+    out.print(f"{verb}d app {client_id}")
+
+
+@apps_app.command("disable")
+def apps_disable(client_id: Annotated[str, typer.Argument(help="the app's client_id")]) -> None:
+    """Disable an app: its tokens stop on the next request on every host."""
+    _change_app(client_id, enabled=False)
 
 
 @apps_app.command("enable")
 def apps_enable(client_id: Annotated[str, typer.Argument(help="the app's client_id")]) -> None:
     """Enable a disabled app again: its secret works, tokens issued before stay ended."""
-    from auth.apps import enable_app
-    from auth.models import App
-
-    settings = _settings()
-    _require_schema(settings)
-    with user_errors(settings), _account_change(settings) as (db, revocations):
-        app = db.get(App, client_id)
-        if app is None:
-            raise UserError(f"no app {client_id!r}")
-        enable_app(db, app=app, revocations=revocations)
-        record_cli_event(db.get_bind(), "app.enable", resource=f"apps/{client_id}")
-    out.print(f"enabled app {client_id}")
+    _change_app(client_id, enabled=True)
 
 
 @apps_app.command("create")
