@@ -400,16 +400,26 @@ def _load_rows(
     return count, has_nulls
 
 
+# The row key as _with_row_key draws it, 62 random bits, here from PostgreSQL's random():
+# its per-backend state is seeded from the system's strong randomness at first use (PG 15:
+# pg_prng_strong_seed; nothing here calls setseed). Two draws of 31 bits each; a repeat
+# fails the unique index built after the load, and the row loader then draws anew.
+RANDOM_ROW_KEY = (
+    "((floor(random() * 2147483648)::bigint << 31) | floor(random() * 2147483648)::bigint)"
+)
+
+
 def _load_plain(
     conn: Connection, spec: PackageSpec, table: sa.Table, progress: ProgressCallback | None
 ) -> tuple[int, list[bool]] | None:
     """The rows and key index through catalog.csv_copy, or None (and nothing written) when
-    that path cannot vouch for the file. Only on PostgreSQL, for tables whose every column
-    is in the file (no row key, no subject HMAC) and files of two columns or more (a blank
-    line is one empty cell in a one-column file, but no row at all for csv.reader)."""
+    that path cannot vouch for the file. Only on PostgreSQL, for tables whose columns are
+    the file's and perhaps the row key (no subject HMAC: that needs Python per row), and
+    files of two columns or more (a blank line is one empty cell in a one-column file, but
+    no row at all for csv.reader)."""
     if conn.dialect.name != "postgresql" or len(spec.fields) < 2:
         return None
-    if len(table.columns) != len(spec.fields):
+    if SUBJECT_COLUMN in table.c:
         return None
     dbapi = conn.connection.dbapi_connection
     info = dbapi.info  # type: ignore[union-attr]
@@ -426,9 +436,18 @@ def _load_plain(
     statement = f"COPY {quote(table.name)} ({columns}) FROM STDIN (FORMAT csv)"
     savepoint = conn.begin_nested()
     try:
+        if ROW_COLUMN in table.c:  # not in the file: drawn by the server while COPY runs
+            conn.exec_driver_sql(
+                f"ALTER TABLE {quote(table.name)} ALTER COLUMN {quote(ROW_COLUMN)} "
+                f"SET DEFAULT {RANDOM_ROW_KEY}"
+            )
         with dbapi.cursor() as cursor:  # type: ignore[union-attr]
             rows, nulls = csv_copy.copy_plain_csv(
                 cursor, statement, spec.data_path, in_file, progress
+            )
+        if ROW_COLUMN in table.c:
+            conn.exec_driver_sql(
+                f"ALTER TABLE {quote(table.name)} ALTER COLUMN {quote(ROW_COLUMN)} DROP DEFAULT"
             )
         _add_primary_key(conn, table, spec.primary_key)
     except (csv_copy.RefusedError, sa.exc.DBAPIError):

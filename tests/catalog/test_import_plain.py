@@ -66,9 +66,46 @@ def test_reordered_columns_and_a_bom_take_the_plain_path(engine: Engine, package
         assert tuple(row.one()) == (0, "b", 1)
 
 
-def test_a_dataset_with_row_keys_goes_row_by_row(engine: Engine, packages: Path):
-    result = import_package(engine, write_package(packages, open_type="conditional"))
+def test_row_keys_are_drawn_by_the_server_on_the_plain_path(engine: Engine, packages: Path):
+    result = import_package(
+        engine, write_package(packages, open_type="conditional", rows=station_rows(2000))
+    )
+    assert result.plain_copy is (engine.dialect.name == "postgresql")
+    with engine.connect() as conn:
+        query = "SELECT _row FROM data_air_readings_v1 ORDER BY reading_id"
+        keys = conn.execute(sa.text(query)).scalars().all()
+        defaults = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM pragma_table_info('data_air_readings_v1') "
+                "WHERE dflt_value IS NOT NULL"
+                if engine.dialect.name == "sqlite"
+                else "SELECT count(*) FROM information_schema.columns WHERE table_name = "
+                "'data_air_readings_v1' AND column_default IS NOT NULL"
+            )
+        ).scalar_one()
+    assert len(keys) == len(set(keys)) == 2000
+    assert all(0 <= k < 1 << 62 for k in keys)
+    assert max(keys) > 1 << 61 and min(keys) < 1 << 60  # spread over the 62 bits
+    assert keys != sorted(keys)  # in no relation to the file's order
+    assert defaults == 0  # the server's default was only for the load
+
+
+def test_a_dataset_with_a_subject_key_goes_row_by_row(engine: Engine, packages: Path):
+    fields = [
+        {"name": "record_id", "type": "integer", "level": 1},
+        {"name": "id_number", "type": "string", "level": 4, "pii": "id_number"}
+        | {"subject_key": True},
+    ]
+    text = "record_id,id_number\n1,370202199001011237\n"
+    package = write_package(
+        packages, name="si", open_type="conditional", fields=fields, data_text=text
+    )
+    result = import_package(engine, package, subject_hmac=lambda v: "h" * 64)
     assert result.plain_copy is False
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT _subject_hmac FROM data_si_v1")).scalar_one() == (
+            "h" * 64
+        )
 
 
 # Cells PostgreSQL would read but the package format refuses: the plain path must hand
