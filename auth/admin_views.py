@@ -96,6 +96,6 @@ def build_router(engine: Engine, revocations: Revocations) -> APIRouter:
             raise Problem(404, "not_found", f"应用 {client_id} 不存在")
         note(request, resource=f"apps/{client_id}", client_id=client_id)
         app = app_service.disable_app(db, app=app, revocations=revocations)
-        return JSONResponse(app_service.app_summary(app))
+        return JSONResponse(AppSummary.model_validate(app).model_dump(mode="json"))
 
     return router

@@ -1,6 +1,6 @@
 """FastAPI dependencies that read what the app factory put on `app.state`, so that routes
-can live at module level: the engine (or a request-scoped session of it) and the hosted
-catalog."""
+can live at module level: the engine (or a request-scoped session of it), the hosted
+catalog, the installation's public address and who may see closed datasets."""
 
 from collections.abc import Iterator
 from typing import Annotated
@@ -25,7 +25,20 @@ def hosted_catalog(request: Request) -> HostedCatalog:
     return request.app.state.hosted_catalog
 
 
+def public_url(request: Request) -> str:
+    """The configured address (the issuer) absolute URLs are built from — never the
+    request's `Host` header, which the client chooses."""
+    return request.app.state.public_url
+
+
+def sees_closed(request: Request) -> bool:
+    # The rule is the gateway's (it knows the principal); catalog only asks it.
+    return request.app.state.sees_closed(request)
+
+
 EngineDep = Annotated[Engine, Depends(engine)]
 # Closed before the response is sent, so the pool is not held while it streams.
 SessionDep = Annotated[Session, Depends(db_session, scope="function")]
 HostedCatalogDep = Annotated[HostedCatalog, Depends(hosted_catalog)]
+PublicUrlDep = Annotated[str, Depends(public_url)]
+SeesClosedDep = Annotated[bool, Depends(sees_closed)]

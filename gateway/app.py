@@ -120,6 +120,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.security = security
     app.state.audit_writer = writer
     app.state.audit_signer = signer
+    app.state.public_url = settings.issuer.rstrip("/")
+    app.state.sees_closed = _sees_closed
+    app.state.account_services = account_views.AccountServices(
+        issuer=security.issuer,
+        revocations=security.revocations,
+        allow_registration=settings.allow_registration,
+        jwks_uri_allowlist=settings.jwks_uri_prefixes,
+        client_ip=client_ip,
+    )
 
     provider = security.identity_provider
     problems.install(app)
@@ -131,9 +140,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         data_api.build_router(engine, hosted_catalog, access, events, cursor_box, settings)
     )
     app.include_router(analysis_api.build_router(engine, hosted_catalog, access, events))
-    app.include_router(
-        catalog_views.build_router(engine, sees_closed=_sees_closed, public_url=settings.issuer)
-    )
+    app.include_router(catalog_views.router)
     app.include_router(grant_views.router)
     app.include_router(
         oauth_views.build_router(
@@ -153,18 +160,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         )
     )
     app.include_router(admin_views.build_router(engine, security.revocations))
-    app.include_router(
-        account_views.build_router(
-            account_views.AccountServices(
-                engine=engine,
-                issuer=security.issuer,
-                revocations=security.revocations,
-                allow_registration=settings.allow_registration,
-                jwks_uri_allowlist=settings.jwks_uri_prefixes,
-                client_ip=client_ip,
-            )
-        )
-    )
+    app.include_router(account_views.router)
     app.include_router(audit_views.router)
     app.include_router(health.build_router(engine, redis_url=settings.redis_url))
     docs.install(app)
