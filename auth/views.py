@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, EmailStr, Field
 from sqlmodel import Session, select
 
@@ -37,6 +37,7 @@ from catalog.models import utcnow
 from catalog.problem_schema import problem_responses
 from catalog.problems import Problem
 from catalog.request_state import SessionDep
+from catalog.responses import JSONResponse, answer
 from catalog.row_id import RowId
 
 ALL_ROLES = tuple(Role)
@@ -113,9 +114,8 @@ Developer = Annotated[Principal, Depends(require_role(Role.developer))]
 router = APIRouter(tags=["accounts"])
 
 
-def no_store(response: Response) -> None:
-    # Secrets and tokens: no cache may keep them.
-    response.headers["Cache-Control"] = "no-store"
+# Secrets and tokens: no cache may keep them.
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 def current_user(db: Session, principal: Principal) -> User:
@@ -135,7 +135,7 @@ def current_user(db: Session, principal: Principal) -> User:
 @audited("user.register")
 def register(
     body: Registration, request: Request, db: SessionDep, services: Services
-) -> Registered:
+) -> JSONResponse:
     if not services.allow_registration:
         raise Problem(403, "forbidden", "本平台未开放自助注册，请联系管理员")
     note(request, actor=f"user:{body.username[:64]}")
@@ -151,11 +151,11 @@ def register(
     except user_service.UsernameTaken:
         # The auditor sees it; the caller gets the answer a new name gets.
         note(request, detail={"result": "username_taken"})
-        return registration_answer(body)
+        return answer(Registered, registration_answer(body), status_code=201)
     except user_service.UserError as exc:
         raise Problem(400, "invalid_parameter", str(exc)) from None
     note(request, resource=f"users/{user.id}", detail={"result": "created"})
-    return registration_answer(body)
+    return answer(Registered, registration_answer(body), status_code=201)
 
 
 @router.post(
@@ -163,17 +163,17 @@ def register(
     summary="Sign in: a user access token",
     response_model=UserToken,
     responses=problem_responses(400, 401, 413, 429, 503),
-    dependencies=[Depends(no_store)],
 )
 @audited("user.login")
 @strict_limit("login")
-def login(body: Credentials, request: Request, db: SessionDep, services: Services) -> UserToken:
+def login(body: Credentials, request: Request, db: SessionDep, services: Services) -> JSONResponse:
     note(request, actor=f"user:{body.username[:64]}")  # who tried, even when refused
     user = user_service.authenticate(
         db, username=body.username, password=body.password, ip=services.client_ip(request)
     )
     token, expires_in = issue_user_token(services.issuer, user)
-    return UserToken(access_token=token, token_type="Bearer", expires_in=expires_in)  # noqa: S106
+    token_answer = UserToken(access_token=token, token_type="Bearer", expires_in=expires_in)  # noqa: S106
+    return answer(UserToken, token_answer, headers=NO_STORE)
 
 
 @router.get(
@@ -208,7 +208,7 @@ def consents(principal: Developer, db: SessionDep) -> dict[str, Any]:
 @audited("consent.withdraw")
 def withdraw(
     consent_id: RowId, principal: Developer, db: SessionDep, services: Services
-) -> Consent:
+) -> JSONResponse:
     consent = db.get(Consent, consent_id)
     if consent is None or consent.user_id != principal.user_id:
         raise Problem(404, "not_found", f"授权 {consent_id} 不存在")
@@ -220,7 +220,7 @@ def withdraw(
         services.revocations.revoke(
             f"consent:{consent_id}", time.time() + timedelta(days=31).total_seconds()
         )
-    return consent
+    return answer(ConsentSummary, consent)
 
 
 @router.post(
@@ -229,12 +229,11 @@ def withdraw(
     summary="Register an app (OAuth client)",
     response_model=CreatedApp,
     responses=problem_responses(400, 401, 403, 413, 429, 503),
-    dependencies=[Depends(no_store)],
 )
 @audited("app.create")
 def create_app(
     body: NewApp, principal: Developer, db: SessionDep, request: Request, services: Services
-) -> CreatedApp:
+) -> JSONResponse:
     app, secret = app_service.create_app(
         db,
         owner=current_user(db, principal),
@@ -255,7 +254,8 @@ def create_app(
             "redirect_uris": len(app.redirect_uris),
         },
     )
-    return CreatedApp(**dict(AppSummary.model_validate(app)), client_secret=secret)
+    created = CreatedApp(**dict(AppSummary.model_validate(app)), client_secret=secret)
+    return answer(CreatedApp, created, status_code=201, headers=NO_STORE)
 
 
 @router.get(
@@ -276,13 +276,13 @@ def list_apps(principal: Developer, db: SessionDep) -> dict[str, Any]:
     summary="Issue a new client secret",
     response_model=RotatedSecret,
     responses=problem_responses(401, 403, 404, 429, 503),
-    dependencies=[Depends(no_store)],
 )
 @audited("app.rotate_secret")
 def rotate_secret(
     client_id: str, principal: Developer, db: SessionDep, request: Request, services: Services
-) -> RotatedSecret:
+) -> JSONResponse:
     app: App = app_service.own_app(db, owner=current_user(db, principal), client_id=client_id)
     note(request, resource=f"apps/{app.client_id}", client_id=app.client_id)
     secret = app_service.rotate_secret(db, app=app, revocations=services.revocations)
-    return RotatedSecret(client_id=app.client_id, client_secret=secret)
+    rotated = RotatedSecret(client_id=app.client_id, client_secret=secret)
+    return answer(RotatedSecret, rotated, headers=NO_STORE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from pydantic import BaseModel
 from starlette import responses
 
 
@@ -19,3 +20,23 @@ class JSONResponse(responses.JSONResponse):
 
 class JSONLDResponse(JSONResponse):
     media_type = "application/ld+json"
+
+
+def answer(
+    model: type[BaseModel],
+    value: Any,
+    *,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """`value` (a row, or a dict of rows) read through its response `model` and rendered here,
+    in the route's own thread, while its session is still open.
+
+    A route that changes state answers this way instead of returning the row: FastAPI would
+    validate a returned value in a second trip through the thread pool, before the route's
+    session is closed. On SQLite that pool has one thread, and a session that wrote (or read
+    after its commit) holds the write lock, so that trip could wait behind a request of the
+    same worker that is itself waiting for that lock — serve --workers 2 hung on concurrent
+    registrations (tests/gateway/test_honest_failure.py)."""
+    rendered = model.model_validate(value, from_attributes=True).model_dump(mode="json")
+    return JSONResponse(rendered, status_code=status_code, headers=headers)

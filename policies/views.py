@@ -16,6 +16,7 @@ from catalog.models import utcnow
 from catalog.problem_schema import problem_responses
 from catalog.problems import Problem, not_found
 from catalog.request_state import HostedCatalogDep, SessionDep
+from catalog.responses import JSONResponse, answer
 from catalog.row_id import RowId
 from policies import grants as service
 from policies.models import Application, Grant, Notice
@@ -146,7 +147,7 @@ def apply(
     db: SessionDep,
     catalog: HostedCatalogDep,
     request: Request,
-) -> Application:
+) -> JSONResponse:
     note(
         request,
         resource=f"datasets/{body.dataset_id}",
@@ -169,7 +170,7 @@ def apply(
     )
     note_application(request, row, "submit")
     note(request, detail={"status": row.status})
-    return row
+    return answer(ApplicationSummary, row, status_code=201)
 
 
 @router.get(
@@ -232,7 +233,7 @@ def approve(
     db: SessionDep,
     catalog: HostedCatalogDep,
     request: Request,
-) -> Grant:
+) -> JSONResponse:
     row = application_of(db, application_id)
     note_application(request, row, "approve")
     granted = service.approve(
@@ -243,7 +244,7 @@ def approve(
         overrides=body.model_dump(exclude_none=True),
     )
     note_grant(request, granted, "approve", application_id=row.id, status=row.status)
-    return granted
+    return answer(GrantSummary, granted)
 
 
 @router.post(
@@ -255,7 +256,7 @@ def approve(
 @audited("application.reject")
 def reject(
     application_id: RowId, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
-) -> Application:
+) -> JSONResponse:
     row = application_of(db, application_id)
     note_application(request, row, "reject")
     note(request, detail={"reason": body.reason})
@@ -266,7 +267,7 @@ def reject(
         reason=body.reason,
     )
     note(request, detail={"status": row.status})
-    return row
+    return answer(ApplicationSummary, row)
 
 
 @router.post(
@@ -283,7 +284,7 @@ def direct(
     db: SessionDep,
     catalog: HostedCatalogDep,
     request: Request,
-) -> Grant:
+) -> JSONResponse:
     note(
         request,
         resource=f"datasets/{body.dataset_id}",
@@ -320,7 +321,7 @@ def direct(
         note="direct grant",
     )
     note_grant(request, granted, "create")
-    return granted
+    return answer(GrantSummary, granted, status_code=201)
 
 
 @router.get(
@@ -363,8 +364,9 @@ def change_status(
 @audited("grant.revoke")
 def revoke(
     grant_id: RowId, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
-) -> Grant:
-    return change_status(service.revoke, "revoke", grant_id, body, principal, db, request)
+) -> JSONResponse:
+    changed = change_status(service.revoke, "revoke", grant_id, body, principal, db, request)
+    return answer(GrantSummary, changed)
 
 
 @router.post(
@@ -376,8 +378,9 @@ def revoke(
 @audited("grant.reinstate")
 def reinstate(
     grant_id: RowId, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
-) -> Grant:
-    return change_status(service.reinstate, "reinstate", grant_id, body, principal, db, request)
+) -> JSONResponse:
+    changed = change_status(service.reinstate, "reinstate", grant_id, body, principal, db, request)
+    return answer(GrantSummary, changed)
 
 
 @router.get(
@@ -405,7 +408,7 @@ def notices(
     responses=problem_responses(400, 401, 403, 404, 429, 503),
 )
 @audited("notice.read")
-def read_notice(notice_id: RowId, principal: DataAdmin, db: SessionDep) -> Notice:
+def read_notice(notice_id: RowId, principal: DataAdmin, db: SessionDep) -> JSONResponse:
     row = db.get(Notice, notice_id)
     if row is None:
         raise not_found(f"通知 {notice_id} 不存在")
@@ -415,4 +418,4 @@ def read_notice(notice_id: RowId, principal: DataAdmin, db: SessionDep) -> Notic
         db.add(row)
         db.commit()
         db.refresh(row)
-    return row
+    return answer(NoticeSummary, row)
