@@ -28,9 +28,9 @@ from audit.stats import default_since, stats
 from audit.verify import verify
 from auth.models import Role
 from auth.principal import Principal, require_role
-from catalog.problem_schema import problem_responses
 from catalog.request_state import EngineDep
 from catalog.row_id import BigRowId, RowId
+from kernel.problem_schema import problem_responses
 
 
 def _moment(value: str | None, *, end: bool = False) -> str | None:

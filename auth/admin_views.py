@@ -21,9 +21,9 @@ from auth.models import App, Role, User
 from auth.principal import Principal, require_role
 from auth.revocations import Revocations
 from auth.schemas import AccountState, AppSummary
-from catalog.problem_schema import problem_responses
-from catalog.problems import Problem
-from catalog.responses import JSONResponse
+from kernel.problem_schema import problem_responses
+from kernel.problems import Problem
+from kernel.responses import JSONResponse
 
 
 class NewRole(BaseModel):

@@ -16,8 +16,8 @@ from auth.models import PUBLIC_SECRET_HASH, App, User
 from auth.outbound import OutboundPolicy, OutboundRefused
 from auth.revocations import PrincipalState, Revocations
 from auth.secrets import digest, new_token
-from catalog.models import utcnow
-from catalog.problems import Problem
+from kernel.clock import utcnow
+from kernel.problems import Problem
 
 
 def _check_redirect_uris(uris: list[str]) -> list[str]:

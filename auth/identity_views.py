@@ -26,9 +26,9 @@ from auth.oidc import LOGIN_LIFETIME, IdentityProvider, ProofError
 from auth.principal import Principal, require_role
 from auth.revocations import Revocations
 from auth.schemas import IdentityStart
-from catalog.problem_schema import problem_responses
-from catalog.problems import Problem
-from catalog.responses import JSONResponse
+from kernel.problem_schema import problem_responses
+from kernel.problems import Problem
+from kernel.responses import JSONResponse
 
 NOT_CONFIGURED = "本平台未接入统一身份认证；请持本人有效身份证件由平台管理员现场核验"
 

@@ -13,7 +13,7 @@ from enum import StrEnum
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
-from catalog.models import utcnow
+from kernel.clock import utcnow
 
 
 class Role(StrEnum):

@@ -56,7 +56,7 @@ from auth.revocations import Revocations
 from auth.scopes import APP_SCOPE, DatasetLookup, ScopeTarget, app_scope, person_scope
 from auth.secrets import digest, matches, new_token
 from auth.tokens import InvalidToken, TokenClaims, TokenIssuer, TokenVerifier
-from catalog.models import utcnow
+from kernel.clock import utcnow
 
 log = logging.getLogger("opengate.auth")
 # Authlib logs issued tokens at DEBUG ("Issue token {...}"). Whatever level the operator

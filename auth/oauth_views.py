@@ -41,10 +41,10 @@ from auth.schemas import (
 )
 from auth.scopes import PersonRequest, ScopeError, person_scope
 from auth.strict_limits import strict_limit
-from catalog.models import utcnow
-from catalog.problem_schema import problem_responses
-from catalog.problems import Problem
-from catalog.responses import JSONResponse
+from kernel.clock import utcnow
+from kernel.problem_schema import problem_responses
+from kernel.problems import Problem
+from kernel.responses import JSONResponse
 
 NOT_VERIFIED = "该账号尚未实名核验，无法进行个人授权；请持本人有效身份证件由平台管理员核验"
 OAUTH_ERROR_CODES = {401: "unauthorized", 403: "forbidden"}

@@ -9,13 +9,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from auth.models import Role
-from catalog.problem_schema import (
+from catalog.schemas import UtcTime
+from kernel.problem_schema import (
     PROBLEM_MEDIA_TYPE,
     PROBLEM_REF,
     STATUS_MEANINGS,
     problem_responses,
 )
-from catalog.schemas import UtcTime
 
 FROM_ROWS = ConfigDict(from_attributes=True)
 

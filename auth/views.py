@@ -33,12 +33,12 @@ from auth.schemas import (
 )
 from auth.strict_limits import strict_limit
 from auth.tokens import TokenIssuer
-from catalog.models import utcnow
-from catalog.problem_schema import problem_responses
-from catalog.problems import Problem
 from catalog.request_state import SessionDep
-from catalog.responses import JSONResponse, answer
 from catalog.row_id import RowId
+from kernel.clock import utcnow
+from kernel.problem_schema import problem_responses
+from kernel.problems import Problem
+from kernel.responses import JSONResponse, answer
 
 ALL_ROLES = tuple(Role)
 

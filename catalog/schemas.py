@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
-from catalog.models import FieldType, OpenType, Pii, iso_utc
+from catalog.models import FieldType, OpenType, Pii
+from kernel.clock import iso_utc
 
 # Row attributes as response models render them (read with `from_attributes`).
 UtcTime = Annotated[

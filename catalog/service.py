@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from catalog.models import Dataset, DatasetField, OpenType, iso_utc
-from catalog.problems import not_found
+from catalog.models import Dataset, DatasetField, OpenType
+from kernel.clock import iso_utc
+from kernel.problems import not_found
 
 MAX_PER_PAGE = 100
 

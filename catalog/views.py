@@ -7,10 +7,10 @@ from fastapi import APIRouter, Query
 
 from catalog import service
 from catalog.models import OpenType
-from catalog.problem_schema import problem_responses
 from catalog.request_state import PublicUrlDep, SeesClosedDep, SessionDep
-from catalog.responses import JSONLDResponse, JSONResponse
 from catalog.schemas import DatasetDetail, DatasetPage, DatasetSummary, DcatCatalog
+from kernel.problem_schema import problem_responses
+from kernel.responses import JSONLDResponse, JSONResponse
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 

@@ -19,7 +19,6 @@ from auth.scopes import ScopeTarget
 from catalog import views as catalog_views
 from catalog.cursors import CursorBox
 from catalog.hosted import HostedCatalog
-from catalog.responses import JSONResponse
 from gateway import analysis_api, data_api, docs, health, openapi_document, problems
 from gateway.access import AccessResolver
 from gateway.audit_trail import AuditMiddleware, NullSink, Sink
@@ -37,6 +36,7 @@ from gateway.ratelimit import RateLimitMiddleware, RateLimits
 from gateway.route_marks import RouteMarks
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
+from kernel.responses import JSONResponse
 from policies import views as grant_views
 
 

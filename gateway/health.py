@@ -6,10 +6,10 @@ from fastapi import APIRouter
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from catalog.problem_schema import problem_responses
-from catalog.responses import JSONResponse
 from gateway.problems import unavailable
 from gateway.schemas import Liveness, Readiness
+from kernel.problem_schema import problem_responses
+from kernel.responses import JSONResponse
 
 
 def build_router(engine: Engine, *, redis_url: str | None = None) -> APIRouter:

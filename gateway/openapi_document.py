@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from catalog.problem_schema import PROBLEM_SCHEMA, ProblemDocument
+from kernel.problem_schema import PROBLEM_SCHEMA, ProblemDocument
 
 _FASTAPI_VALIDATION = {"HTTPValidationError", "ValidationError"}
 

@@ -12,12 +12,12 @@ from audit.events import audited, note
 from auth.models import App, Role
 from auth.principal import Principal, require_role
 from catalog.hosted import HostedCatalog, HostedDataset
-from catalog.models import utcnow
-from catalog.problem_schema import problem_responses
-from catalog.problems import Problem, not_found
 from catalog.request_state import HostedCatalogDep, SessionDep
-from catalog.responses import JSONResponse, answer
 from catalog.row_id import RowId
+from kernel.clock import utcnow
+from kernel.problem_schema import problem_responses
+from kernel.problems import Problem, not_found
+from kernel.responses import JSONResponse, answer
 from policies import grants as service
 from policies.models import Application, Grant, Notice
 from policies.schemas import (

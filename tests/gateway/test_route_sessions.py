@@ -1,5 +1,5 @@
 """A state-changing route that takes a request session (`catalog.request_state.SessionDep`)
-renders its own answer (`catalog.responses.answer`) instead of returning a row or model.
+renders its own answer (`kernel.responses.answer`) instead of returning a row or model.
 
 FastAPI validates a returned value in a second trip through the thread pool, before the
 route's session is closed; on SQLite that pool has one thread and such a session holds the
