@@ -51,7 +51,7 @@ def build_router(engine: Engine, revocations: Revocations) -> APIRouter:
 
     @router.post(
         "/users/{username}/disable",
-        summary="Disable an account (sysadmin)",
+        summary="停用账号（系统管理员）",
         response_model=AccountState,
         responses=problem_responses(400, 401, 403, 404, 429, 503),
     )
@@ -65,7 +65,7 @@ def build_router(engine: Engine, revocations: Revocations) -> APIRouter:
 
     @router.post(
         "/users/{username}/role",
-        summary="Change an account's role (sysadmin)",
+        summary="变更账号角色（系统管理员）",
         response_model=AccountState,
         responses=problem_responses(400, 401, 403, 404, 413, 429, 503),
     )
@@ -83,7 +83,7 @@ def build_router(engine: Engine, revocations: Revocations) -> APIRouter:
 
     @router.post(
         "/apps/{client_id}/disable",
-        summary="Disable an app (sysadmin)",
+        summary="停用应用（系统管理员）",
         response_model=AppSummary,
         responses=problem_responses(401, 403, 404, 429, 503),
     )

@@ -60,7 +60,7 @@ def build_router(
 
     @router.post(
         "/auth/identity/start",
-        summary="Start identity proofing at the trusted IdP",
+        summary="在可信身份提供方发起实名核验",
         response_model=IdentityStart,
         responses=problem_responses(401, 403, 404, 429, 503),
     )
@@ -81,7 +81,7 @@ def build_router(
     @router.get(
         "/auth/identity/callback",
         response_class=HTMLResponse,
-        summary="Where the identity provider returns the person (links the identity)",
+        summary="身份提供方回调：绑定已核验的身份",
         responses={
             **{
                 status: {"description": "a page saying why", "content": {"text/html": {}}}

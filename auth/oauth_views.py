@@ -137,7 +137,7 @@ def build_router(
 
     @router.post(
         "/oauth/token",
-        summary="Token endpoint (RFC 6749)",
+        summary="令牌端点（RFC 6749）",
         response_model=TokenAnswer,
         openapi_extra=FORM_BODY,
         responses=OAUTH_ERRORS,
@@ -153,7 +153,7 @@ def build_router(
 
     @router.post(
         "/oauth/introspect",
-        summary="Token introspection (RFC 7662)",
+        summary="令牌内省（RFC 7662）",
         response_model=Introspection,
         openapi_extra=FORM_BODY,
         responses=OAUTH_ERRORS,
@@ -165,7 +165,7 @@ def build_router(
 
     @router.post(
         "/oauth/revoke",
-        summary="Token revocation (RFC 7009)",
+        summary="令牌撤销（RFC 7009）",
         response_model=Revoked,
         openapi_extra=FORM_BODY,
         responses=OAUTH_ERRORS,
@@ -346,7 +346,7 @@ def build_router(
 
     @router.get(
         "/.well-known/oauth-authorization-server",
-        summary="RFC 8414 metadata",
+        summary="授权服务器元数据（RFC 8414）",
         response_model=ServerMetadata,
         responses=problem_responses(401),
     )
@@ -355,7 +355,7 @@ def build_router(
 
     @router.get(
         "/.well-known/jwks.json",
-        summary="Token signing keys",
+        summary="令牌签名公钥（JWKS）",
         response_model=JWKSet,
         responses=problem_responses(401, 503),
     )

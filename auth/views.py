@@ -128,7 +128,7 @@ def current_user(db: Session, principal: Principal) -> User:
 @router.post(
     "/auth/register",
     status_code=201,
-    summary="Register a developer account",
+    summary="注册开发者账号",
     response_model=Registered,
     responses=problem_responses(400, 401, 403, 413, 429, 503),
 )
@@ -160,7 +160,7 @@ def register(
 
 @router.post(
     "/auth/login",
-    summary="Sign in: a user access token",
+    summary="登录：获取用户访问令牌",
     response_model=UserToken,
     responses=problem_responses(400, 401, 413, 429, 503),
 )
@@ -178,7 +178,7 @@ def login(body: Credentials, request: Request, db: SessionDep, services: Service
 
 @router.get(
     "/api/v1/me",
-    summary="The signed-in account",
+    summary="当前登录的账号",
     response_model=UserSummary,
     responses=problem_responses(401, 403, 429, 503),
 )
@@ -188,7 +188,7 @@ def me(principal: AnyUser, db: SessionDep) -> User:
 
 @router.get(
     "/api/v1/me/consents",
-    summary="Apps you authorized to read your own data",
+    summary="我授权读取本人数据的应用",
     response_model=ConsentPage,
     responses=problem_responses(401, 403, 429, 503),
 )
@@ -201,7 +201,7 @@ def consents(principal: Developer, db: SessionDep) -> dict[str, Any]:
 
 @router.post(
     "/api/v1/me/consents/{consent_id}/withdraw",
-    summary="Withdraw a consent",
+    summary="撤回个人授权",
     response_model=ConsentSummary,
     responses=problem_responses(400, 401, 403, 404, 429, 503),
 )
@@ -226,7 +226,7 @@ def withdraw(
 @router.post(
     "/api/v1/apps",
     status_code=201,
-    summary="Register an app (OAuth client)",
+    summary="创建应用（OAuth 客户端）",
     response_model=CreatedApp,
     responses=problem_responses(400, 401, 403, 413, 429, 503),
 )
@@ -260,7 +260,7 @@ def create_app(
 
 @router.get(
     "/api/v1/apps",
-    summary="Your apps",
+    summary="我的应用",
     response_model=AppPage,
     responses=problem_responses(401, 403, 429, 503),
 )
@@ -273,7 +273,7 @@ def list_apps(principal: Developer, db: SessionDep) -> dict[str, Any]:
 
 @router.post(
     "/api/v1/apps/{client_id}/rotate-secret",
-    summary="Issue a new client secret",
+    summary="重新生成客户端密钥",
     response_model=RotatedSecret,
     responses=problem_responses(401, 403, 404, 429, 503),
 )

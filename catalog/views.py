@@ -18,7 +18,7 @@ router = APIRouter(prefix="/api/v1", tags=["catalog"])
 @router.get(
     "/datasets",
     response_class=JSONResponse,
-    summary="Search the catalog",
+    summary="检索数据目录",
     response_model=DatasetPage,
     responses=problem_responses(400, 401, 429, 503),
 )
@@ -44,7 +44,7 @@ def list_datasets(
 @router.get(
     "/datasets/{dataset_id}",
     response_class=JSONResponse,
-    summary="Dataset detail",
+    summary="数据集详情（元数据与字段字典）",
     response_model=DatasetDetail,
     responses=problem_responses(401, 404, 429, 503),
 )
@@ -61,7 +61,7 @@ def get_dataset(dataset_id: str, db: SessionDep, include_closed: SeesClosedDep) 
 @router.get(
     "/catalog.jsonld",
     response_class=JSONLDResponse,
-    summary="Catalog as DCAT",
+    summary="以 DCAT（JSON-LD）发布的数据目录",
     response_model=DcatCatalog,
     responses=problem_responses(401, 429, 503),
 )

@@ -22,7 +22,7 @@ def build_router(engine: Engine, *, redis_url: str | None = None) -> APIRouter:
 
     @router.get(
         "/healthz",
-        summary="The process is up",
+        summary="存活探针：进程在运行",
         response_model=Liveness,
         responses=problem_responses(401),
     )
@@ -31,7 +31,7 @@ def build_router(engine: Engine, *, redis_url: str | None = None) -> APIRouter:
 
     @router.get(
         "/readyz",
-        summary="The database (and Redis, when configured) answer",
+        summary="就绪探针：数据库（及已配置的 Redis）可用",
         response_model=Readiness,
         responses=problem_responses(401, 503),
     )

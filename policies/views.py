@@ -136,7 +136,7 @@ def application_of(db: Session, application_id: int) -> Application:
 @router.post(
     "/applications",
     status_code=201,
-    summary="Apply for conditional data",
+    summary="申请使用有条件开放数据",
     response_model=ApplicationSummary,
     responses=problem_responses(400, 401, 403, 404, 413, 429, 503),
 )
@@ -175,7 +175,7 @@ def apply(
 
 @router.get(
     "/applications",
-    summary="Your applications",
+    summary="我的用数申请",
     response_model=ApplicationPage,
     responses=problem_responses(401, 403, 429, 503),
 )
@@ -190,7 +190,7 @@ def my_applications(principal: Developer, db: SessionDep) -> dict[str, Any]:
 
 @router.get(
     "/applications/{application_id}",
-    summary="One of your applications",
+    summary="查看我的一条申请",
     response_model=ApplicationSummary,
     responses=problem_responses(400, 401, 403, 404, 429, 503),
 )
@@ -203,7 +203,7 @@ def my_application(application_id: RowId, principal: Developer, db: SessionDep) 
 
 @router.get(
     "/admin/applications",
-    summary="Applications to review",
+    summary="待审核的申请",
     response_model=ApplicationPage,
     responses=problem_responses(400, 401, 403, 429, 503),
 )
@@ -221,7 +221,7 @@ def review_queue(
 
 @router.post(
     "/admin/applications/{application_id}/approve",
-    summary="Approve (with conditions)",
+    summary="批准申请（可附条件）",
     response_model=GrantSummary,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
 )
@@ -249,7 +249,7 @@ def approve(
 
 @router.post(
     "/admin/applications/{application_id}/reject",
-    summary="Reject with a reason",
+    summary="驳回申请（须说明原因）",
     response_model=ApplicationSummary,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
 )
@@ -273,7 +273,7 @@ def reject(
 @router.post(
     "/admin/grants",
     status_code=201,
-    summary="Grant directly (授权运营)",
+    summary="直接授权（授权运营）",
     response_model=GrantSummary,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
 )
@@ -326,7 +326,7 @@ def direct(
 
 @router.get(
     "/admin/grants",
-    summary="Every grant",
+    summary="全部授权",
     response_model=GrantPage,
     responses=problem_responses(401, 403, 429, 503),
 )
@@ -357,7 +357,7 @@ def change_status(
 
 @router.post(
     "/admin/grants/{grant_id}/revoke",
-    summary="Revoke (effective at once)",
+    summary="撤销授权（立即生效）",
     response_model=GrantSummary,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
 )
@@ -371,7 +371,7 @@ def revoke(
 
 @router.post(
     "/admin/grants/{grant_id}/reinstate",
-    summary="Lift a suspension (effective at once)",
+    summary="解除授权暂停（立即生效）",
     response_model=GrantSummary,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
 )
@@ -385,7 +385,7 @@ def reinstate(
 
 @router.get(
     "/admin/notices",
-    summary="Notices for data administrators (e.g. suspensions)",
+    summary="数据管理员通知（如授权被暂停）",
     response_model=NoticePage,
     responses=problem_responses(400, 401, 403, 429, 503),
 )
@@ -403,7 +403,7 @@ def notices(
 
 @router.post(
     "/admin/notices/{notice_id}/read",
-    summary="Mark a notice read",
+    summary="将通知标为已读",
     response_model=NoticeSummary,
     responses=problem_responses(400, 401, 403, 404, 429, 503),
 )
