@@ -103,7 +103,7 @@ def issue_user_token(issuer: TokenIssuer, user: User, ttl: int | None = None) ->
     )
 
 
-def account_services(request: Request) -> AccountServices:
+async def account_services(request: Request) -> AccountServices:
     return request.app.state.account_services
 
 

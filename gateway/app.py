@@ -142,27 +142,25 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(analysis_api.build_router(engine, hosted_catalog, access, events))
     app.include_router(catalog_views.router)
     app.include_router(grant_views.router)
-    app.include_router(
-        oauth_views.build_router(
-            security.oauth,
-            security.keys,
-            engine=engine,
-            client_ip=client_ip,
-            start_identity=provider.begin if provider is not None else None,
-        )
+    app.state.oauth_services = oauth_views.OAuthServices(
+        server=security.oauth,
+        keys=security.keys,
+        engine=engine,
+        client_ip=client_ip,
+        start_identity=provider.begin if provider is not None else None,
     )
-    app.include_router(
-        identity_views.build_router(
-            engine=engine,
-            provider=security.identity_provider,
-            revocations=security.revocations,
-            identity_key=security.identity_key,
-        )
+    app.include_router(oauth_views.router)
+    app.state.identity_services = identity_views.IdentityServices(
+        provider=security.identity_provider,
+        revocations=security.revocations,
+        identity_key=security.identity_key,
     )
-    app.include_router(admin_views.build_router(engine, security.revocations))
+    app.include_router(identity_views.router)
+    app.include_router(admin_views.router)
     app.include_router(account_views.router)
     app.include_router(audit_views.router)
-    app.include_router(health.build_router(engine, redis_url=settings.redis_url))
+    app.state.readiness_redis = health.redis_client(settings.redis_url)
+    app.include_router(health.router)
     docs.install(app)
     openapi_document.install(app)
 
