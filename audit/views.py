@@ -28,9 +28,9 @@ from audit.stats import default_since, stats
 from audit.verify import verify
 from auth.models import Role
 from auth.principal import Principal, require_role
-from catalog.problem_schema import problem_responses
 from catalog.request_state import EngineDep
 from catalog.row_id import BigRowId, RowId
+from kernel.problem_schema import problem_responses
 
 
 def _moment(value: str | None, *, end: bool = False) -> str | None:
@@ -56,7 +56,7 @@ SignerDep = Annotated[Signer, Depends(signer_of)]
 
 @router.get(
     "/events",
-    summary="Search events (newest first)",
+    summary="检索审计事件（最新在前）",
     response_model=EventPage,
     responses=problem_responses(400, 401, 403, 429, 503),
 )
@@ -95,7 +95,7 @@ def events(
 
 @router.get(
     "/events/{seq}",
-    summary="One event",
+    summary="查看一条审计事件",
     response_model=AuditEvent,
     responses=problem_responses(400, 401, 403, 404, 429, 503),
 )
@@ -109,7 +109,7 @@ def event(seq: BigRowId, _: Auditor, engine: EngineDep) -> dict[str, Any]:
 
 @router.get(
     "/events/{seq}/proof",
-    summary="Merkle inclusion proof (RFC 9162) of one event against a signed checkpoint",
+    summary="单条事件相对已签名检查点的 Merkle 包含证明（RFC 9162）",
     response_model=InclusionProof,
     responses=problem_responses(400, 401, 403, 404, 409, 429, 503),
 )
@@ -127,7 +127,7 @@ def proof(
 
 @router.get(
     "/export",
-    summary="Events of a time range as JSONL with a signed manifest (offline-verifiable)",
+    summary="导出一段时间的审计事件（JSONL 与签名清单，可离线核验）",
     response_class=StreamingResponse,
     responses={200: JSONL_BUNDLE, **problem_responses(400, 401, 403, 409, 429, 503)},
 )
@@ -156,7 +156,7 @@ def export(
 
 @router.get(
     "/stats",
-    summary="Counts, top consumers, denials and anomaly flags",
+    summary="审计统计：计数、调用最多的应用、拒绝与异常标记",
     response_model=Stats,
     responses=problem_responses(400, 401, 403, 429, 503),
 )
@@ -177,7 +177,7 @@ def dashboard(
 
 @router.get(
     "/verify",
-    summary="Re-compute the chain and check every checkpoint",
+    summary="重算哈希链并核对每个检查点",
     response_model=VerifyReport,
     responses=problem_responses(401, 403, 429, 503),
 )
@@ -188,7 +188,7 @@ def verify_log(_: Auditor, engine: EngineDep, signer: SignerDep) -> VerifyReport
 
 @router.get(
     "/checkpoints",
-    summary="Signed checkpoints, oldest first",
+    summary="已签名的检查点（按时间先后）",
     response_model=Checkpoints,
     responses=problem_responses(401, 403, 429, 503),
 )
@@ -199,7 +199,7 @@ def checkpoints(_: Auditor, engine: EngineDep, signer: SignerDep) -> dict[str, A
 
 @router.get(
     "/public-key",
-    summary="The Ed25519 key that signs checkpoints and exports (PEM)",
+    summary="签署检查点与导出的 Ed25519 公钥（PEM）",
     response_class=PlainTextResponse,
     responses={200: PEM, **problem_responses(401, 429)},
 )

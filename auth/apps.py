@@ -12,12 +12,12 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session, select
 
-from auth.models import App, User
+from auth.models import PUBLIC_SECRET_HASH, App, User
 from auth.outbound import OutboundPolicy, OutboundRefused
 from auth.revocations import PrincipalState, Revocations
 from auth.secrets import digest, new_token
-from catalog.models import iso_utc, utcnow
-from catalog.problems import Problem
+from kernel.clock import utcnow
+from kernel.problems import Problem
 
 
 def _check_redirect_uris(uris: list[str]) -> list[str]:
@@ -134,7 +134,7 @@ def own_app(session: Session, *, owner: User, client_id: str) -> App:
 def rotate_secret(session: Session, *, app: App, revocations: Revocations) -> str:
     """A new client secret; every token issued under the old one stops on the next
     request (tokens carry the secret epoch `sep`)."""
-    if is_public(app):
+    if app.is_public:
         raise Problem(400, "invalid_parameter", f"应用 {app.client_id} 是公开客户端，没有密钥")
     secret = new_token(32)
     app.client_secret_hash = digest(secret)
@@ -167,33 +167,3 @@ def _changed(session: Session, app: App, revocations: Revocations) -> App:
         f"client:{app.client_id}", PrincipalState(app.is_active, epoch=app.secret_epoch)
     )
     return app
-
-
-def app_summary(app: App) -> dict:
-    return {
-        "client_id": app.client_id,
-        "name": app.name,
-        "redirect_uris": app.redirect_uris,
-        "client_type": "public" if is_public(app) else "confidential",
-        "token_endpoint_auth_methods": auth_methods(app),
-        "jwks_uri": app.jwks_uri,
-        "is_active": app.is_active,
-        "created_at": iso_utc(app.created_at),
-        "secret_rotated_at": iso_utc(app.secret_rotated_at),
-    }
-
-
-PUBLIC_SECRET_HASH = ""
-
-
-def is_public(app: App) -> bool:
-    return app.client_secret_hash == PUBLIC_SECRET_HASH
-
-
-def auth_methods(app: App) -> list[str]:
-    if is_public(app):
-        return ["none"]
-    methods = ["client_secret_basic", "client_secret_post"]
-    if app.jwks or app.jwks_uri:
-        methods.append("private_key_jwt")
-    return methods

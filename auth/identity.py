@@ -25,8 +25,8 @@ from auth.models import Consent, RefreshToken, User
 from auth.revocations import Revocations
 from auth.secrets import identity_hmac
 from catalog.identifiers import is_valid_id_number
-from catalog.models import utcnow
-from catalog.problems import Problem
+from kernel.clock import utcnow
+from kernel.problems import Problem
 
 # Consent tokens live at most the access-token lifetime; a consent key outlives them.
 CONSENT_REVOCATION = timedelta(days=31)

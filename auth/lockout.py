@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, delete
 
 from auth.models import LoginFailure
-from catalog.models import aware, utcnow
+from kernel.clock import aware, utcnow
 
 log = logging.getLogger("opengate.auth")
 

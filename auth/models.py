@@ -13,7 +13,7 @@ from enum import StrEnum
 from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
 
-from catalog.models import utcnow
+from kernel.clock import utcnow
 
 
 class Role(StrEnum):
@@ -24,6 +24,10 @@ class Role(StrEnum):
     data_admin = "data_admin"
     auditor = "auditor"
     sysadmin = "sysadmin"
+
+
+# A public client (a mobile app) has no secret: PKCE S256 stands in for it.
+PUBLIC_SECRET_HASH = ""
 
 
 class User(SQLModel, table=True):
@@ -47,6 +51,10 @@ class User(SQLModel, table=True):
     # (auth/revocations.py), so a token issued before the change stops on the next request.
     state_changed_at: datetime | None = Field(default=None, index=True)
 
+    @property
+    def identity_linked(self) -> bool:
+        return self.identity_hmac is not None
+
 
 class App(SQLModel, table=True):
     """A developer's app: an OAuth 2.0 client."""
@@ -66,6 +74,24 @@ class App(SQLModel, table=True):
     # Bumped by every secret rotation; tokens carry it as `sep` and die when it moves on.
     secret_epoch: int = 0
     state_changed_at: datetime | None = Field(default=None, index=True)
+
+    # What the API shows of a client, derived from the row (read by auth.schemas.AppSummary).
+    @property
+    def is_public(self) -> bool:
+        return self.client_secret_hash == PUBLIC_SECRET_HASH
+
+    @property
+    def client_type(self) -> str:
+        return "public" if self.is_public else "confidential"
+
+    @property
+    def token_endpoint_auth_methods(self) -> list[str]:
+        if self.is_public:
+            return ["none"]
+        methods = ["client_secret_basic", "client_secret_post"]
+        if self.jwks or self.jwks_uri:
+            methods.append("private_key_jwt")
+        return methods
 
 
 class Consent(SQLModel, table=True):

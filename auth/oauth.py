@@ -49,7 +49,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from auth.apps import auth_methods, is_public
 from auth.models import App, AuthorizationCode, RefreshToken, UsedAssertion, User
 from auth.models import Revocation as RevocationRow
 from auth.outbound import Limits, OutboundPolicy, OutboundRefused, fetch
@@ -57,7 +56,7 @@ from auth.revocations import Revocations
 from auth.scopes import APP_SCOPE, DatasetLookup, ScopeTarget, app_scope, person_scope
 from auth.secrets import digest, matches, new_token
 from auth.tokens import InvalidToken, TokenClaims, TokenIssuer, TokenVerifier
-from catalog.models import utcnow
+from kernel.clock import utcnow
 
 log = logging.getLogger("opengate.auth")
 # Authlib logs issued tokens at DEBUG ("Issue token {...}"). Whatever level the operator
@@ -149,16 +148,16 @@ class OAuthClient(ClientMixin):
         return redirect_uri in self.app.redirect_uris  # exact match, RFC 9700 §4.1.3
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return not is_public(self.app) and matches(client_secret, self.app.client_secret_hash)
+        return not self.app.is_public and matches(client_secret, self.app.client_secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return method in auth_methods(self.app)
+        return method in self.app.token_endpoint_auth_methods
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code"
 
     def check_grant_type(self, grant_type: str) -> bool:
-        if is_public(self.app):  # nobody to authenticate: no token of the app's own
+        if self.app.is_public:  # nobody to authenticate: no token of the app's own
             return grant_type in ("authorization_code", "refresh_token")
         return grant_type in ("client_credentials", "authorization_code", "refresh_token")
 
@@ -441,7 +440,7 @@ def authenticate_public(query_client: Any, request: PlainRequest) -> OAuthClient
     client = query_client(client_id)
     if client is None:
         raise InvalidClientError(description="The client does not exist on this server.")
-    if not is_public(client.app):
+    if not client.app.is_public:
         return None  # a confidential client must authenticate; Authlib refuses it
     sent_secret = (
         request.payload.data.get("client_secret")
@@ -605,7 +604,7 @@ class OAuthServer(AuthorizationServer):
             return
         person: PersonGrant = request.user
         family = person.family_id or new_token(12)
-        public = is_public(request.client.app)
+        public = request.client.app.is_public
         lifetime = PUBLIC_REFRESH_LIFETIME if public else REFRESH_LIFETIME
         with Session(self.engine) as session:
             session.add(

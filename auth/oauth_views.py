@@ -5,19 +5,22 @@ Each endpoint reads the request body on the event loop, then runs Authlib's sync
 core in a worker thread, so a database or key operation never blocks other requests.
 OAuth errors keep the RFC 6749 shape (`error`, `error_description`) that every client
 library reads, with the gateway's problem members (`code`, `request_id`, …) beside them.
-"""
 
-from __future__ import annotations
+Routes at module level (no `from __future__ import annotations`: FastAPI reads the
+dependency aliases); what they need is `app.state.oauth_services`.
+"""
 
 from base64 import b64decode
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl, unquote, urlencode
 
 import orjson
 from authlib.oauth2 import OAuth2Error
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
@@ -41,10 +44,10 @@ from auth.schemas import (
 )
 from auth.scopes import PersonRequest, ScopeError, person_scope
 from auth.strict_limits import strict_limit
-from catalog.models import utcnow
-from catalog.problem_schema import problem_responses
-from catalog.problems import Problem
-from catalog.responses import JSONResponse
+from kernel.clock import utcnow
+from kernel.problem_schema import problem_responses
+from kernel.problems import Problem
+from kernel.responses import JSONResponse
 
 NOT_VERIFIED = "该账号尚未实名核验，无法进行个人授权；请持本人有效身份证件由平台管理员核验"
 OAUTH_ERROR_CODES = {401: "unauthorized", 403: "forbidden"}
@@ -122,247 +125,276 @@ def _note_client(request: Request, form: list[tuple[str, str]]) -> None:
     )
 
 
-def build_router(
-    server: OAuthServer,
-    keys: KeyRing,
-    *,
-    engine: Any,
-    client_ip: Callable[[Request], str],
-    start_identity: Callable[[int, str], str] | None = None,
-) -> APIRouter:
-    """`start_identity(user_id, return_to)`: the identity provider's authorization URL for
-    an account to prove who it is and come back to `return_to` (None: no provider)."""
-    router = APIRouter(tags=["oauth"])
-    can_verify = start_identity is not None
+@dataclass(frozen=True)
+class OAuthServices:
+    """What the app factory puts on `app.state.oauth_services` for these routes.
 
-    @router.post(
-        "/oauth/token",
-        summary="Token endpoint (RFC 6749)",
-        response_model=TokenAnswer,
-        openapi_extra=FORM_BODY,
-        responses=OAUTH_ERRORS,
+    `start_identity(user_id, return_to)`: the identity provider's authorization URL for an
+    account to prove who it is and come back to `return_to` (None: no provider)."""
+
+    server: OAuthServer
+    keys: KeyRing
+    engine: Engine
+    client_ip: Callable[[Request], str]
+    start_identity: Callable[[int, str], str] | None = None
+
+    @property
+    def can_verify(self) -> bool:
+        return self.start_identity is not None
+
+
+async def oauth_services(request: Request) -> OAuthServices:
+    # async: read in the event loop, no trip through the (on SQLite, one-thread) pool
+    return request.app.state.oauth_services
+
+
+Services = Annotated[OAuthServices, Depends(oauth_services)]
+
+router = APIRouter(tags=["oauth"])
+
+
+@router.post(
+    "/oauth/token",
+    summary="令牌端点（RFC 6749）",
+    response_model=TokenAnswer,
+    openapi_extra=FORM_BODY,
+    responses=OAUTH_ERRORS,
+)
+@audited("token.issue")
+@strict_limit("token")
+async def token(request: Request, services: Services) -> Response:
+    form = await _form(request)
+    _note_client(request, form)
+    plain = _plain(request, "POST", form)
+    result = await run_in_threadpool(services.server.create_token_response, plain)
+    return _response(request, *result)
+
+
+@router.post(
+    "/oauth/introspect",
+    summary="令牌内省（RFC 7662）",
+    response_model=Introspection,
+    openapi_extra=FORM_BODY,
+    responses=OAUTH_ERRORS,
+)
+async def introspect(request: Request, services: Services) -> Response:
+    plain = _plain(request, "POST", await _form(request))
+    result = await run_in_threadpool(
+        services.server.create_endpoint_response, "introspection", plain
     )
-    @audited("token.issue")
-    @strict_limit("token")
-    async def token(request: Request) -> Response:
-        form = await _form(request)
-        _note_client(request, form)
-        plain = _plain(request, "POST", form)
-        result = await run_in_threadpool(server.create_token_response, plain)
-        return _response(request, *result)
+    return _response(request, *result)
 
-    @router.post(
-        "/oauth/introspect",
-        summary="Token introspection (RFC 7662)",
-        response_model=Introspection,
-        openapi_extra=FORM_BODY,
-        responses=OAUTH_ERRORS,
+
+@router.post(
+    "/oauth/revoke",
+    summary="令牌撤销（RFC 7009）",
+    response_model=Revoked,
+    openapi_extra=FORM_BODY,
+    responses=OAUTH_ERRORS,
+)
+@audited("token.revoke")
+async def revoke(request: Request, services: Services) -> Response:
+    form = await _form(request)
+    _note_client(request, form)
+    plain = _plain(request, "POST", form)
+    result = await run_in_threadpool(services.server.create_endpoint_response, "revocation", plain)
+    return _response(request, *result)
+
+
+def refusal(user: User, decision: str | None, asked: PersonRequest, can_verify: bool) -> str | None:
+    """Why this account cannot take this decision on the consent page, or None."""
+    if user.role != "developer":
+        return "该账号不能进行个人授权"
+    if decision == "verify":
+        if user.identity_hmac is not None:
+            return "该账号已完成实名核验，请直接点击“同意授权”"
+        return None if can_verify else NOT_VERIFIED
+    if user.identity_hmac is None and asked.personal is not None:
+        return NOT_VERIFIED + ("；可点击“通过统一身份认证核验身份”" if can_verify else "")
+    return None
+
+
+def consent_request(
+    server: OAuthServer, plain: PlainRequest
+) -> tuple[Any, PersonRequest, dict[str, Any]]:
+    """Validate an authorization request; what the consent page shows. The scope is
+    checked by the grant (`invalid_scope` for anything auth/scopes.py does not know)."""
+    grant = server.get_consent_grant(plain)
+    asked = person_scope(plain.payload.scope, server.scope_lookup)
+    purpose = plain.payload.data.get("purpose", "").strip()
+    # A purpose is asked for where personal data is: a person's own rows (`:self`).
+    if asked.needs_purpose and not 2 <= len(purpose) <= 200:
+        raise ValueError("缺少使用目的（purpose，2–200 字）：申请读取本人数据须说明用途")
+    if len(purpose) > 200:
+        raise ValueError("使用目的 purpose 不能超过 200 字")
+    try:
+        days = int(plain.payload.data.get("duration_days", "30"))
+    except ValueError:
+        days = 0
+    if not 1 <= days <= 365:
+        raise ValueError("授权期限 duration_days 须为 1–365 天")
+    return (
+        grant,
+        asked,
+        {
+            "app_name": grant.client.app.name,
+            "datasets": list(asked.titles.items()),
+            "personal": asked.personal,
+            "purpose": purpose,
+            "duration_days": days,
+        },
     )
-    async def introspect(request: Request) -> Response:
-        plain = _plain(request, "POST", await _form(request))
-        result = await run_in_threadpool(server.create_endpoint_response, "introspection", plain)
-        return _response(request, *result)
 
-    @router.post(
-        "/oauth/revoke",
-        summary="Token revocation (RFC 7009)",
-        response_model=Revoked,
-        openapi_extra=FORM_BODY,
-        responses=OAUTH_ERRORS,
+
+def note_decision(request: Request, asked: PersonRequest, shown: dict[str, Any]) -> None:
+    """What the person was asked, for the consent.decide event."""
+    dataset = asked.personal or next(iter(asked.titles))
+    note(
+        request,
+        resource=f"datasets/{dataset}",
+        purpose=shown["purpose"] or None,
+        detail={
+            "scope": asked.scope,
+            "datasets": list(asked.titles),
+            "personal_dataset": asked.personal,
+            "duration_days": shown["duration_days"],
+        },
     )
-    @audited("token.revoke")
-    async def revoke(request: Request) -> Response:
-        form = await _form(request)
-        _note_client(request, form)
-        plain = _plain(request, "POST", form)
-        result = await run_in_threadpool(server.create_endpoint_response, "revocation", plain)
-        return _response(request, *result)
 
-    def refusal(user: User, decision: str | None, asked: PersonRequest) -> str | None:
-        """Why this account cannot take this decision on the consent page, or None."""
-        if user.role != "developer":
-            return "该账号不能进行个人授权"
-        if decision == "verify":
-            if user.identity_hmac is not None:
-                return "该账号已完成实名核验，请直接点击“同意授权”"
-            return None if can_verify else NOT_VERIFIED
-        if user.identity_hmac is None and asked.personal is not None:
-            return NOT_VERIFIED + ("；可点击“通过统一身份认证核验身份”" if can_verify else "")
-        return None
 
-    def consent_request(plain: PlainRequest) -> tuple[Any, PersonRequest, dict[str, Any]]:
-        """Validate an authorization request; what the consent page shows. The scope is
-        checked by the grant (`invalid_scope` for anything auth/scopes.py does not know)."""
-        grant = server.get_consent_grant(plain)
-        asked = person_scope(plain.payload.scope, server.scope_lookup)
-        purpose = plain.payload.data.get("purpose", "").strip()
-        # A purpose is asked for where personal data is: a person's own rows (`:self`).
-        if asked.needs_purpose and not 2 <= len(purpose) <= 200:
-            raise ValueError("缺少使用目的（purpose，2–200 字）：申请读取本人数据须说明用途")
-        if len(purpose) > 200:
-            raise ValueError("使用目的 purpose 不能超过 200 字")
-        try:
-            days = int(plain.payload.data.get("duration_days", "30"))
-        except ValueError:
-            days = 0
-        if not 1 <= days <= 365:
-            raise ValueError("授权期限 duration_days 须为 1–365 天")
-        return (
-            grant,
-            asked,
-            {
-                "app_name": grant.client.app.name,
-                "datasets": list(asked.titles.items()),
-                "personal": asked.personal,
-                "purpose": purpose,
-                "duration_days": days,
-            },
+@router.get(
+    "/oauth/authorize",
+    response_class=HTMLResponse,
+    summary="Consent page (个人授权)",
+    responses={400: HTML_ERROR, **problem_responses(401, 429, 503)},
+)
+async def authorize_page(request: Request, services: Services) -> Response:
+    plain = _plain(request, "GET", [])
+    try:
+        _grant, _asked, shown = await run_in_threadpool(consent_request, services.server, plain)
+    except (OAuth2Error, ValueError) as exc:
+        return HTMLResponse(error_page(_describe(exc)), status_code=400)
+    hidden = [(k, v) for k, v in request.query_params.multi_items()]
+    return HTMLResponse(
+        consent_page(hidden=hidden, can_verify=services.can_verify, **shown),
+        headers=NO_FRAMING,
+    )
+
+
+@router.post("/oauth/authorize", include_in_schema=False)
+@audited("consent.decide")
+@strict_limit("login")  # the consent page signs the person in
+async def authorize_decision(request: Request, services: Services) -> Response:
+    submitted = await _form(request)
+    params = [(k, v) for k, v in submitted if k not in CONSENT_FIELDS]
+    values = dict(submitted)
+    plain = _plain(request, "POST", params)
+    plain._args = dict(params)  # the consent page posts the query back as the form
+    decision = values.get("decision")
+    claimed = (values.get("client_id") or "")[:64]
+    # The evidence (contract-audit §8.2): who decided, for which app, on what, and how.
+    note(request, client_id=claimed or None, detail={"decision": decision or "deny"})
+
+    def sign_in(session: Session) -> User:
+        return user_service.authenticate(
+            session,
+            username=values.get("username", ""),
+            password=values.get("password", ""),
+            ip=services.client_ip(request),
         )
 
-    def note_decision(request: Request, asked: PersonRequest, shown: dict[str, Any]) -> None:
-        """What the person was asked, for the consent.decide event."""
-        dataset = asked.personal or next(iter(asked.titles))
-        note(
-            request,
-            resource=f"datasets/{dataset}",
-            purpose=shown["purpose"] or None,
-            detail={
-                "scope": asked.scope,
-                "datasets": list(asked.titles),
-                "personal_dataset": asked.personal,
-                "duration_days": shown["duration_days"],
-            },
-        )
-
-    @router.get(
-        "/oauth/authorize",
-        response_class=HTMLResponse,
-        summary="Consent page (个人授权)",
-        responses={400: HTML_ERROR, **problem_responses(401, 429, 503)},
-    )
-    async def authorize_page(request: Request) -> Response:
-        plain = _plain(request, "GET", [])
+    def decide() -> Response:
         try:
-            _grant, _asked, shown = await run_in_threadpool(consent_request, plain)
+            grant, asked, shown = consent_request(services.server, plain)
         except (OAuth2Error, ValueError) as exc:
+            note(request, detail={"error": "invalid_request", "reason": _describe(exc)[:200]})
             return HTMLResponse(error_page(_describe(exc)), status_code=400)
-        hidden = [(k, v) for k, v in request.query_params.multi_items()]
-        return HTMLResponse(
-            consent_page(hidden=hidden, can_verify=can_verify, **shown), headers=NO_FRAMING
-        )
-
-    @router.post("/oauth/authorize", include_in_schema=False)
-    @audited("consent.decide")
-    @strict_limit("login")  # the consent page signs the person in
-    async def authorize_decision(request: Request) -> Response:
-        submitted = await _form(request)
-        params = [(k, v) for k, v in submitted if k not in CONSENT_FIELDS]
-        values = dict(submitted)
-        plain = _plain(request, "POST", params)
-        plain._args = dict(params)  # the consent page posts the query back as the form
-        decision = values.get("decision")
-        claimed = (values.get("client_id") or "")[:64]
-        # The evidence (contract-audit §8.2): who decided, for which app, on what, and how.
-        note(request, client_id=claimed or None, detail={"decision": decision or "deny"})
-
-        def sign_in(session: Session) -> User:
-            return user_service.authenticate(
-                session,
-                username=values.get("username", ""),
-                password=values.get("password", ""),
-                ip=client_ip(request),
-            )
-
-        def decide() -> Response:
-            try:
-                grant, asked, shown = consent_request(plain)
-            except (OAuth2Error, ValueError) as exc:
-                note(request, detail={"error": "invalid_request", "reason": _describe(exc)[:200]})
-                return HTMLResponse(error_page(_describe(exc)), status_code=400)
-            note_decision(request, asked, shown)
-            if decision not in ("approve", "verify"):
-                # Refusing needs no proof of who one is; when the form names the person
-                # (it asks for the account on both buttons), the event does too.
-                note(request, outcome="denied", detail={"decision": "deny"})
-                if values.get("username") and values.get("password"):
-                    with Session(engine) as session:
-                        try:
-                            note(request, actor=f"user:{sign_in(session).username}")
-                        except Problem:
-                            note(request, detail={"signed_in": False})
-                return _response(
-                    request,
-                    *server.create_authorization_response(plain, grant_user=None, grant=grant),
-                )
-            with Session(engine) as session:
-                try:
-                    user = sign_in(session)
-                except Problem as problem:
-                    # who tried, even when refused (as user.login names it)
-                    note(request, actor=f"user:{values.get('username', '')[:64]}")
-                    page = consent_page(
-                        hidden=params, error=problem.detail, can_verify=can_verify, **shown
-                    )
-                    return HTMLResponse(page, status_code=problem.status, headers=NO_FRAMING)
-                note(request, actor=f"user:{user.username}")
-                reason = refusal(user, decision, asked)
-                if reason is None and decision == "verify":
-                    # Prove who you are at the identity provider, then come back here.
-                    back = "/oauth/authorize?" + urlencode(params)
-                    user_id = user.id
-                    # End this transaction first: on SQLite a POST's transaction holds the
-                    # write lock, and starting the proof writes from a session of its own.
-                    session.commit()
+        note_decision(request, asked, shown)
+        if decision not in ("approve", "verify"):
+            # Refusing needs no proof of who one is; when the form names the person
+            # (it asks for the account on both buttons), the event does too.
+            note(request, outcome="denied", detail={"decision": "deny"})
+            if values.get("username") and values.get("password"):
+                with Session(services.engine) as session:
                     try:
-                        url = start_identity(user_id, back)  # type: ignore[arg-type,misc]
-                    except ProofError as exc:
-                        reason = exc.message
-                    else:
-                        return Response(status_code=303, headers={"Location": url, **NO_FRAMING})
-                if reason is not None:
-                    note(request, outcome="denied", detail={"refused": reason})
-                    page = consent_page(hidden=params, error=reason, can_verify=can_verify, **shown)
-                    return HTMLResponse(page, status_code=403, headers=NO_FRAMING)
-                consent = Consent(
-                    user_id=user.id,  # type: ignore[arg-type]
-                    client_id=grant.client.get_client_id(),
-                    # "" when only open data was asked for: the consent covers no own rows.
-                    dataset_id=asked.personal or "",
-                    purpose=shown["purpose"],
-                    scope=asked.scope,
-                    expires_at=utcnow() + timedelta(days=shown["duration_days"]),
-                )
-                session.add(consent)
-                session.commit()
-                session.refresh(consent)
-                note(request, detail={"consent_id": consent.id})
-                person = PersonGrant(session.get(User, user.id), consent.id)  # type: ignore[arg-type]
+                        note(request, actor=f"user:{sign_in(session).username}")
+                    except Problem:
+                        note(request, detail={"signed_in": False})
             return _response(
                 request,
-                *server.create_authorization_response(plain, grant_user=person, grant=grant),
+                *services.server.create_authorization_response(plain, grant_user=None, grant=grant),
             )
+        with Session(services.engine) as session:
+            try:
+                user = sign_in(session)
+            except Problem as problem:
+                # who tried, even when refused (as user.login names it)
+                note(request, actor=f"user:{values.get('username', '')[:64]}")
+                page = consent_page(
+                    hidden=params, error=problem.detail, can_verify=services.can_verify, **shown
+                )
+                return HTMLResponse(page, status_code=problem.status, headers=NO_FRAMING)
+            note(request, actor=f"user:{user.username}")
+            reason = refusal(user, decision, asked, services.can_verify)
+            if reason is None and decision == "verify":
+                # Prove who you are at the identity provider, then come back here.
+                back = "/oauth/authorize?" + urlencode(params)
+                user_id = user.id
+                # End this transaction first: on SQLite a POST's transaction holds the
+                # write lock, and starting the proof writes from a session of its own.
+                session.commit()
+                try:
+                    url = services.start_identity(user_id, back)  # type: ignore[arg-type,misc]
+                except ProofError as exc:
+                    reason = exc.message
+                else:
+                    return Response(status_code=303, headers={"Location": url, **NO_FRAMING})
+            if reason is not None:
+                note(request, outcome="denied", detail={"refused": reason})
+                page = consent_page(
+                    hidden=params, error=reason, can_verify=services.can_verify, **shown
+                )
+                return HTMLResponse(page, status_code=403, headers=NO_FRAMING)
+            consent = Consent(
+                user_id=user.id,  # type: ignore[arg-type]
+                client_id=grant.client.get_client_id(),
+                # "" when only open data was asked for: the consent covers no own rows.
+                dataset_id=asked.personal or "",
+                purpose=shown["purpose"],
+                scope=asked.scope,
+                expires_at=utcnow() + timedelta(days=shown["duration_days"]),
+            )
+            session.add(consent)
+            session.commit()
+            session.refresh(consent)
+            note(request, detail={"consent_id": consent.id})
+            person = PersonGrant(session.get(User, user.id), consent.id)  # type: ignore[arg-type]
+        return _response(
+            request,
+            *services.server.create_authorization_response(plain, grant_user=person, grant=grant),
+        )
 
-        return await run_in_threadpool(decide)
+    return await run_in_threadpool(decide)
 
-    @router.get(
-        "/.well-known/oauth-authorization-server",
-        summary="RFC 8414 metadata",
-        response_model=ServerMetadata,
-        responses=problem_responses(401),
-    )
-    def metadata() -> JSONResponse:
-        return JSONResponse(server.metadata())
 
-    @router.get(
-        "/.well-known/jwks.json",
-        summary="Token signing keys",
-        response_model=JWKSet,
-        responses=problem_responses(401, 503),
-    )
-    def jwks() -> JSONResponse:
-        return JSONResponse(keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
+@router.get(
+    "/.well-known/oauth-authorization-server",
+    summary="授权服务器元数据（RFC 8414）",
+    response_model=ServerMetadata,
+    responses=problem_responses(401),
+)
+def metadata(services: Services) -> JSONResponse:
+    return JSONResponse(services.server.metadata())
 
-    return router
+
+@router.get(
+    "/.well-known/jwks.json",
+    summary="令牌签名公钥（JWKS）",
+    response_model=JWKSet,
+    responses=problem_responses(401, 503),
+)
+def jwks(services: Services) -> JSONResponse:
+    return JSONResponse(services.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
 def _describe(exc: Exception) -> str:

@@ -40,7 +40,7 @@ from sqlmodel import Session
 from auth.models import IdentityLogin, IdentityTokenSeen
 from auth.secrets import digest, new_token
 from catalog.identifiers import is_valid_id_number
-from catalog.models import utcnow
+from kernel.clock import utcnow
 
 log = logging.getLogger("opengate.auth")
 

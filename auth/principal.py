@@ -16,7 +16,7 @@ from starlette.requests import Request
 from auth.models import Role
 from auth.revocations import Revocations
 from auth.tokens import InvalidToken, TokenVerifier
-from catalog.problems import Problem
+from kernel.problems import Problem
 
 REALM = 'Bearer realm="opengate"'
 # RFC 6750 §3: header values are ASCII, so the Chinese reason goes in the body only.

@@ -37,7 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from auth.models import App, Revocation, User
-from catalog.problems import Problem
+from kernel.problems import Problem
 
 log = logging.getLogger("opengate.auth")
 STATE_TTL = 3600  # Redis keeps a change this long; the database mirror has it within `poll`

@@ -1,29 +1,44 @@
-"""OpenAPI response schemas of the account, app, consent and OAuth routes. They describe
-what the routes render; the routes answer with their own responses."""
+"""Response schemas of the account, app, consent and OAuth routes. The account, app and
+consent models render their rows (`from_attributes`; the field order is the order clients
+get); the OAuth ones only describe what the protocol code answers itself."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from auth.models import Role
-from catalog.problem_schema import (
+from catalog.schemas import UtcTime
+from kernel.problem_schema import (
     PROBLEM_MEDIA_TYPE,
     PROBLEM_REF,
     STATUS_MEANINGS,
     problem_responses,
 )
 
+FROM_ROWS = ConfigDict(from_attributes=True)
+
 
 class UserSummary(BaseModel):
+    model_config = FROM_ROWS
+
     id: int
     username: str
     role: Role
     email: str
     organization: str
     identity_linked: bool
-    created_at: str
+    identity_proof: str | None = Field(description="how the identity was proven; null: unlinked")
+    identity_verified_at: UtcTime | None
+    created_at: UtcTime
+
+    @model_validator(mode="after")
+    def _only_when_linked(self) -> UserSummary:
+        # An unlinked account proves nothing, whatever its row still holds.
+        if not self.identity_linked:
+            self.identity_proof = self.identity_verified_at = None
+        return self
 
 
 class UserToken(BaseModel):
@@ -33,14 +48,16 @@ class UserToken(BaseModel):
 
 
 class ConsentSummary(BaseModel):
+    model_config = FROM_ROWS
+
     id: int
     client_id: str
     dataset_id: str
     purpose: str
     scope: str
-    created_at: str
-    expires_at: str
-    withdrawn_at: str | None
+    created_at: UtcTime
+    expires_at: UtcTime
+    withdrawn_at: UtcTime | None
 
 
 class ConsentPage(BaseModel):
@@ -49,14 +66,17 @@ class ConsentPage(BaseModel):
 
 
 class AppSummary(BaseModel):
+    model_config = FROM_ROWS
+
     client_id: str
     name: str
     redirect_uris: list[str]
     client_type: str = Field(description="confidential, or public (no secret, PKCE)")
     token_endpoint_auth_methods: list[str]
     jwks_uri: str | None
-    created_at: str
-    secret_rotated_at: str
+    is_active: bool
+    created_at: UtcTime
+    secret_rotated_at: UtcTime
 
 
 class CreatedApp(AppSummary):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from authlib.oauth2.rfc6749.errors import InvalidScopeError
 
-from catalog.problems import Problem
+from kernel.problems import Problem
 
 APP_SCOPE = "data:read"
 SELF = "self"

@@ -13,8 +13,8 @@ from auth import lockout
 from auth.models import Role, User
 from auth.revocations import PrincipalState, Revocations, change_second
 from auth.secrets import hash_password, verify_password
-from catalog.models import utcnow
-from catalog.problems import Problem
+from kernel.clock import utcnow
+from kernel.problems import Problem
 
 log = logging.getLogger("opengate.auth")
 

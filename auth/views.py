@@ -1,18 +1,17 @@
 """Account, app and consent routes: /auth/register, /auth/login, /api/v1/me…, /api/v1/apps.
 
-No `from __future__ import annotations`: FastAPI reads the dependency aliases defined in
-`build_router` at import time.
+Routes at module level; the engine is the app's (`catalog.request_state`), the rest of what
+they need is `app.state.account_services`. Answers are the rows read through `auth.schemas`.
 """
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, EmailStr, Field
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from audit.events import audited, note
@@ -23,6 +22,7 @@ from auth.principal import Principal, require_role
 from auth.revocations import Revocations
 from auth.schemas import (
     AppPage,
+    AppSummary,
     ConsentPage,
     ConsentSummary,
     CreatedApp,
@@ -33,11 +33,12 @@ from auth.schemas import (
 )
 from auth.strict_limits import strict_limit
 from auth.tokens import TokenIssuer
-from catalog.models import iso_utc, utcnow
-from catalog.problem_schema import problem_responses
-from catalog.problems import Problem
-from catalog.responses import JSONResponse
+from catalog.request_state import SessionDep
 from catalog.row_id import RowId
+from kernel.clock import utcnow
+from kernel.problem_schema import problem_responses
+from kernel.problems import Problem
+from kernel.responses import JSONResponse, answer
 
 ALL_ROLES = tuple(Role)
 
@@ -65,28 +66,13 @@ class NewApp(BaseModel):
 
 @dataclass(frozen=True)
 class AccountServices:
-    engine: Engine
+    """What the app factory puts on `app.state.account_services` for these routes."""
+
     issuer: TokenIssuer
     revocations: Revocations
     allow_registration: bool
     jwks_uri_allowlist: list[str]
-    client_ip: object  # Callable[[Request], str]
-
-
-def user_summary(user: User) -> dict:
-    return {
-        "id": user.id,
-        "username": user.username,
-        "role": user.role,
-        "email": user.email,
-        "organization": user.organization,
-        "identity_linked": user.identity_hmac is not None,
-        "identity_proof": user.identity_proof if user.identity_hmac else None,
-        "identity_verified_at": iso_utc(user.identity_verified_at)
-        if user.identity_hmac and user.identity_verified_at
-        else None,
-        "created_at": iso_utc(user.created_at),
-    }
+    client_ip: Callable[[Request], str]
 
 
 REGISTERED = (
@@ -95,29 +81,16 @@ REGISTERED = (
 )
 
 
-def registration_answer(body: Registration) -> dict:
+def registration_answer(body: Registration) -> Registered:
     """The same answer whether or not the name was free: registration is no way to learn
     which names exist (issue 12 finding 13). Only what the caller sent is echoed."""
-    return {
-        "username": body.username,
-        "role": Role.developer.value,
-        "email": str(body.email),
-        "organization": body.organization,
-        "detail": REGISTERED,
-    }
-
-
-def consent_summary(consent: Consent) -> dict:
-    return {
-        "id": consent.id,
-        "client_id": consent.client_id,
-        "dataset_id": consent.dataset_id,
-        "purpose": consent.purpose,
-        "scope": consent.scope,
-        "created_at": iso_utc(consent.created_at),
-        "expires_at": iso_utc(consent.expires_at),
-        "withdrawn_at": iso_utc(consent.withdrawn_at) if consent.withdrawn_at else None,
-    }
+    return Registered(
+        username=body.username,
+        role=Role.developer.value,
+        email=str(body.email),
+        organization=body.organization,
+        detail=REGISTERED,
+    )
 
 
 def issue_user_token(issuer: TokenIssuer, user: User, ttl: int | None = None) -> tuple[str, int]:
@@ -130,183 +103,186 @@ def issue_user_token(issuer: TokenIssuer, user: User, ttl: int | None = None) ->
     )
 
 
-def build_router(services: AccountServices) -> APIRouter:
-    router = APIRouter(tags=["accounts"])
+async def account_services(request: Request) -> AccountServices:
+    return request.app.state.account_services
 
-    def session() -> Iterator[Session]:
-        with Session(services.engine) as s:
-            yield s
 
-    SessionDep = Annotated[Session, Depends(session, scope="function")]  # noqa: N806
-    AnyUser = Annotated[Principal, Depends(require_role(*ALL_ROLES))]  # noqa: N806
-    Developer = Annotated[Principal, Depends(require_role(Role.developer))]  # noqa: N806
+Services = Annotated[AccountServices, Depends(account_services)]
+AnyUser = Annotated[Principal, Depends(require_role(*ALL_ROLES))]
+Developer = Annotated[Principal, Depends(require_role(Role.developer))]
 
-    def current_user(db: Session, principal: Principal) -> User:
-        user = db.get(User, principal.user_id)
-        if user is None or not user.is_active:
-            raise Problem(401, "unauthorized", "账号不存在或已停用")
-        return user
+router = APIRouter(tags=["accounts"])
 
-    @router.post(
-        "/auth/register",
-        status_code=201,
-        summary="Register a developer account",
-        response_model=Registered,
-        responses=problem_responses(400, 401, 403, 413, 429, 503),
-    )
-    @audited("user.register")
-    def register(body: Registration, request: Request, db: SessionDep) -> JSONResponse:
-        if not services.allow_registration:
-            raise Problem(403, "forbidden", "本平台未开放自助注册，请联系管理员")
-        note(request, actor=f"user:{body.username[:64]}")
-        try:
-            user = user_service.create_user(
-                db,
-                username=body.username,
-                password=body.password,
-                role=Role.developer,
-                email=str(body.email),
-                organization=body.organization,
-            )
-        except user_service.UsernameTaken:
-            # The auditor sees it; the caller gets the answer a new name gets.
-            note(request, detail={"result": "username_taken"})
-            return JSONResponse(registration_answer(body), status_code=201)
-        except user_service.UserError as exc:
-            raise Problem(400, "invalid_parameter", str(exc)) from None
-        note(request, resource=f"users/{user.id}", detail={"result": "created"})
-        return JSONResponse(registration_answer(body), status_code=201)
 
-    @router.post(
-        "/auth/login",
-        summary="Sign in: a user access token",
-        response_model=UserToken,
-        responses=problem_responses(400, 401, 413, 429, 503),
-    )
-    @audited("user.login")
-    @strict_limit("login")
-    def login(body: Credentials, request: Request, db: SessionDep) -> JSONResponse:
-        note(request, actor=f"user:{body.username[:64]}")  # who tried, even when refused
-        user = user_service.authenticate(
+# Secrets and tokens: no cache may keep them.
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def current_user(db: Session, principal: Principal) -> User:
+    user = db.get(User, principal.user_id)
+    if user is None or not user.is_active:
+        raise Problem(401, "unauthorized", "账号不存在或已停用")
+    return user
+
+
+@router.post(
+    "/auth/register",
+    status_code=201,
+    summary="注册开发者账号",
+    response_model=Registered,
+    responses=problem_responses(400, 401, 403, 413, 429, 503),
+)
+@audited("user.register")
+def register(
+    body: Registration, request: Request, db: SessionDep, services: Services
+) -> JSONResponse:
+    if not services.allow_registration:
+        raise Problem(403, "forbidden", "本平台未开放自助注册，请联系管理员")
+    note(request, actor=f"user:{body.username[:64]}")
+    try:
+        user = user_service.create_user(
             db,
             username=body.username,
             password=body.password,
-            ip=services.client_ip(request),  # type: ignore[operator]
+            role=Role.developer,
+            email=str(body.email),
+            organization=body.organization,
         )
-        token, expires_in = issue_user_token(services.issuer, user)
-        return JSONResponse(
-            {"access_token": token, "token_type": "Bearer", "expires_in": expires_in},
-            headers={"Cache-Control": "no-store"},
-        )
+    except user_service.UsernameTaken:
+        # The auditor sees it; the caller gets the answer a new name gets.
+        note(request, detail={"result": "username_taken"})
+        return answer(Registered, registration_answer(body), status_code=201)
+    except user_service.UserError as exc:
+        raise Problem(400, "invalid_parameter", str(exc)) from None
+    note(request, resource=f"users/{user.id}", detail={"result": "created"})
+    return answer(Registered, registration_answer(body), status_code=201)
 
-    @router.get(
-        "/api/v1/me",
-        summary="The signed-in account",
-        response_model=UserSummary,
-        responses=problem_responses(401, 403, 429, 503),
+
+@router.post(
+    "/auth/login",
+    summary="登录：获取用户访问令牌",
+    response_model=UserToken,
+    responses=problem_responses(400, 401, 413, 429, 503),
+)
+@audited("user.login")
+@strict_limit("login")
+def login(body: Credentials, request: Request, db: SessionDep, services: Services) -> JSONResponse:
+    note(request, actor=f"user:{body.username[:64]}")  # who tried, even when refused
+    user = user_service.authenticate(
+        db, username=body.username, password=body.password, ip=services.client_ip(request)
     )
-    def me(principal: AnyUser, db: SessionDep) -> JSONResponse:
-        return JSONResponse(user_summary(current_user(db, principal)))
+    token, expires_in = issue_user_token(services.issuer, user)
+    token_answer = UserToken(access_token=token, token_type="Bearer", expires_in=expires_in)  # noqa: S106
+    return answer(UserToken, token_answer, headers=NO_STORE)
 
-    @router.get(
-        "/api/v1/me/consents",
-        summary="Apps you authorized to read your own data",
-        response_model=ConsentPage,
-        responses=problem_responses(401, 403, 429, 503),
-    )
-    def consents(principal: Developer, db: SessionDep) -> JSONResponse:
-        rows = db.exec(
-            select(Consent).where(Consent.user_id == principal.user_id).order_by(Consent.id)
-        ).all()
-        return JSONResponse({"data": [consent_summary(c) for c in rows], "next_cursor": None})
 
-    @router.post(
-        "/api/v1/me/consents/{consent_id}/withdraw",
-        summary="Withdraw a consent",
-        response_model=ConsentSummary,
-        responses=problem_responses(400, 401, 403, 404, 429, 503),
-    )
-    @audited("consent.withdraw")
-    def withdraw(consent_id: RowId, principal: Developer, db: SessionDep) -> JSONResponse:
-        consent = db.get(Consent, consent_id)
-        if consent is None or consent.user_id != principal.user_id:
-            raise Problem(404, "not_found", f"授权 {consent_id} 不存在")
-        if consent.withdrawn_at is None:
-            consent.withdrawn_at = utcnow()
-            db.add(consent)
-            db.commit()
-            # Tokens bound to the consent stop on the next request, on every worker.
-            services.revocations.revoke(
-                f"consent:{consent_id}", time.time() + timedelta(days=31).total_seconds()
-            )
-        return JSONResponse(consent_summary(consent))
+@router.get(
+    "/api/v1/me",
+    summary="当前登录的账号",
+    response_model=UserSummary,
+    responses=problem_responses(401, 403, 429, 503),
+)
+def me(principal: AnyUser, db: SessionDep) -> User:
+    return current_user(db, principal)
 
-    @router.post(
-        "/api/v1/apps",
-        status_code=201,
-        summary="Register an app (OAuth client)",
-        response_model=CreatedApp,
-        responses=problem_responses(400, 401, 403, 413, 429, 503),
-    )
-    @audited("app.create")
-    def create_app(
-        body: NewApp, principal: Developer, db: SessionDep, request: Request
-    ) -> JSONResponse:
-        app, secret = app_service.create_app(
-            db,
-            owner=current_user(db, principal),
-            name=body.name,
-            redirect_uris=body.redirect_uris,
-            jwks=body.jwks,
-            jwks_uri=body.jwks_uri,
-            jwks_uri_allowlist=services.jwks_uri_allowlist,
-            public=body.public,
+
+@router.get(
+    "/api/v1/me/consents",
+    summary="我授权读取本人数据的应用",
+    response_model=ConsentPage,
+    responses=problem_responses(401, 403, 429, 503),
+)
+def consents(principal: Developer, db: SessionDep) -> dict[str, Any]:
+    rows = db.exec(
+        select(Consent).where(Consent.user_id == principal.user_id).order_by(Consent.id)
+    ).all()
+    return {"data": rows, "next_cursor": None}
+
+
+@router.post(
+    "/api/v1/me/consents/{consent_id}/withdraw",
+    summary="撤回个人授权",
+    response_model=ConsentSummary,
+    responses=problem_responses(400, 401, 403, 404, 429, 503),
+)
+@audited("consent.withdraw")
+def withdraw(
+    consent_id: RowId, principal: Developer, db: SessionDep, services: Services
+) -> JSONResponse:
+    consent = db.get(Consent, consent_id)
+    if consent is None or consent.user_id != principal.user_id:
+        raise Problem(404, "not_found", f"授权 {consent_id} 不存在")
+    if consent.withdrawn_at is None:
+        consent.withdrawn_at = utcnow()
+        db.add(consent)
+        db.commit()
+        # Tokens bound to the consent stop on the next request, on every worker.
+        services.revocations.revoke(
+            f"consent:{consent_id}", time.time() + timedelta(days=31).total_seconds()
         )
-        summary = app_service.app_summary(app)
-        note(
-            request,
-            resource=f"apps/{app.client_id}",
-            client_id=app.client_id,
-            detail={
-                "client_type": summary["client_type"],
-                "auth_methods": summary["token_endpoint_auth_methods"],
-                "redirect_uris": len(app.redirect_uris),
-            },
-        )
-        return JSONResponse(
-            {**summary, "client_secret": secret},
-            status_code=201,
-            headers={"Cache-Control": "no-store"},
-        )
+    return answer(ConsentSummary, consent)
 
-    @router.get(
-        "/api/v1/apps",
-        summary="Your apps",
-        response_model=AppPage,
-        responses=problem_responses(401, 403, 429, 503),
+
+@router.post(
+    "/api/v1/apps",
+    status_code=201,
+    summary="创建应用（OAuth 客户端）",
+    response_model=CreatedApp,
+    responses=problem_responses(400, 401, 403, 413, 429, 503),
+)
+@audited("app.create")
+def create_app(
+    body: NewApp, principal: Developer, db: SessionDep, request: Request, services: Services
+) -> JSONResponse:
+    app, secret = app_service.create_app(
+        db,
+        owner=current_user(db, principal),
+        name=body.name,
+        redirect_uris=body.redirect_uris,
+        jwks=body.jwks,
+        jwks_uri=body.jwks_uri,
+        jwks_uri_allowlist=services.jwks_uri_allowlist,
+        public=body.public,
     )
-    def list_apps(principal: Developer, db: SessionDep) -> JSONResponse:
-        rows = app_service.list_apps(db, owner=current_user(db, principal))
-        return JSONResponse(
-            {"data": [app_service.app_summary(a) for a in rows], "next_cursor": None}
-        )
-
-    @router.post(
-        "/api/v1/apps/{client_id}/rotate-secret",
-        summary="Issue a new client secret",
-        response_model=RotatedSecret,
-        responses=problem_responses(401, 403, 404, 429, 503),
+    note(
+        request,
+        resource=f"apps/{app.client_id}",
+        client_id=app.client_id,
+        detail={
+            "client_type": app.client_type,
+            "auth_methods": app.token_endpoint_auth_methods,
+            "redirect_uris": len(app.redirect_uris),
+        },
     )
-    @audited("app.rotate_secret")
-    def rotate_secret(
-        client_id: str, principal: Developer, db: SessionDep, request: Request
-    ) -> JSONResponse:
-        app: App = app_service.own_app(db, owner=current_user(db, principal), client_id=client_id)
-        note(request, resource=f"apps/{app.client_id}", client_id=app.client_id)
-        secret = app_service.rotate_secret(db, app=app, revocations=services.revocations)
-        return JSONResponse(
-            {"client_id": app.client_id, "client_secret": secret},
-            headers={"Cache-Control": "no-store"},
-        )
+    created = CreatedApp(**dict(AppSummary.model_validate(app)), client_secret=secret)
+    return answer(CreatedApp, created, status_code=201, headers=NO_STORE)
 
-    return router
+
+@router.get(
+    "/api/v1/apps",
+    summary="我的应用",
+    response_model=AppPage,
+    responses=problem_responses(401, 403, 429, 503),
+)
+def list_apps(principal: Developer, db: SessionDep) -> dict[str, Any]:
+    return {
+        "data": app_service.list_apps(db, owner=current_user(db, principal)),
+        "next_cursor": None,
+    }
+
+
+@router.post(
+    "/api/v1/apps/{client_id}/rotate-secret",
+    summary="重新生成客户端密钥",
+    response_model=RotatedSecret,
+    responses=problem_responses(401, 403, 404, 429, 503),
+)
+@audited("app.rotate_secret")
+def rotate_secret(
+    client_id: str, principal: Developer, db: SessionDep, request: Request, services: Services
+) -> JSONResponse:
+    app: App = app_service.own_app(db, owner=current_user(db, principal), client_id=client_id)
+    note(request, resource=f"apps/{app.client_id}", client_id=app.client_id)
+    secret = app_service.rotate_secret(db, app=app, revocations=services.revocations)
+    rotated = RotatedSecret(client_id=app.client_id, client_secret=secret)
+    return answer(RotatedSecret, rotated, headers=NO_STORE)

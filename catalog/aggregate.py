@@ -15,9 +15,9 @@ from sqlalchemy.engine import Engine
 
 from catalog.hosted import HostedDataset
 from catalog.models import FieldType
-from catalog.problems import Problem, invalid_parameter
 from catalog.query import FieldAccess, Filter, split_params
 from catalog.statements import condition
+from kernel.problems import Problem, invalid_parameter
 
 RESERVED = frozenset({"group_by", "metrics", "epsilon", "bounds", "format"})
 METRICS = ("count", "sum", "avg", "min", "max")

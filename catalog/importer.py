@@ -31,9 +31,10 @@ from sqlmodel import Session, select
 
 from catalog import csv_copy
 from catalog.hosted import ROW_COLUMN, SUBJECT_COLUMN, build_table, table_name
-from catalog.models import Dataset, DatasetField, DatasetVersion, OpenType, utcnow
+from catalog.models import Dataset, DatasetField, DatasetVersion, OpenType
 from catalog.package import FieldSpec, PackageError, PackageSpec, read_package
 from catalog.values import COPY_CONVERTERS, SQLITE_CONVERTERS, TYPE_NAMES, copy_escape
+from kernel.clock import utcnow
 
 ProgressCallback = Callable[[int, int], None]
 """Called now and then with (bytes read, bytes in the file)."""

@@ -7,26 +7,13 @@ these tables only describe them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def aware(moment: datetime) -> datetime:
-    """SQLite hands datetimes back naive; they were stored as UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def iso_utc(moment: datetime) -> str:
-    if moment.tzinfo is None:  # SQLite hands back naive values; they were stored as UTC
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+from kernel.clock import utcnow
 
 
 class OpenType(StrEnum):

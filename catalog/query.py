@@ -18,8 +18,8 @@ import orjson
 from catalog.cursors import BoundCursors
 from catalog.hosted import ROW_COLUMN, HostedDataset, HostedField
 from catalog.models import FieldType
-from catalog.problems import Problem, invalid_parameter
 from catalog.values import parse_integer, parse_value, to_storage
+from kernel.problems import Problem, invalid_parameter
 
 # `csv_formulas` is the CSV renderer's (gateway.formats); here it is only not a filter.
 RESERVED = frozenset({"fields", "order_by", "limit", "cursor", "format", "csv_formulas"})

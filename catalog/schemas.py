@@ -8,7 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
-from catalog.models import FieldType, OpenType, Pii, iso_utc
+from catalog.models import FieldType, OpenType, Pii
+from kernel.clock import iso_utc
 
 # Row attributes as response models render them (read with `from_attributes`).
 UtcTime = Annotated[
@@ -20,7 +21,12 @@ UtcTime = Annotated[
 OptionalText = Annotated[str | None, AfterValidator(lambda text: text or None)]
 
 
+FROM_ROWS = ConfigDict(from_attributes=True, populate_by_name=True)
+
+
 class DatasetSummary(BaseModel):
+    model_config = FROM_ROWS
+
     id: str
     title: str
     description: str
@@ -32,10 +38,10 @@ class DatasetSummary(BaseModel):
     zone: str
     license: str
     update_frequency: str
-    version: int
+    version: int = Field(validation_alias="current_version")
     row_count: int
-    created_at: str = Field(description="RFC 3339, UTC")
-    updated_at: str = Field(description="RFC 3339, UTC")
+    created_at: UtcTime
+    updated_at: UtcTime
 
 
 class DatasetPage(BaseModel):
@@ -46,6 +52,8 @@ class DatasetPage(BaseModel):
 
 
 class FieldDescription(BaseModel):
+    model_config = FROM_ROWS
+
     name: str
     type: FieldType
     title: str

@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from catalog.models import Dataset, DatasetField, OpenType, iso_utc
-from catalog.problems import not_found
+from catalog.models import Dataset, DatasetField, OpenType
+from kernel.clock import iso_utc
+from kernel.problems import not_found
 
 MAX_PER_PAGE = 100
 
@@ -83,44 +84,6 @@ def dataset_fields(session: Session, *, dataset: Dataset) -> list[DatasetField]:
     )
 
 
-def dataset_summary(dataset: Dataset) -> dict[str, Any]:
-    return {
-        "id": dataset.id,
-        "title": dataset.title,
-        "description": dataset.description,
-        "publisher": dataset.publisher,
-        "theme": dataset.theme,
-        "keywords": dataset.keywords,
-        "open_type": dataset.open_type,
-        "level": dataset.level,
-        "zone": dataset.zone,
-        "license": dataset.license,
-        "update_frequency": dataset.update_frequency,
-        "version": dataset.current_version,
-        "row_count": dataset.row_count,
-        "created_at": iso_utc(dataset.created_at),
-        "updated_at": iso_utc(dataset.updated_at),
-    }
-
-
-def dataset_detail(dataset: Dataset, fields: list[DatasetField]) -> dict[str, Any]:
-    detail = dataset_summary(dataset)
-    detail["primary_key"] = next((f.name for f in fields if f.primary_key), None)
-    detail["fields"] = [
-        {
-            "name": f.name,
-            "type": f.type,
-            "title": f.title,
-            "description": f.description,
-            "level": f.level,
-            "pii": f.pii,
-            "subject_key": f.subject_key,
-        }
-        for f in fields
-    ]
-    return detail
-
-
 DCAT_CONTEXT = {
     "dcat": "http://www.w3.org/ns/dcat#",
     "dct": "http://purl.org/dc/terms/",
@@ -186,9 +149,7 @@ def dcat_catalog(session: Session, *, base_url: str) -> dict[str, Any]:
 __all__ = [
     "MAX_PER_PAGE",
     "CatalogFilter",
-    "dataset_detail",
     "dataset_fields",
-    "dataset_summary",
     "dcat_catalog",
     "get_dataset",
     "search_datasets",

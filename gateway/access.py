@@ -17,8 +17,8 @@ from auth.models import Consent, User
 from auth.principal import principal_of
 from auth.scopes import covers, insufficient_scope
 from catalog.hosted import HostedDataset
-from catalog.models import aware, utcnow
-from catalog.problems import Problem
+from kernel.clock import aware, utcnow
+from kernel.problems import Problem
 from policies.compiled import compile_transform, map_columns
 from policies.decide import Caller, GrantTerms, Plan, decide
 from policies.grants import active_grant

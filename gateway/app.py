@@ -19,7 +19,6 @@ from auth.scopes import ScopeTarget
 from catalog import views as catalog_views
 from catalog.cursors import CursorBox
 from catalog.hosted import HostedCatalog
-from catalog.responses import JSONResponse
 from gateway import analysis_api, data_api, docs, health, openapi_document, problems
 from gateway.access import AccessResolver
 from gateway.audit_trail import AuditMiddleware, NullSink, Sink
@@ -37,6 +36,7 @@ from gateway.ratelimit import RateLimitMiddleware, RateLimits
 from gateway.route_marks import RouteMarks
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
+from kernel.responses import JSONResponse
 from policies import views as grant_views
 
 
@@ -120,6 +120,15 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.security = security
     app.state.audit_writer = writer
     app.state.audit_signer = signer
+    app.state.public_url = settings.issuer.rstrip("/")
+    app.state.sees_closed = _sees_closed
+    app.state.account_services = account_views.AccountServices(
+        issuer=security.issuer,
+        revocations=security.revocations,
+        allow_registration=settings.allow_registration,
+        jwks_uri_allowlist=settings.jwks_uri_prefixes,
+        client_ip=client_ip,
+    )
 
     provider = security.identity_provider
     problems.install(app)
@@ -131,42 +140,27 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         data_api.build_router(engine, hosted_catalog, access, events, cursor_box, settings)
     )
     app.include_router(analysis_api.build_router(engine, hosted_catalog, access, events))
-    app.include_router(
-        catalog_views.build_router(engine, sees_closed=_sees_closed, public_url=settings.issuer)
-    )
+    app.include_router(catalog_views.router)
     app.include_router(grant_views.router)
-    app.include_router(
-        oauth_views.build_router(
-            security.oauth,
-            security.keys,
-            engine=engine,
-            client_ip=client_ip,
-            start_identity=provider.begin if provider is not None else None,
-        )
+    app.state.oauth_services = oauth_views.OAuthServices(
+        server=security.oauth,
+        keys=security.keys,
+        engine=engine,
+        client_ip=client_ip,
+        start_identity=provider.begin if provider is not None else None,
     )
-    app.include_router(
-        identity_views.build_router(
-            engine=engine,
-            provider=security.identity_provider,
-            revocations=security.revocations,
-            identity_key=security.identity_key,
-        )
+    app.include_router(oauth_views.router)
+    app.state.identity_services = identity_views.IdentityServices(
+        provider=security.identity_provider,
+        revocations=security.revocations,
+        identity_key=security.identity_key,
     )
-    app.include_router(admin_views.build_router(engine, security.revocations))
-    app.include_router(
-        account_views.build_router(
-            account_views.AccountServices(
-                engine=engine,
-                issuer=security.issuer,
-                revocations=security.revocations,
-                allow_registration=settings.allow_registration,
-                jwks_uri_allowlist=settings.jwks_uri_prefixes,
-                client_ip=client_ip,
-            )
-        )
-    )
+    app.include_router(identity_views.router)
+    app.include_router(admin_views.router)
+    app.include_router(account_views.router)
     app.include_router(audit_views.router)
-    app.include_router(health.build_router(engine, redis_url=settings.redis_url))
+    app.state.readiness_redis = health.redis_client(settings.redis_url)
+    app.include_router(health.router)
     docs.install(app)
     openapi_document.install(app)
 

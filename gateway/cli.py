@@ -428,7 +428,7 @@ def users_verify_identity(
     import getpass
 
     from auth.identity import IdentityRefused, identity_of, link_identity
-    from catalog.problems import Problem
+    from kernel.problems import Problem
 
     if not id_number_stdin:
         raise_user_error("the identity number is read from standard input: --id-number-stdin")
@@ -541,7 +541,7 @@ def apps_create(
 
     from auth.apps import create_app
     from auth.users import get_user
-    from catalog.problems import Problem
+    from kernel.problems import Problem
 
     settings = _settings()
     _require_schema(settings)

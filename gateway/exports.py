@@ -22,8 +22,8 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from auth.principal import principal_of
-from catalog.problems import Problem
 from gateway.security import client_ip
+from kernel.problems import Problem
 
 log = logging.getLogger("opengate.export")
 # Threads a worker's exports produce their chunks in, all together (PostgreSQL): 200

@@ -24,7 +24,7 @@ from starlette.requests import Request
 
 from catalog.hosted import HostedDataset
 from catalog.models import FieldType
-from catalog.problems import invalid_parameter
+from kernel.problems import invalid_parameter
 from policies.compiled import map_columns
 
 BOM = "\ufeff"

@@ -29,9 +29,9 @@ from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.consent_page import STYLE as CONSENT_STYLE
-from catalog.problems import invalid_parameter
 from gateway.middleware import send_problem
 from gateway.route_marks import routes_in
+from kernel.problems import invalid_parameter
 
 
 def _style_hash(style: str) -> str:

@@ -18,9 +18,9 @@ import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.principal import Authenticator
-from catalog.problems import Problem, problem_document
 from gateway.database import WRITES
 from gateway.problems import failure_problem
+from kernel.problems import Problem, problem_document
 
 log = logging.getLogger("opengate")
 # The access log names query parameters but never their values: a filter value may be an

@@ -20,8 +20,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from audit.events import notes
-from catalog.problems import TITLES, Problem, problem_document
 from kernel.problem_codes import BY_STATUS
+from kernel.problems import TITLES, Problem, problem_document
 
 log = logging.getLogger("opengate")
 

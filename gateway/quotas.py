@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 
-from catalog.problems import Problem
+from kernel.problems import Problem
 from policies.decide import Plan
 from policies.models import GrantUsage, VerifySubjectUsage
 

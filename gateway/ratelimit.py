@@ -33,10 +33,10 @@ from limits.aio.storage import MemoryStorage, RedisStorage
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.principal import Principal
-from catalog.problems import Problem
 from gateway.middleware import send_problem
 from gateway.redis_pipe import ScriptRunner
 from gateway.route_marks import RouteMarks
+from kernel.problems import Problem
 
 if TYPE_CHECKING:
     from gateway.settings import Settings

@@ -19,8 +19,8 @@ import orjson
 from starlette.requests import Request
 
 from catalog.hosted import HostedDataset
-from catalog.problems import invalid_parameter
 from gateway.formats import CsvWriter, escapes_formulas, jsonl_lines
+from kernel.problems import invalid_parameter
 
 Rows = Sequence[Sequence[Any]]
 

@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from catalog.models import OpenType
-from catalog.problem_schema import problem_responses
 from gateway.renderers import RENDERERS
+from kernel.problem_schema import problem_responses
 
 # One row: field name → value after the caller's transform (masked values are strings).
 Row = dict[str, str | int | float | bool | None]

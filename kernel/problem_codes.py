@@ -1,7 +1,7 @@
 """The one table of problem codes: every `code` an error document of the API may carry, its
 Chinese title, and the statuses it is answered with.
 
-`catalog.problems.TITLES` and `gateway.problems.HTTP_CODES` are read from here;
+`kernel.problems` and `gateway.problems.HTTP_CODES` are read from here;
 tests/kernel/test_problem_codes.py holds every `Problem(status, code, …)` of the code to it.
 """
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from catalog.hosted import SUBJECT_COLUMN, HostedDataset, HostedField
 from catalog.models import OpenType
-from catalog.problems import Problem, not_found
 from catalog.values import parse_value, to_storage
+from kernel.problems import Problem, not_found
 from policies.grants import epsilon_bounds
 from policies.transform_rules import default_transform, grantable, stricter
 

@@ -12,9 +12,9 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from catalog.hosted import HostedDataset
-from catalog.models import aware, iso_utc, utcnow
-from catalog.problems import Problem
 from catalog.values import parse_value
+from kernel.clock import aware, iso_utc, utcnow
+from kernel.problems import Problem
 from policies.models import Application, Grant, GrantUsage, GrantVersion, Notice
 from policies.transform_rules import grantable, parse_transform
 

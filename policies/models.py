@@ -13,7 +13,7 @@ from datetime import date, datetime
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from catalog.models import utcnow
+from kernel.clock import utcnow
 
 
 class Application(SQLModel, table=True):

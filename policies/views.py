@@ -12,11 +12,12 @@ from audit.events import audited, note
 from auth.models import App, Role
 from auth.principal import Principal, require_role
 from catalog.hosted import HostedCatalog, HostedDataset
-from catalog.models import utcnow
-from catalog.problem_schema import problem_responses
-from catalog.problems import Problem, not_found
 from catalog.request_state import HostedCatalogDep, SessionDep
 from catalog.row_id import RowId
+from kernel.clock import utcnow
+from kernel.problem_schema import problem_responses
+from kernel.problems import Problem, not_found
+from kernel.responses import JSONResponse, answer
 from policies import grants as service
 from policies.models import Application, Grant, Notice
 from policies.schemas import (
@@ -135,7 +136,7 @@ def application_of(db: Session, application_id: int) -> Application:
 @router.post(
     "/applications",
     status_code=201,
-    summary="Apply for conditional data",
+    summary="申请使用有条件开放数据",
     response_model=ApplicationSummary,
     responses=problem_responses(400, 401, 403, 404, 413, 429, 503),
 )
@@ -146,7 +147,7 @@ def apply(
     db: SessionDep,
     catalog: HostedCatalogDep,
     request: Request,
-) -> Application:
+) -> JSONResponse:
     note(
         request,
         resource=f"datasets/{body.dataset_id}",
@@ -169,12 +170,12 @@ def apply(
     )
     note_application(request, row, "submit")
     note(request, detail={"status": row.status})
-    return row
+    return answer(ApplicationSummary, row, status_code=201)
 
 
 @router.get(
     "/applications",
-    summary="Your applications",
+    summary="我的用数申请",
     response_model=ApplicationPage,
     responses=problem_responses(401, 403, 429, 503),
 )
@@ -189,7 +190,7 @@ def my_applications(principal: Developer, db: SessionDep) -> dict[str, Any]:
 
 @router.get(
     "/applications/{application_id}",
-    summary="One of your applications",
+    summary="查看我的一条申请",
     response_model=ApplicationSummary,
     responses=problem_responses(400, 401, 403, 404, 429, 503),
 )
@@ -202,7 +203,7 @@ def my_application(application_id: RowId, principal: Developer, db: SessionDep) 
 
 @router.get(
     "/admin/applications",
-    summary="Applications to review",
+    summary="待审核的申请",
     response_model=ApplicationPage,
     responses=problem_responses(400, 401, 403, 429, 503),
 )
@@ -220,7 +221,7 @@ def review_queue(
 
 @router.post(
     "/admin/applications/{application_id}/approve",
-    summary="Approve (with conditions)",
+    summary="批准申请（可附条件）",
     response_model=GrantSummary,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
 )
@@ -232,7 +233,7 @@ def approve(
     db: SessionDep,
     catalog: HostedCatalogDep,
     request: Request,
-) -> Grant:
+) -> JSONResponse:
     row = application_of(db, application_id)
     note_application(request, row, "approve")
     granted = service.approve(
@@ -243,19 +244,19 @@ def approve(
         overrides=body.model_dump(exclude_none=True),
     )
     note_grant(request, granted, "approve", application_id=row.id, status=row.status)
-    return granted
+    return answer(GrantSummary, granted)
 
 
 @router.post(
     "/admin/applications/{application_id}/reject",
-    summary="Reject with a reason",
+    summary="驳回申请（须说明原因）",
     response_model=ApplicationSummary,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
 )
 @audited("application.reject")
 def reject(
     application_id: RowId, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
-) -> Application:
+) -> JSONResponse:
     row = application_of(db, application_id)
     note_application(request, row, "reject")
     note(request, detail={"reason": body.reason})
@@ -266,13 +267,13 @@ def reject(
         reason=body.reason,
     )
     note(request, detail={"status": row.status})
-    return row
+    return answer(ApplicationSummary, row)
 
 
 @router.post(
     "/admin/grants",
     status_code=201,
-    summary="Grant directly (授权运营)",
+    summary="直接授权（授权运营）",
     response_model=GrantSummary,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
 )
@@ -283,7 +284,7 @@ def direct(
     db: SessionDep,
     catalog: HostedCatalogDep,
     request: Request,
-) -> Grant:
+) -> JSONResponse:
     note(
         request,
         resource=f"datasets/{body.dataset_id}",
@@ -320,12 +321,12 @@ def direct(
         note="direct grant",
     )
     note_grant(request, granted, "create")
-    return granted
+    return answer(GrantSummary, granted, status_code=201)
 
 
 @router.get(
     "/admin/grants",
-    summary="Every grant",
+    summary="全部授权",
     response_model=GrantPage,
     responses=problem_responses(401, 403, 429, 503),
 )
@@ -356,33 +357,35 @@ def change_status(
 
 @router.post(
     "/admin/grants/{grant_id}/revoke",
-    summary="Revoke (effective at once)",
+    summary="撤销授权（立即生效）",
     response_model=GrantSummary,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
 )
 @audited("grant.revoke")
 def revoke(
     grant_id: RowId, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
-) -> Grant:
-    return change_status(service.revoke, "revoke", grant_id, body, principal, db, request)
+) -> JSONResponse:
+    changed = change_status(service.revoke, "revoke", grant_id, body, principal, db, request)
+    return answer(GrantSummary, changed)
 
 
 @router.post(
     "/admin/grants/{grant_id}/reinstate",
-    summary="Lift a suspension (effective at once)",
+    summary="解除授权暂停（立即生效）",
     response_model=GrantSummary,
     responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
 )
 @audited("grant.reinstate")
 def reinstate(
     grant_id: RowId, body: Reason, principal: DataAdmin, db: SessionDep, request: Request
-) -> Grant:
-    return change_status(service.reinstate, "reinstate", grant_id, body, principal, db, request)
+) -> JSONResponse:
+    changed = change_status(service.reinstate, "reinstate", grant_id, body, principal, db, request)
+    return answer(GrantSummary, changed)
 
 
 @router.get(
     "/admin/notices",
-    summary="Notices for data administrators (e.g. suspensions)",
+    summary="数据管理员通知（如授权被暂停）",
     response_model=NoticePage,
     responses=problem_responses(400, 401, 403, 429, 503),
 )
@@ -400,12 +403,12 @@ def notices(
 
 @router.post(
     "/admin/notices/{notice_id}/read",
-    summary="Mark a notice read",
+    summary="将通知标为已读",
     response_model=NoticeSummary,
     responses=problem_responses(400, 401, 403, 404, 429, 503),
 )
 @audited("notice.read")
-def read_notice(notice_id: RowId, principal: DataAdmin, db: SessionDep) -> Notice:
+def read_notice(notice_id: RowId, principal: DataAdmin, db: SessionDep) -> JSONResponse:
     row = db.get(Notice, notice_id)
     if row is None:
         raise not_found(f"通知 {notice_id} 不存在")
@@ -415,4 +418,4 @@ def read_notice(notice_id: RowId, principal: DataAdmin, db: SessionDep) -> Notic
         db.add(row)
         db.commit()
         db.refresh(row)
-    return row
+    return answer(NoticeSummary, row)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from catalog.problem_schema import STATUS_MEANINGS
-from catalog.problems import Problem
 from kernel.problem_codes import BY_STATUS, CODES
+from kernel.problem_schema import STATUS_MEANINGS
+from kernel.problems import Problem
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("auth", "audit", "catalog", "gateway", "kernel", "keystore", "policies")

@@ -115,6 +115,29 @@ def test_an_embedded_key_made_readable_to_others_is_refused(tmp_path: Path):
     assert_one_line_error(run(["serve"], tmp_path), "chmod 600")
 
 
+@pytest.mark.parametrize("content", ["", "c2hvcnQ=\n", KEY_A[:-8] + "\n", KEY_A + KEY_A])
+def test_an_embedded_key_of_the_wrong_length_refuses_to_start(tmp_path: Path, content: str):
+    """A key file that exists, owner-only, but does not hold 32 bytes: `serve` and `migrate`
+    refuse with one line, and the file is neither replaced nor rewritten."""
+    assert run(["migrate"], tmp_path).returncode == 0
+    embedded = tmp_path / "var" / "master.key"
+    embedded.write_text(content)
+    embedded.chmod(0o600)
+    for command in (["serve"], ["migrate"]):
+        assert_one_line_error(run(command, tmp_path), str(embedded), "32 random bytes")
+    assert embedded.read_text() == content
+    assert stat.S_IMODE(embedded.stat().st_mode) == 0o600
+
+
+def test_a_master_key_file_of_the_wrong_length_is_refused(tmp_path: Path):
+    path = tmp_path / "master-key.txt"
+    path.write_text(base64.b64encode(os.urandom(31)).decode() + "\n")
+    path.chmod(0o600)
+    refused = run(["migrate"], tmp_path, OPENGATE_MASTER_KEY_FILE=str(path))
+    assert_one_line_error(refused, "OPENGATE_MASTER_KEY_FILE", str(path), "32 random bytes")
+    assert not (tmp_path / "var" / "master.key").exists()
+
+
 @pytest.mark.parametrize(
     ("env", "needle"),
     [

@@ -13,7 +13,7 @@ import pytest
 
 from catalog.hosted import HostedDataset, HostedField, build_table
 from catalog.models import FieldType
-from catalog.problems import Problem
+from kernel.problems import Problem
 from policies.decide import Caller, GrantTerms, Plan, decide
 
 TABLE = json.loads((Path(__file__).parent / "decision_table.json").read_text(encoding="utf-8"))
