@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
@@ -38,6 +39,8 @@ from gateway.route_marks import RouteMarks
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
 from policies import views as grant_views
+from portal import csrf
+from portal.session import WebSessions
 
 
 def limit_sync_threads(settings: Settings, engine: Engine) -> None:
@@ -120,6 +123,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.security = security
     app.state.audit_writer = writer
     app.state.audit_signer = signer
+    https = settings.issuer.startswith("https://")
+    app.state.web_sessions = WebSessions(
+        engine, secure=https, lifetime=timedelta(hours=settings.session_hours)
+    )
 
     provider = security.identity_provider
     problems.install(app)
@@ -181,6 +188,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # Added last runs first: security headers, request context, audit, authentication, rate
     # limits, input limits, write intent, routes.
     app.add_middleware(WriteIntentMiddleware)
+    csrf.install(app, cursor_key=keys.cursor, public_origin=settings.issuer, secure=https)
     app.add_middleware(
         InputGuardMiddleware, max_body_bytes=settings.max_body_bytes, router=app.router
     )
@@ -199,5 +207,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         marks=marks,
     )
     app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware, https=settings.issuer.startswith("https://"))
+    app.add_middleware(SecurityHeadersMiddleware, https=https)
     return app

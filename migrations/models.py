@@ -5,3 +5,4 @@ import auth.models  # noqa: F401
 import catalog.models  # noqa: F401
 import keystore.models  # noqa: F401
 import policies.models  # noqa: F401
+import portal.session  # noqa: F401

@@ -1,0 +1,1 @@
+"""The web portal and developer center (contract §10): server-rendered pages."""
