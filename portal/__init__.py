@@ -1,0 +1,3 @@
+"""The public portal (门户): server-rendered Chinese pages over the catalog, 纠错 and 数据需求,
+and the usage cockpit. Templates in `portal/templates`, assets in `portal/static` (served
+by the gateway under `/static/portal/`, nothing from another host)."""
