@@ -39,7 +39,9 @@ from gateway.route_marks import RouteMarks
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
 from policies import views as grant_views
+from portal import assets as portal_assets
 from portal import csrf
+from portal import pages as portal_pages
 from portal.session import WebSessions
 
 
@@ -175,6 +177,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(audit_views.router)
     app.include_router(health.build_router(engine, redis_url=settings.redis_url))
     docs.install(app)
+    # The portal's pages (HTML; the security-headers middleware gives them the §10 headers).
+    app.include_router(portal_pages.router)
+    portal_assets.mount(app)
     openapi_document.install(app)
 
     def is_conditional(dataset_id: str) -> bool:

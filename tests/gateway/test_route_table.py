@@ -47,6 +47,8 @@ PUBLIC = {
     ("GET", "/auth/identity/callback"),
     # anyone may check a checkpoint or an export against the published key
     ("GET", "/api/v1/audit/public-key"),
+    # the public portal's pages (issue 15)
+    ("GET", "/"),
 }
 
 EXPECTED_ROLES = {
@@ -104,7 +106,8 @@ def test_every_route_names_its_required_role(engine: Engine, settings: Settings)
     seen: set[tuple[str, str]] = set()
     for route in walk(app.router.routes):
         if isinstance(route, Mount):
-            assert route.path == "/docs-assets"  # static files of the offline docs
+            # static files of the offline docs and of the portal
+            assert route.path in {"/docs-assets", "/static/portal"}
             continue
         for method in sorted((route.methods or set()) - {"HEAD"}):
             key = (method, route.path)
