@@ -39,10 +39,10 @@ from gateway.route_marks import RouteMarks
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
 from policies import views as grant_views
+from portal import account_pages, csrf, templating
 from portal import assets as portal_assets
-from portal import csrf
 from portal import pages as portal_pages
-from portal.session import WebSessions
+from portal.session import WebSessions, current_account
 
 
 def limit_sync_threads(settings: Settings, engine: Engine) -> None:
@@ -179,6 +179,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     docs.install(app)
     # The portal's pages (HTML; the security-headers middleware gives them the §10 headers).
     app.include_router(portal_pages.router)
+    # Sign-in, the developer center and 我的授权, on the web session (portal/session.py).
+    app.include_router(account_pages.router)
+    templating.set_account_lookup(current_account)
     portal_assets.mount(app)
     openapi_document.install(app)
 

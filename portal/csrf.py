@@ -19,7 +19,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-from html import escape
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.hashes import SHA256
@@ -29,6 +28,7 @@ from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from portal.refusal import refusal_page
 from portal.session import signed_in
 
 FIELD = "csrf_token"
@@ -137,18 +137,26 @@ async def require_csrf(request: Request) -> None:
     tokens_of(request).verify(request, form.get(FIELD))
 
 
-def refusal_page(message: str) -> str:
-    return (
-        '<!doctype html>\n<html lang="zh-CN"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        "<title>请求被拒绝</title></head><body><main><h1>请求被拒绝</h1>"
-        f'<p role="alert">{escape(message)}</p><p><a href="/">返回首页</a></p></main></body></html>'
-    )
-
-
 async def _refused(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, CsrfRefused)
     return HTMLResponse(refusal_page(exc.message), status_code=403)
+
+
+class LazyToken:
+    """The form token of a page, made only if the page's template prints it (a page
+    without a form sets no `og_csrf` cookie)."""
+
+    def __init__(self, conn: HTTPConnection) -> None:
+        self.conn = conn
+        self._value: str | None = None
+
+    def __str__(self) -> str:
+        if self._value is None:
+            self._value = csrf_token(self.conn)
+        return self._value
+
+    def __html__(self) -> str:  # a URL-safe base64 string: nothing to escape
+        return str(self)
 
 
 class CsrfCookieMiddleware:

@@ -67,19 +67,20 @@ class WebSessions:
         self.secure = secure
         self.lifetime = lifetime
 
-    def start(self, user: User, response: Response) -> str:
-        """A new session for `user`; its cookie set on `response`. Returns its key."""
+    def start(self, db: Session, user: User, response: Response) -> str:
+        """A new session for `user`, written in the request's own database session (on
+        SQLite a POST's transaction holds the write lock); its cookie set on `response`.
+        Returns its key."""
         token = secrets.token_urlsafe(32)
         row = WebSession(
             token_hash=_digest(token),
             user_id=user.id,  # type: ignore[arg-type]
             expires_at=utcnow() + self.lifetime,
         )
-        with Session(self.engine) as db:
-            db.add(row)
-            # Expired rows go when someone signs in (bounded table, no sweeper process).
-            db.exec(delete(WebSession).where(col(WebSession.expires_at) < utcnow()))  # type: ignore[call-overload]
-            db.commit()
+        db.add(row)
+        # Expired rows go when someone signs in (bounded table, no sweeper process).
+        db.exec(delete(WebSession).where(col(WebSession.expires_at) < utcnow()))  # type: ignore[call-overload]
+        db.commit()
         response.set_cookie(
             COOKIE,
             token,
