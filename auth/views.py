@@ -129,6 +129,22 @@ def register_developer(request: Request, db: Session, body: Registration) -> Non
     note(request, resource=f"users/{user.id}", detail={"result": "created"})
 
 
+def note_app_created(request: Request, app: App) -> dict:
+    """The app.create event's facts (API and web form alike); the app's summary."""
+    summary = app_service.app_summary(app)
+    note(
+        request,
+        resource=f"apps/{app.client_id}",
+        client_id=app.client_id,
+        detail={
+            "client_type": summary["client_type"],
+            "auth_methods": summary["token_endpoint_auth_methods"],
+            "redirect_uris": len(app.redirect_uris),
+        },
+    )
+    return summary
+
+
 def consent_summary(consent: Consent) -> dict:
     return {
         "id": consent.id,
@@ -268,17 +284,7 @@ def build_router(services: AccountServices) -> APIRouter:
             jwks_uri_allowlist=services.jwks_uri_allowlist,
             public=body.public,
         )
-        summary = app_service.app_summary(app)
-        note(
-            request,
-            resource=f"apps/{app.client_id}",
-            client_id=app.client_id,
-            detail={
-                "client_type": summary["client_type"],
-                "auth_methods": summary["token_endpoint_auth_methods"],
-                "redirect_uris": len(app.redirect_uris),
-            },
-        )
+        summary = note_app_created(request, app)
         return JSONResponse(
             {**summary, "client_secret": secret},
             status_code=201,

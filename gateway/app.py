@@ -39,7 +39,7 @@ from gateway.route_marks import RouteMarks
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
 from policies import views as grant_views
-from portal import account_pages, csrf, templating
+from portal import account_pages, console_access, console_apps, csrf, forms, templating
 from portal import assets as portal_assets
 from portal import pages as portal_pages
 from portal.session import WebSessions, current_account
@@ -181,6 +181,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(portal_pages.router)
     # Sign-in, the developer center and 我的授权, on the web session (portal/session.py).
     app.include_router(account_pages.router)
+    app.include_router(console_apps.router)
+    app.include_router(console_access.router)
+    forms.install(app)
     templating.set_account_lookup(current_account)
     portal_assets.mount(app)
     openapi_document.install(app)

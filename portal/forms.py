@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import parse_qsl, quote
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from starlette.datastructures import FormData
-from starlette.responses import RedirectResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from auth.models import User
 from portal.csrf import FIELD, tokens_of
+from portal.refusal import refusal_page
 from portal.session import current_account
 
 MAX_FIELDS = 200
@@ -61,5 +62,38 @@ def to_login(request: Request) -> RedirectResponse:
     return see_other("/login?next=" + quote(here, safe="/"))
 
 
-def signed_in_user(request: Request) -> User | None:
-    return current_account(request)
+class LoginRequired(Exception):  # noqa: N818 (reads as what the page needs)
+    """The page needs a signed-in account: answered with a redirect to /login."""
+
+
+class NotForRole(Exception):  # noqa: N818
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def need_account(request: Request, *, role: str | None = None) -> User:
+    """The signed-in account (with `role`, when given), or a redirect to /login."""
+    user = current_account(request)
+    if user is None:
+        raise LoginRequired()
+    if role is not None and user.role != role:
+        raise NotForRole(ROLE_PAGES.get(role, "该账号无权访问此页面"))
+    return user
+
+
+ROLE_PAGES = {"developer": "开发者中心仅供开发者账号使用；请用开发者账号登录。"}
+
+
+async def _login_required(request: Request, _exc: Exception) -> Response:
+    return to_login(request)
+
+
+async def _not_for_role(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, NotForRole)
+    return HTMLResponse(refusal_page(exc.message, title="无权访问"), status_code=403)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(NotForRole, _not_for_role)
