@@ -39,7 +39,15 @@ from gateway.route_marks import RouteMarks
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
 from policies import views as grant_views
-from portal import account_pages, console_access, console_apps, csrf, forms, templating
+from portal import (
+    account_pages,
+    console_access,
+    console_apps,
+    csrf,
+    forms,
+    me_pages,
+    templating,
+)
 from portal import assets as portal_assets
 from portal import pages as portal_pages
 from portal.session import WebSessions, current_account
@@ -98,7 +106,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         if hosted is None or hosted.open_type == "closed":
             return None
         personal = any(f.subject_key for f in hosted.fields)
-        return ScopeTarget(hosted.title, hosted.open_type, personal)
+        fields = tuple((f.name, f.title or f.name) for f in hosted.fields)
+        return ScopeTarget(hosted.title, hosted.open_type, personal, fields)
 
     security.oauth.scope_lookup = scope_target
 
@@ -183,6 +192,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(account_pages.router)
     app.include_router(console_apps.router)
     app.include_router(console_access.router)
+    app.include_router(me_pages.router)
     forms.install(app)
     templating.set_account_lookup(current_account)
     portal_assets.mount(app)
