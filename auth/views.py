@@ -107,6 +107,44 @@ def registration_answer(body: Registration) -> dict:
     }
 
 
+def register_developer(request: Request, db: Session, body: Registration) -> None:
+    """Create a developer account (the API's /auth/register and the web form /register):
+    a bad name or password is a 400 Problem; a taken name answers as a free one did."""
+    note(request, actor=f"user:{body.username[:64]}")
+    try:
+        user = user_service.create_user(
+            db,
+            username=body.username,
+            password=body.password,
+            role=Role.developer,
+            email=str(body.email),
+            organization=body.organization,
+        )
+    except user_service.UsernameTaken:
+        # The auditor sees it; the caller gets the answer a new name gets.
+        note(request, detail={"result": "username_taken"})
+        return
+    except user_service.UserError as exc:
+        raise Problem(400, "invalid_parameter", str(exc)) from None
+    note(request, resource=f"users/{user.id}", detail={"result": "created"})
+
+
+def note_app_created(request: Request, app: App) -> dict:
+    """The app.create event's facts (API and web form alike); the app's summary."""
+    summary = app_service.app_summary(app)
+    note(
+        request,
+        resource=f"apps/{app.client_id}",
+        client_id=app.client_id,
+        detail={
+            "client_type": summary["client_type"],
+            "auth_methods": summary["token_endpoint_auth_methods"],
+            "redirect_uris": len(app.redirect_uris),
+        },
+    )
+    return summary
+
+
 def consent_summary(consent: Consent) -> dict:
     return {
         "id": consent.id,
@@ -158,23 +196,7 @@ def build_router(services: AccountServices) -> APIRouter:
     def register(body: Registration, request: Request, db: SessionDep) -> JSONResponse:
         if not services.allow_registration:
             raise Problem(403, "forbidden", "本平台未开放自助注册，请联系管理员")
-        note(request, actor=f"user:{body.username[:64]}")
-        try:
-            user = user_service.create_user(
-                db,
-                username=body.username,
-                password=body.password,
-                role=Role.developer,
-                email=str(body.email),
-                organization=body.organization,
-            )
-        except user_service.UsernameTaken:
-            # The auditor sees it; the caller gets the answer a new name gets.
-            note(request, detail={"result": "username_taken"})
-            return JSONResponse(registration_answer(body), status_code=201)
-        except user_service.UserError as exc:
-            raise Problem(400, "invalid_parameter", str(exc)) from None
-        note(request, resource=f"users/{user.id}", detail={"result": "created"})
+        register_developer(request, db, body)
         return JSONResponse(registration_answer(body), status_code=201)
 
     @router.post(
@@ -262,17 +284,7 @@ def build_router(services: AccountServices) -> APIRouter:
             jwks_uri_allowlist=services.jwks_uri_allowlist,
             public=body.public,
         )
-        summary = app_service.app_summary(app)
-        note(
-            request,
-            resource=f"apps/{app.client_id}",
-            client_id=app.client_id,
-            detail={
-                "client_type": summary["client_type"],
-                "auth_methods": summary["token_endpoint_auth_methods"],
-                "redirect_uris": len(app.redirect_uris),
-            },
-        )
+        summary = note_app_created(request, app)
         return JSONResponse(
             {**summary, "client_secret": secret},
             status_code=201,

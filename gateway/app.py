@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from functools import partial
 
 import anyio.to_thread
@@ -42,8 +43,10 @@ from gateway.settings import Settings
 from participation import views as participation_views
 from participation.overview import OverviewCache
 from policies import views as grant_views
+from portal import account_pages, console_access, console_apps, csrf, forms, templating
 from portal import assets as portal_assets
 from portal import pages as portal_pages
+from portal.session import WebSessions, current_account
 
 
 def limit_sync_threads(settings: Settings, engine: Engine) -> None:
@@ -129,6 +132,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # 纠错 messages keep a quoted level-3/4 value as the audit log keeps a filter value.
     app.state.quote_digest = partial(keyed_digest, keys.audit_digest)
     app.state.overview = OverviewCache(engine)
+    https = settings.issuer.startswith("https://")
+    app.state.web_sessions = WebSessions(
+        engine, secure=https, lifetime=timedelta(hours=settings.session_hours)
+    )
 
     provider = security.identity_provider
     problems.install(app)
@@ -180,6 +187,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     docs.install(app)
     # The portal's pages (HTML; the security-headers middleware gives them the §10 headers).
     app.include_router(portal_pages.router)
+    # Sign-in, the developer center and 我的授权, on the web session (portal/session.py).
+    app.include_router(account_pages.router)
+    app.include_router(console_apps.router)
+    app.include_router(console_access.router)
+    forms.install(app)
+    templating.set_account_lookup(current_account)
     portal_assets.mount(app)
     openapi_document.install(app)
 
@@ -194,6 +207,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # Added last runs first: security headers, request context, audit, authentication, rate
     # limits, input limits, write intent, routes.
     app.add_middleware(WriteIntentMiddleware)
+    csrf.install(app, cursor_key=keys.cursor, public_origin=settings.issuer, secure=https)
     app.add_middleware(
         InputGuardMiddleware, max_body_bytes=settings.max_body_bytes, router=app.router
     )
@@ -212,5 +226,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         marks=marks,
     )
     app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware, https=settings.issuer.startswith("https://"))
+    app.add_middleware(SecurityHeadersMiddleware, https=https)
     return app

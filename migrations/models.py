@@ -6,3 +6,4 @@ import catalog.models  # noqa: F401
 import keystore.models  # noqa: F401
 import participation.models  # noqa: F401
 import policies.models  # noqa: F401
+import portal.session  # noqa: F401

@@ -14,6 +14,8 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
+from portal.csrf import LazyToken
+
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
 STATIC_PREFIX = "/static/portal"
@@ -66,6 +68,8 @@ def render(
         "root": request.scope.get("root_path", ""),
         "static": lambda asset: static_url(request, asset),
         "account": account_of(request),
+        # Printed by a template, the form's hidden csrf_token (portal/csrf.py).
+        "csrf_token": LazyToken(request),
     }
     values.update(context or {})
     return templates.TemplateResponse(request, name, values, status_code=status_code)
