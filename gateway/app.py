@@ -6,12 +6,14 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from functools import partial
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from sqlalchemy.engine import Engine
 
 from audit import views as audit_views
+from audit.events import keyed_digest
 from audit.writer import AuditWriter
 from auth import admin_views, identity_views, oauth_views
 from auth import views as account_views
@@ -38,6 +40,8 @@ from gateway.ratelimit import RateLimitMiddleware, RateLimits
 from gateway.route_marks import RouteMarks
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
+from participation import views as participation_views
+from participation.overview import OverviewCache
 from policies import views as grant_views
 from portal import (
     account_pages,
@@ -134,6 +138,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.security = security
     app.state.audit_writer = writer
     app.state.audit_signer = signer
+    # 纠错 messages keep a quoted level-3/4 value as the audit log keeps a filter value.
+    app.state.quote_digest = partial(keyed_digest, keys.audit_digest)
+    app.state.overview = OverviewCache(engine)
     https = settings.issuer.startswith("https://")
     app.state.web_sessions = WebSessions(
         engine, secure=https, lifetime=timedelta(hours=settings.session_hours)
@@ -184,6 +191,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         )
     )
     app.include_router(audit_views.router)
+    app.include_router(participation_views.router)
     app.include_router(health.build_router(engine, redis_url=settings.redis_url))
     docs.install(app)
     # The portal's pages (HTML; the security-headers middleware gives them the §10 headers).

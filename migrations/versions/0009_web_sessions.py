@@ -1,7 +1,7 @@
 """web sessions: the og_session cookie's server-side rows (issue 15, contract §10)
 
 Revision ID: 0009_web_sessions
-Revises: 0007_key_ring
+Revises: 0008_participation
 Create Date: 2026-12-03 14:00:00.000000
 
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision: str = "0009_web_sessions"
-down_revision: str | Sequence[str] | None = "0007_key_ring"
+down_revision: str | Sequence[str] | None = "0008_participation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

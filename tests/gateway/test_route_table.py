@@ -47,6 +47,12 @@ PUBLIC = {
     ("GET", "/auth/identity/callback"),
     # anyone may check a checkpoint or an export against the published key
     ("GET", "/api/v1/audit/public-key"),
+    # participation (issue 15): anyone may report an error (rate limited) and read
+    # demands and the cockpit's totals
+    ("POST", "/api/v1/datasets/{dataset_id}/feedback"),
+    ("GET", "/api/v1/demands"),
+    ("GET", "/api/v1/demands/{demand_id}"),
+    ("GET", "/api/v1/stats/overview"),
     # the public portal's pages (issue 15)
     ("GET", "/"),
 }
@@ -81,6 +87,22 @@ EXPECTED_ROLES = {
     ("POST", "/api/v1/admin/grants/{grant_id}/reinstate"): {"data_admin"},
     ("GET", "/api/v1/admin/notices"): {"data_admin"},
     ("POST", "/api/v1/admin/notices/{notice_id}/read"): {"data_admin"},
+    ("GET", "/api/v1/me/feedback"): {"developer", "data_admin", "auditor", "sysadmin"},
+    ("POST", "/api/v1/demands"): {"developer", "data_admin", "auditor", "sysadmin"},
+    ("POST", "/api/v1/demands/{demand_id}/second"): {
+        "developer",
+        "data_admin",
+        "auditor",
+        "sysadmin",
+    },
+    ("GET", "/api/v1/me/demands"): {"developer", "data_admin", "auditor", "sysadmin"},
+    ("GET", "/api/v1/admin/feedback"): {"data_admin"},
+    ("POST", "/api/v1/admin/feedback/{feedback_id}/accept"): {"data_admin"},
+    ("POST", "/api/v1/admin/feedback/{feedback_id}/reject"): {"data_admin"},
+    ("POST", "/api/v1/admin/feedback/{feedback_id}/fixed"): {"data_admin"},
+    ("POST", "/api/v1/admin/demands/{demand_id}/answer"): {"data_admin"},
+    ("POST", "/api/v1/admin/demands/{demand_id}/satisfy"): {"data_admin"},
+    ("POST", "/api/v1/admin/demands/{demand_id}/decline"): {"data_admin"},
 }
 
 
