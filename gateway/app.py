@@ -47,6 +47,7 @@ from portal import (
     account_pages,
     console_access,
     console_apps,
+    console_participation,
     csrf,
     forms,
     me_pages,
@@ -201,6 +202,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(console_apps.router)
     app.include_router(console_access.router)
     app.include_router(me_pages.router)
+    app.include_router(console_participation.router)
     forms.install(app)
     templating.set_account_lookup(current_account)
     portal_assets.mount(app)
