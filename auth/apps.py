@@ -120,6 +120,28 @@ def create_app(
     return app, secret
 
 
+def set_keys(
+    session: Session,
+    *,
+    app: App,
+    jwks: dict | None,
+    jwks_uri: str | None,
+    jwks_uri_allowlist: list[str] | None = None,
+) -> App:
+    """Register, replace or clear the public keys the app signs its `private_key_jwt`
+    client assertions with (a JWK Set, or an allow-listed `jwks_uri`)."""
+    if app.is_public and (jwks is not None or jwks_uri is not None):
+        raise Problem(
+            400, "invalid_parameter", "公开客户端没有密钥，不能登记 jwks/jwks_uri", parameter="jwks"
+        )
+    app.jwks = _check_jwks(jwks)
+    app.jwks_uri = _check_jwks_uri(jwks_uri, jwks_uri_allowlist or [])
+    session.add(app)
+    session.commit()
+    session.refresh(app)
+    return app
+
+
 def list_apps(session: Session, *, owner: User) -> list[App]:
     return list(session.exec(select(App).where(App.owner_id == owner.id).order_by(App.created_at)))
 

@@ -4,10 +4,8 @@ Routes at module level; the engine is the app's (`catalog.request_state`), the r
 they need is `app.state.account_services`. Answers are the rows read through `auth.schemas`.
 """
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -16,6 +14,7 @@ from sqlmodel import Session, select
 
 from audit.events import audited, note
 from auth import apps as app_service
+from auth import consents as consent_service
 from auth import users as user_service
 from auth.models import App, Consent, Role, User
 from auth.principal import Principal, require_role
@@ -35,7 +34,6 @@ from auth.strict_limits import strict_limit
 from auth.tokens import TokenIssuer
 from catalog.request_state import SessionDep
 from catalog.row_id import RowId
-from kernel.clock import utcnow
 from kernel.problem_schema import problem_responses
 from kernel.problems import Problem
 from kernel.responses import JSONResponse, answer
@@ -93,6 +91,42 @@ def registration_answer(body: Registration) -> Registered:
     )
 
 
+def register_developer(request: Request, db: Session, body: Registration) -> None:
+    """Create a developer account (the API's /auth/register and the web form /register):
+    a bad name or password is a 400 Problem; a taken name answers as a free one did."""
+    note(request, actor=f"user:{body.username[:64]}")
+    try:
+        user = user_service.create_user(
+            db,
+            username=body.username,
+            password=body.password,
+            role=Role.developer,
+            email=str(body.email),
+            organization=body.organization,
+        )
+    except user_service.UsernameTaken:
+        # The auditor sees it; the caller gets the answer a new name gets.
+        note(request, detail={"result": "username_taken"})
+        return
+    except user_service.UserError as exc:
+        raise Problem(400, "invalid_parameter", str(exc)) from None
+    note(request, resource=f"users/{user.id}", detail={"result": "created"})
+
+
+def note_app_created(request: Request, app: App) -> None:
+    """The app.create event's facts (API and web form alike)."""
+    note(
+        request,
+        resource=f"apps/{app.client_id}",
+        client_id=app.client_id,
+        detail={
+            "client_type": app.client_type,
+            "auth_methods": app.token_endpoint_auth_methods,
+            "redirect_uris": len(app.redirect_uris),
+        },
+    )
+
+
 def issue_user_token(issuer: TokenIssuer, user: User, ttl: int | None = None) -> tuple[str, int]:
     return issuer.issue(
         subject=user.username,
@@ -138,23 +172,7 @@ def register(
 ) -> JSONResponse:
     if not services.allow_registration:
         raise Problem(403, "forbidden", "本平台未开放自助注册，请联系管理员")
-    note(request, actor=f"user:{body.username[:64]}")
-    try:
-        user = user_service.create_user(
-            db,
-            username=body.username,
-            password=body.password,
-            role=Role.developer,
-            email=str(body.email),
-            organization=body.organization,
-        )
-    except user_service.UsernameTaken:
-        # The auditor sees it; the caller gets the answer a new name gets.
-        note(request, detail={"result": "username_taken"})
-        return answer(Registered, registration_answer(body), status_code=201)
-    except user_service.UserError as exc:
-        raise Problem(400, "invalid_parameter", str(exc)) from None
-    note(request, resource=f"users/{user.id}", detail={"result": "created"})
+    register_developer(request, db, body)
     return answer(Registered, registration_answer(body), status_code=201)
 
 
@@ -209,17 +227,12 @@ def consents(principal: Developer, db: SessionDep) -> dict[str, Any]:
 def withdraw(
     consent_id: RowId, principal: Developer, db: SessionDep, services: Services
 ) -> JSONResponse:
-    consent = db.get(Consent, consent_id)
-    if consent is None or consent.user_id != principal.user_id:
-        raise Problem(404, "not_found", f"授权 {consent_id} 不存在")
-    if consent.withdrawn_at is None:
-        consent.withdrawn_at = utcnow()
-        db.add(consent)
-        db.commit()
-        # Tokens bound to the consent stop on the next request, on every worker.
-        services.revocations.revoke(
-            f"consent:{consent_id}", time.time() + timedelta(days=31).total_seconds()
-        )
+    consent = consent_service.withdraw(
+        db,
+        user_id=principal.user_id,  # type: ignore[arg-type]
+        consent_id=consent_id,
+        revocations=services.revocations,
+    )
     return answer(ConsentSummary, consent)
 
 
@@ -244,16 +257,7 @@ def create_app(
         jwks_uri_allowlist=services.jwks_uri_allowlist,
         public=body.public,
     )
-    note(
-        request,
-        resource=f"apps/{app.client_id}",
-        client_id=app.client_id,
-        detail={
-            "client_type": app.client_type,
-            "auth_methods": app.token_endpoint_auth_methods,
-            "redirect_uris": len(app.redirect_uris),
-        },
-    )
+    note_app_created(request, app)
     created = CreatedApp(**dict(AppSummary.model_validate(app)), client_secret=secret)
     return answer(CreatedApp, created, status_code=201, headers=NO_STORE)
 

@@ -1,5 +1,5 @@
-"""Catalog tables: datasets, their published versions and field dictionaries, and the
-feedback (纠错) and demand (数据需求) that users send about them.
+"""Catalog tables: datasets, their published versions and field dictionaries (the feedback
+and demands people send about them are participation's tables).
 
 The rows of a dataset live in a typed table of their own per version (see `hosted.py`);
 these tables only describe them.
@@ -102,35 +102,3 @@ class DatasetField(SQLModel, table=True):
     primary_key: bool = False
     # Whether any row holds null here: keyset pagination needs a null-aware order only then.
     has_nulls: bool = False
-
-
-class Feedback(SQLModel, table=True):
-    """A data-quality report (纠错) about one record or field of a dataset."""
-
-    __tablename__ = "feedback"
-
-    id: int | None = Field(default=None, primary_key=True)
-    dataset_id: str = Field(foreign_key="datasets.id", max_length=64, index=True)
-    field: str | None = Field(default=None, max_length=63)
-    record: str | None = Field(default=None, max_length=200)
-    message: str
-    reporter: str = Field(max_length=64)
-    status: str = Field(default="open", max_length=16)
-    response: str = ""
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
-
-
-class Demand(SQLModel, table=True):
-    """A request for data that is not opened yet (数据需求)."""
-
-    __tablename__ = "demands"
-
-    id: int | None = Field(default=None, primary_key=True)
-    title: str = Field(max_length=200)
-    description: str
-    requester: str = Field(max_length=64)
-    status: str = Field(default="open", max_length=16)
-    response: str = ""
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)

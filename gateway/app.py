@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
+from functools import partial
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
 from sqlalchemy.engine import Engine
 
 from audit import views as audit_views
+from audit.events import keyed_digest
 from audit.writer import AuditWriter
 from auth import admin_views, identity_views, oauth_views
 from auth import views as account_views
@@ -19,7 +22,7 @@ from auth.scopes import ScopeTarget
 from catalog import views as catalog_views
 from catalog.cursors import CursorBox
 from catalog.hosted import HostedCatalog
-from gateway import analysis_api, data_api, docs, health, openapi_document, problems
+from gateway import analysis_api, data_api, docs, health, openapi_document, problems, redoc
 from gateway.access import AccessResolver
 from gateway.audit_trail import AuditMiddleware, NullSink, Sink
 from gateway.client_ip import ClientAddress
@@ -37,7 +40,24 @@ from gateway.route_marks import RouteMarks
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
 from kernel.responses import JSONResponse
+from participation import views as participation_views
+from participation.overview import OverviewCache
 from policies import views as grant_views
+from portal import (
+    account_pages,
+    console_access,
+    console_apps,
+    console_participation,
+    csrf,
+    forms,
+    me_pages,
+    templating,
+)
+from portal import assets as portal_assets
+from portal import cockpit as portal_cockpit
+from portal import demand_pages as portal_demands
+from portal import pages as portal_pages
+from portal.session import WebSessions, current_account
 
 
 def limit_sync_threads(settings: Settings, engine: Engine) -> None:
@@ -93,7 +113,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         if hosted is None or hosted.open_type == "closed":
             return None
         personal = any(f.subject_key for f in hosted.fields)
-        return ScopeTarget(hosted.title, hosted.open_type, personal)
+        fields = tuple((f.name, f.title or f.name) for f in hosted.fields)
+        return ScopeTarget(hosted.title, hosted.open_type, personal, fields)
 
     security.oauth.scope_lookup = scope_target
 
@@ -129,6 +150,13 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         jwks_uri_allowlist=settings.jwks_uri_prefixes,
         client_ip=client_ip,
     )
+    # 纠错 messages keep a quoted level-3/4 value as the audit log keeps a filter value.
+    app.state.quote_digest = partial(keyed_digest, keys.audit_digest)
+    app.state.overview = OverviewCache(engine)
+    https = settings.issuer.startswith("https://")
+    app.state.web_sessions = WebSessions(
+        engine, secure=https, lifetime=timedelta(hours=settings.session_hours)
+    )
 
     provider = security.identity_provider
     problems.install(app)
@@ -161,7 +189,22 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(audit_views.router)
     app.state.readiness_redis = health.redis_client(settings.redis_url)
     app.include_router(health.router)
+    app.include_router(participation_views.router)
     docs.install(app)
+    redoc.install(app)
+    # The portal's pages (HTML; the security-headers middleware gives them the §10 headers).
+    app.include_router(portal_pages.router)
+    app.include_router(portal_cockpit.router)
+    app.include_router(portal_demands.router)
+    # Sign-in, the developer center and 我的授权, on the web session (portal/session.py).
+    app.include_router(account_pages.router)
+    app.include_router(console_apps.router)
+    app.include_router(console_access.router)
+    app.include_router(me_pages.router)
+    app.include_router(console_participation.router)
+    forms.install(app)
+    templating.set_account_lookup(current_account)
+    portal_assets.mount(app)
     openapi_document.install(app)
 
     def is_conditional(dataset_id: str) -> bool:
@@ -175,6 +218,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # Added last runs first: security headers, request context, audit, authentication, rate
     # limits, input limits, write intent, routes.
     app.add_middleware(WriteIntentMiddleware)
+    csrf.install(app, cursor_key=keys.cursor, public_origin=settings.issuer, secure=https)
     app.add_middleware(
         InputGuardMiddleware, max_body_bytes=settings.max_body_bytes, router=app.router
     )
@@ -193,5 +237,5 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         marks=marks,
     )
     app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware, https=settings.issuer.startswith("https://"))
+    app.add_middleware(SecurityHeadersMiddleware, https=https)
     return app

@@ -37,6 +37,7 @@ from gateway.middleware import send_problem
 from gateway.redis_pipe import ScriptRunner
 from gateway.route_marks import RouteMarks
 from kernel.problems import Problem
+from portal.refusal import refusal_page
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -340,14 +341,15 @@ class RateLimitMiddleware:
         ip = self.client_address(scope)
         scope["state"]["client_ip"] = ip
         path: str = scope["path"]
-        if not self.limits.enabled or not path.startswith(LIMITED_PREFIXES):
+        strict = self.marks.strict_rule(scope["method"], path)
+        # A sign-in anywhere (the web form /login included) counts in the one login window.
+        if not self.limits.enabled or (strict is None and not path.startswith(LIMITED_PREFIXES)):
             await self.app(scope, receive, send)
             return
         principal: Principal | None = scope["state"].get("principal")
         dataset = self.marks.dataset_of(path)
         fail_closed = dataset is not None and self.is_conditional(dataset)
         group = route_group(path, data=dataset is not None)
-        strict = self.marks.strict_rule(scope["method"], path)
         try:
             verdict = await self.limits.hit(
                 self.limits.plan(principal, ip, group, strict), fail_closed=fail_closed
@@ -381,4 +383,18 @@ class RateLimitMiddleware:
             },
             limit=verdict.rule.name,
         )
+        if not scope["path"].startswith(LIMITED_PREFIXES):  # a web form: a page, in Chinese
+            await send_html(send, problem)
+            return
         await send_problem(send, problem, scope["state"].get("request_id"))
+
+
+async def send_html(send: Send, problem: Problem) -> None:
+    body = refusal_page(problem.detail, title="操作过于频繁").encode()
+    headers = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in problem.headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": problem.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

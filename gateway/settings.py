@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     sync_threads: int | None = Field(default=None, ge=1)
     access_token_ttl: int = Field(default=600, ge=60, le=3600)
     allow_registration: bool = True
+    # A web sign-in (og_session cookie, contract §10) lasts this long, whatever is done.
+    session_hours: int = Field(default=8, ge=1, le=24 * 30)
     # The verify brake (issue 12): a grant with `verify` and no `verifies_per_day` of its own
     # gets this daily quota; at most `per_subject` calls a day may name one subject value
     # (identity number, phone, bank card, email); this many answers of false in a day
