@@ -21,9 +21,9 @@ from sqlmodel import Session
 from auth.secrets import identity_hmac
 from catalog.importer import import_package
 from catalog.problems import Problem
-from gateway import quotas
 from gateway.database import create_engine
 from gateway.settings import Settings
+from policies import quotas
 from policies.models import Grant
 from tests.auth.helpers import PASSWORD, developer_with_app, user
 from tests.conftest import TestClient
