@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         limit_sync_threads(settings, engine)
         writer.start()
         yield
+        enforcer.close()  # the usage counts gathered in this worker
         writer.close()  # flush, then sign a shutdown checkpoint
         engine.dispose()
 

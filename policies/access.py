@@ -48,7 +48,7 @@ from policies import aggregates, quotas
 from policies.audit_notes import AuditNotes
 from policies.compiled import compile_transform, map_columns
 from policies.decide import Caller, GrantTerms, Plan, decide
-from policies.grants import active_grant
+from policies.grant_reads import GrantReader
 from policies.grants import suspend as suspend_grant
 from policies.models import GrantUsage
 from policies.pseudonyms import derive_app_key
@@ -149,7 +149,14 @@ class Enforcer:
         self.append_events = append_events  # where a grant's automatic suspension is logged
         self._master = pseudonym_master
         self._app_keys: dict[str, bytes] = {}
+        self.grants = GrantReader(engine)
+        self._plans: dict[tuple[Any, ...], tuple[HostedDataset, Plan]] = {}
+        self._maskers: dict[tuple[int, tuple[str, ...]], tuple[Plan, Masker | None]] = {}
         self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """At shutdown: write the counts gathered in this process."""
+        quotas.flush(self.engine)
 
     # -- the door ---------------------------------------------------------------------
 
@@ -185,9 +192,7 @@ class Enforcer:
 
     def plan(self, principal: Principal | None, hosted: HostedDataset, mode: str) -> Plan:
         if hosted.open_type == "unconditional" and principal is None:
-            return decide(
-                caller=Caller("anonymous"), hosted=hosted, mode=mode, dialect=self.dialect
-            )
+            return self._decided(Caller("anonymous"), hosted, mode, None, None)
         # An OAuth token reads only what its scope covers (docs/contract-oauth.md); a
         # sign-in token (scope `user`) is the account's own, governed by its role. A
         # closed dataset is not found whatever the scope says.
@@ -199,10 +204,34 @@ class Enforcer:
         ):
             raise insufficient_scope(hosted.id, mode)
         caller = self.caller(principal)
-        grant = None
-        if hosted.open_type == "conditional":
-            grant = self.grant_terms(caller, hosted.id)
-        return decide(caller=caller, hosted=hosted, mode=mode, grant=grant, dialect=self.dialect)
+        read = None
+        if hosted.open_type == "conditional" and caller.kind == "app" and caller.client_id:
+            read = self.grants.read(caller.client_id, hosted.id)
+        if read is None:
+            return self._decided(caller, hosted, mode, None, None)
+        return self._decided(caller, hosted, mode, *read)
+
+    def _decided(
+        self,
+        caller: Caller,
+        hosted: HostedDataset,
+        mode: str,
+        grant: GrantTerms | None,
+        grant_row: tuple[Any, ...] | None,
+    ) -> Plan:
+        """`decide()`, kept for the same inputs: the same published version (the very
+        object the catalog cache hands out), caller, mode and grant row read this
+        request. A refusal is not kept; it is decided again."""
+        key = (hosted.id, mode, caller, grant_row)
+        kept = self._plans.get(key)
+        if kept is not None and kept[0] is hosted:
+            return kept[1]
+        plan = decide(caller=caller, hosted=hosted, mode=mode, grant=grant, dialect=self.dialect)
+        with self._lock:
+            if len(self._plans) > 4096:
+                self._plans.clear()
+            self._plans[key] = (hosted, plan)
+        return plan
 
     def caller(self, principal: Principal | None) -> Caller:
         """Who asks, for the decision; a person's consent must still be valid."""
@@ -228,29 +257,6 @@ class Enforcer:
             consent_dataset=consent.dataset_id or None,
         )
 
-    def grant_terms(self, caller: Caller, dataset_id: str) -> GrantTerms | None:
-        if caller.kind != "app" or caller.client_id is None:
-            return None
-        with Session(self.engine) as session:
-            row = active_grant(session, client_id=caller.client_id, dataset_id=dataset_id)
-        if row is None:
-            return None
-        return GrantTerms(
-            id=row.id,
-            version=row.version,
-            purpose=row.purpose,  # type: ignore[arg-type]
-            modes=tuple(row.modes),
-            fields=tuple(row.fields) if row.fields is not None else None,
-            transforms=dict(row.transforms),
-            row_filter=dict(row.row_filter),
-            quotas=dict(row.quotas),
-            k=row.k,
-            epsilon=row.epsilon,
-            epsilon_spent=row.epsilon_spent,
-            epsilon_floor=row.epsilon_floor,
-            epsilon_ceiling=row.epsilon_ceiling,
-        )
-
     # -- masking ----------------------------------------------------------------------
 
     def app_key(self, client_id: str) -> bytes:
@@ -263,7 +269,21 @@ class Enforcer:
 
     def masker(self, plan: Plan, hosted: HostedDataset, names: Sequence[str]) -> Masker | None:
         """A function masking a batch of rows of `names` (a column at a time, see
-        `map_columns`), or None when all are clear."""
+        `map_columns`), or None when all are clear; compiled once per plan and names."""
+        key = (id(plan), tuple(names))
+        kept = self._maskers.get(key)
+        if kept is not None and kept[0] is plan:
+            return kept[1]
+        masker = self._compile_masker(plan, hosted, names)
+        with self._lock:
+            if len(self._maskers) > 4096:
+                self._maskers.clear()
+            self._maskers[key] = (plan, masker)
+        return masker
+
+    def _compile_masker(
+        self, plan: Plan, hosted: HostedDataset, names: Sequence[str]
+    ) -> Masker | None:
         steps = []
         for i, name in enumerate(names):
             spec = plan.transform_of(name)
@@ -314,6 +334,7 @@ class Enforcer:
         return answer
 
     def _grant_state(self, grant: GrantTerms) -> dict[str, Any]:
+        quotas.flush(self.engine, grant.id)  # this process's gathered counts first
         with Session(self.engine) as session:
             usage = session.get(GrantUsage, (grant.id, quotas.business_day()))
         used = {

@@ -151,3 +151,18 @@ def test_settings_reach_the_door(settings: Settings, engine: Engine, client: Tes
     enforcer = client.app.state.enforcer
     assert enforcer.brake().per_day == settings.verify_default_per_day
     assert enforcer.export_chunk_rows == settings.export_chunk_rows
+
+
+def test_requests_counted_without_a_limit_count_once_a_limit_is_set(
+    client: TestClient, world: dict
+):
+    """A counter with no limit is gathered in the process, not written per request; a
+    limit set later still counts every request the grant served that day."""
+    direct_grant(client, world)
+    for _ in range(3):
+        assert client.get(f"{URL}/records", headers=world["app"]).status_code == 200
+    direct_grant(client, world, quotas={"requests_per_day": 5})
+    policy = client.get(f"{URL}/policy", headers=world["app"]).json()
+    assert policy["quotas"]["requests_per_day"] == {"limit": 5, "used": 3, "remaining": 2}
+    statuses = [client.get(f"{URL}/records", headers=world["app"]).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
