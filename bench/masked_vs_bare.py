@@ -61,6 +61,9 @@ def compare(label: str, url: str, args: argparse.Namespace) -> None:
                 bare_runs.append(
                     run_wrk(bare_url, seconds=args.seconds, connections=args.connections)
                 )
+                open_runs.append(
+                    run_wrk(open_url, seconds=args.seconds, connections=args.connections)
+                )
     masked, base, opened = median(masked_runs), median(bare_runs), median(open_runs)
     ratio = masked.requests_per_second / base.requests_per_second
     errors = masked.non_2xx + base.non_2xx + opened.non_2xx
