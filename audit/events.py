@@ -50,10 +50,15 @@ def notes(scope: dict[str, Any]) -> dict[str, Any]:
 
 def note(request: _HasScope, **fields: Any) -> None:
     """Add facts to this request's event; `detail` entries are merged."""
+    note_into(notes(request.scope), **fields)
+
+
+def note_into(current: dict[str, Any], **fields: Any) -> None:
+    """`note` on an event's notes held by whoever carries them (a channel that is not an
+    HTTP route passes its own dict)."""
     unknown = set(fields) - NOTE_KEYS
     if unknown:
         raise TypeError(f"not an audit field: {', '.join(sorted(unknown))}")
-    current = notes(request.scope)
     detail = fields.pop("detail", None)
     current.update(fields)
     if detail:

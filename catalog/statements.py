@@ -240,7 +240,7 @@ def fetch_page(
     """One page; `cursors` (the request's binding) seals its `next_cursor`."""
     row_filter = row_filter or {}
     compiled = statements.get(hosted, query, row_filter)
-    rows = _fetch_all(engine, compiled, bound_values(query, row_filter))
+    rows = fetch_all(engine, compiled, bound_values(query, row_filter))
     if compiled.boolean_positions:
         rows = _as_booleans(rows, compiled.boolean_positions)
     next_cursor = None
@@ -255,7 +255,7 @@ def fetch_page(
     return Page(rows, next_cursor)
 
 
-def _fetch_all(engine: Engine, compiled: CompiledStatement, values: Mapping[str, Any]) -> list[Any]:
+def fetch_all(engine: Engine, compiled: CompiledStatement, values: Mapping[str, Any]) -> list[Any]:
     """One statement on a pooled connection, which is back in the pool (its transaction
     ended) before the rows are returned."""
     connection = engine.raw_connection()
@@ -296,7 +296,7 @@ def stream_rows(
     chunk = replace(query, limit=batch, after=None)
     while True:
         compiled = statements.get(hosted, chunk, row_filter)
-        rows = _fetch_all(engine, compiled, bound_values(chunk, row_filter))
+        rows = fetch_all(engine, compiled, bound_values(chunk, row_filter))
         if not rows:
             return
         more = len(rows) > batch  # the statement reads one row more than it hands on

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 from audit import views as audit_views
 from audit.events import keyed_digest
 from audit.writer import AuditWriter
+from audit.writer import append as append_event
 from auth import admin_views, identity_views, oauth_views
 from auth import views as account_views
 from auth.principal import principal_of
@@ -23,10 +24,8 @@ from catalog import views as catalog_views
 from catalog.cursors import CursorBox
 from catalog.hosted import HostedCatalog
 from gateway import analysis_api, data_api, docs, health, openapi_document, problems, redoc
-from gateway.access import AccessResolver
 from gateway.audit_trail import AuditMiddleware, NullSink, Sink
 from gateway.client_ip import ClientAddress
-from gateway.data_events import DataEvents
 from gateway.database import create_engine
 from gateway.hardening import InputGuardMiddleware, SecurityHeadersMiddleware
 from gateway.keys import installation_keys
@@ -43,6 +42,8 @@ from kernel.responses import JSONResponse
 from participation import views as participation_views
 from participation.overview import OverviewCache
 from policies import views as grant_views
+from policies.access import Enforcer, sees_closed
+from policies.quotas import VerifyBrake
 from portal import (
     account_pages,
     console_access,
@@ -80,8 +81,16 @@ only through a grant; closed ones (不予开放) have no data API. Errors are RF
 
 
 def _sees_closed(request: Request) -> bool:
-    principal = principal_of(request)
-    return principal is not None and principal.kind == "user" and principal.role == "data_admin"
+    return sees_closed(principal_of(request))  # the rule is policies'; this is its dependency
+
+
+def verify_brake(settings: Settings) -> VerifyBrake:
+    return VerifyBrake(
+        per_day=settings.verify_default_per_day,
+        per_subject=settings.verify_per_subject_per_day,
+        sweep_misses=settings.verify_sweep_misses,
+        sweep_subjects=settings.verify_sweep_subjects,
+    )
 
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -123,6 +132,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         limit_sync_threads(settings, engine)
         writer.start()
         yield
+        enforcer.close()  # the usage counts gathered in this worker
         writer.close()  # flush, then sign a shutdown checkpoint
         engine.dispose()
 
@@ -161,13 +171,19 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     provider = security.identity_provider
     problems.install(app)
     # The data routes come first: routes are matched in order and these are the hot ones.
-    access = AccessResolver(engine, keys.pseudonym)
-    events = DataEvents(keys.audit_digest)
-    cursor_box = CursorBox(keys.cursor)
-    app.include_router(
-        data_api.build_router(engine, hosted_catalog, access, events, cursor_box, settings)
+    # The one enforcement door of every data channel (policies/access.py).
+    enforcer = app.state.enforcer = Enforcer(
+        engine,
+        hosted_catalog,
+        pseudonym_master=keys.pseudonym,
+        digest_key=keys.audit_digest,
+        cursor_box=CursorBox(keys.cursor),
+        brake=lambda: verify_brake(app.state.settings),
+        export_chunk_rows=settings.export_chunk_rows,
+        append_events=partial(append_event, engine),
     )
-    app.include_router(analysis_api.build_router(engine, hosted_catalog, access, events))
+    app.include_router(data_api.build_router(enforcer, settings))
+    app.include_router(analysis_api.build_router(enforcer))
     app.include_router(catalog_views.router)
     app.include_router(grant_views.router)
     app.state.oauth_services = oauth_views.OAuthServices(

@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 from auth.principal import principal_of
 from gateway.security import client_ip
 from kernel.problems import Problem
+from policies.access import StreamCount
 
 log = logging.getLogger("opengate.export")
 # Threads a worker's exports produce their chunks in, all together (PostgreSQL): 200
@@ -95,17 +96,6 @@ class ExportSlots:
 
     def held(self, caller: str) -> int:
         return self._open.get(caller, 0)
-
-
-class StreamCount:
-    """What a streamed export sent, for its completion event."""
-
-    __slots__ = ("complete", "rows", "stopped")
-
-    def __init__(self) -> None:
-        self.rows = 0
-        self.complete = False
-        self.stopped: str | None = None  # why it ended early: the client stopped reading, left
 
 
 _END = object()

@@ -20,10 +20,10 @@ from sqlmodel import Session
 
 from auth.secrets import identity_hmac
 from catalog.importer import import_package
-from gateway import quotas
 from gateway.database import create_engine
 from gateway.settings import Settings
 from kernel.problems import Problem
+from policies import quotas
 from policies.models import Grant
 from tests.auth.helpers import PASSWORD, developer_with_app, user
 from tests.conftest import TestClient

@@ -3,6 +3,10 @@
 Field names and transforms, never values; filter values on level 3–4 (or personal)
 fields only as keyed digests, so an auditor can see two requests asked for the same
 person without the log holding the identity number.
+
+`AuditNotes` is the only writer of a data request's event fields: the `Access` of the
+request owns one and every fact goes through it, in the order the request learns them.
+A channel hands in the dict its audit reads (an HTTP route: `audit.events.notes(scope)`).
 """
 
 from __future__ import annotations
@@ -10,38 +14,46 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from starlette.requests import Request
-
-from audit.events import keyed_digest, note
+from audit.events import keyed_digest, note_into
 from catalog.hosted import HostedDataset
 from catalog.query import Filter
 from policies.decide import Plan
 
 
-class DataEvents:
-    def __init__(self, digest_key: bytes) -> None:
-        self.digest_key = digest_key
+class AuditNotes:
+    __slots__ = ("digest_key", "store")
 
-    def note_plan(
+    def __init__(self, digest_key: bytes, store: dict[str, Any] | None = None) -> None:
+        self.digest_key = digest_key
+        self.store: dict[str, Any] = {} if store is None else store
+
+    def add(self, **fields: Any) -> None:
+        """Facts for the event; `detail` entries are merged, the rest set."""
+        note_into(self.store, **fields)
+
+    def plan(
         self,
-        request: Request,
         plan: Plan,
         hosted: HostedDataset,
         names: Sequence[str],
         *,
         filters: Iterable[Filter] = (),
+        fields: list[dict[str, str]] | None = None,
         **detail: Any,
     ) -> None:
+        """The plan's facts: resource, the fields sent (`fields` for a mode that sends
+        none, named by what it did with them), grant, purpose, filters as digests."""
         grant = plan.grant
         conditions = {
             f"{f.field}__{f.op}": self.loggable(hosted, f.field, f.value) for f in filters
         }
         if conditions:
             detail["filters"] = conditions
-        note(
-            request,
+        self.add(
             resource=f"datasets/{hosted.id}",
-            fields=[{"name": n, "transform": plan.transform_of(n)} for n in names],
+            fields=fields
+            if fields is not None
+            else [{"name": n, "transform": plan.transform_of(n)} for n in names],
             purpose=grant.purpose if grant else None,
             grant_id=grant.id if grant else None,
             grant_version=grant.version if grant else None,

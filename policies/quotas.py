@@ -4,6 +4,11 @@ rows is trimmed to the remainder, and the answer says so (`X-Quota-Rows-Remainin
 `X-Quota-Trimmed`); with nothing left it is refused with 429 `quota_exceeded` before any
 row is sent. Days are the bureau's business days (UTC+8).
 
+A counter the grant sets no limit on decides nothing, so it is not written per request:
+its counts gather in the process (`Tally`) and are written at most once a second, before
+any limited count of the same grant, before usage is read and at shutdown. A limited
+counter is taken by a conditional UPDATE on every request, exact across workers.
+
 Every data route passes `admit()`; verify has its brake on top (`VerifyBrake`): a daily
 quota even when the reviewer set none, a limit per subject value (counted by keyed
 digest in `grant_verify_subjects`), and a count of misses that suspends the grant when a
@@ -11,9 +16,12 @@ guessing sweep shows."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from weakref import WeakKeyDictionary
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -53,18 +61,87 @@ def _ensure_row(conn: Connection, grant_id: int, day: date) -> None:
     )
 
 
+FLUSH_SECONDS = 1.0
+
+
+class Tally:
+    """Counts of unlimited counters not yet written, per (grant, day, column)."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[int, date, str], int] = {}
+        self._lock = threading.Lock()
+        self._flushed = time.monotonic()
+
+    def add(self, engine: Engine, grant_id: int, column: str, amount: int) -> None:
+        key = (grant_id, business_day(), column)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + amount
+            due = time.monotonic() - self._flushed >= FLUSH_SECONDS
+        if due:
+            self.flush(engine)
+
+    def flush(self, engine: Engine, grant_id: int | None = None) -> None:
+        """Write the gathered counts (only `grant_id`'s when given); on failure they stay
+        gathered and the error is raised."""
+        with self._lock:
+            if grant_id is None:
+                taken, self._counts = self._counts, {}
+                self._flushed = time.monotonic()
+            else:
+                taken = {k: v for k, v in self._counts.items() if k[0] == grant_id}
+                for k in taken:
+                    del self._counts[k]
+        if not taken:
+            return
+        table = GrantUsage.__table__
+        try:
+            with engine.begin() as conn:
+                for (grant, day, column), amount in sorted(taken.items()):  # one lock order
+                    _ensure_row(conn, grant, day)
+                    conn.execute(
+                        sa.update(table)
+                        .where(table.c.grant_id == grant, table.c.day == day)
+                        .values({column: table.c[column] + amount})
+                    )
+        except BaseException:
+            with self._lock:
+                for k, v in taken.items():
+                    self._counts[k] = self._counts.get(k, 0) + v
+            raise
+
+
+_tallies: WeakKeyDictionary[Engine, Tally] = WeakKeyDictionary()
+_tallies_lock = threading.Lock()
+
+
+def tally(engine: Engine) -> Tally:
+    found = _tallies.get(engine)
+    if found is None:
+        with _tallies_lock:
+            found = _tallies.setdefault(engine, Tally())
+    return found
+
+
+def flush(engine: Engine, grant_id: int | None = None) -> None:
+    """Write this process's gathered unlimited counts (before usage is read, at exit)."""
+    found = _tallies.get(engine)
+    if found is not None:
+        found.flush(engine, grant_id)
+
+
 def _take(engine: Engine, grant_id: int, column: str, amount: int, limit: int | None) -> int:
     """Atomically add up to `amount` to today's counter without passing `limit`; how much
-    was taken (0 when nothing is left)."""
+    was taken (0 when nothing is left). Unlimited: gathered, written within a second."""
+    if limit is None:
+        tally(engine).add(engine, grant_id, column, amount)
+        return amount
+    flush(engine, grant_id)  # the limit counts what was gathered before it was set
     table = GrantUsage.__table__
     day = business_day()
     counter = table.c[column]
     with engine.begin() as conn:
         _ensure_row(conn, grant_id, day)
         where = (table.c.grant_id == grant_id, table.c.day == day)
-        if limit is None:
-            conn.execute(sa.update(table).where(*where).values({column: counter + amount}))
-            return amount
         # The conditional UPDATE is the lock: concurrent requests cannot both take the rest.
         for _ in range(5):
             used = conn.execute(sa.select(counter).where(*where)).scalar_one()
