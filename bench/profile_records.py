@@ -23,6 +23,7 @@ from collections.abc import Iterator
 
 from bench.app_token import bearer_header, create_app_credentials
 from bench.common import OUT, PYTHON, free_port, postgres_database, server
+from bench.proc import listening_pid
 from bench.records_vs_bare import prepare
 from bench.wrk import run_wrk
 
@@ -34,12 +35,6 @@ def database(kind: str, tmp: str) -> Iterator[str]:
     else:
         with postgres_database() as url:
             yield url
-
-
-def serve_pid(port: int) -> int:
-    """The process listening on `port` (the one worker of `serve --workers 1`)."""
-    out = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True)
-    return int(out.stdout.split("pid=")[1].split(",")[0])
 
 
 def summarise(collapsed: str, top: int) -> None:
@@ -96,7 +91,7 @@ def main() -> None:
             OUT.mkdir(exist_ok=True)
             raw = OUT / f"profile-{args.database}.txt"
             subprocess.run(
-                [spy, "record", "--pid", str(serve_pid(port)), "--duration", str(args.seconds),
+                [spy, "record", "--pid", str(listening_pid(port)), "--duration", str(args.seconds),
                  "--rate", "250", "--format", "raw", "--output", str(raw), "--gil", "--function"],
                 check=True, capture_output=True,
             )  # fmt: skip

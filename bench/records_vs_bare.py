@@ -18,6 +18,7 @@ from contextlib import ExitStack
 
 from bench.app_token import bearer_header, create_app_credentials
 from bench.common import PYTHON, free_port, postgres_database, server, synthetic_package
+from bench.proc import cpu_seconds, listening_pid
 from bench.wrk import WrkResult, median, require_wrk, run_wrk
 from catalog.importer import import_package
 from gateway.database import create_engine
@@ -93,11 +94,17 @@ def compare(label: str, url: str, data_dir: str, args: argparse.Namespace) -> fl
         run_wrk(bare_url, seconds=2, connections=args.connections)
         gw_runs: list[WrkResult] = []
         bare_runs: list[WrkResult] = []
+        # CPU ms a request of each server process (all its threads), summed over the rounds.
+        cpu = {"gateway": [0.0, 0.0], "bare": [0.0, 0.0]}
+        pids = {"gateway": listening_pid(gw_port), "bare": listening_pid(bare_port)}
         for i in range(args.rounds):
             # Alternate which goes first: outside load drifts during a run.
-            pair = [(gw_runs, gw_url, auth), (bare_runs, bare_url, None)]
-            for runs, target, headers in pair if i % 2 == 0 else pair[::-1]:
+            pair = [("gateway", gw_runs, gw_url, auth), ("bare", bare_runs, bare_url, None)]
+            for name, runs, target, headers in pair if i % 2 == 0 else pair[::-1]:
+                before = cpu_seconds(pids[name])
                 runs.append(run_wrk(target, headers=headers, **load))
+                cpu[name][0] += cpu_seconds(pids[name]) - before
+                cpu[name][1] += runs[-1].requests_per_second * args.seconds
             if args.verbose:
                 print(
                     f"  round {i + 1}: gateway {gw_runs[-1].requests_per_second:.0f} "
@@ -107,12 +114,17 @@ def compare(label: str, url: str, data_dir: str, args: argparse.Namespace) -> fl
     gw, base = median(gw_runs), median(bare_runs)
     ratio = gw.requests_per_second / base.requests_per_second
     tail = gw.p99_ms / base.p99_ms
+    gw_cpu, bare_cpu = (1000 * cpu[n][0] / cpu[n][1] for n in ("gateway", "bare"))
     print(
         f"{label:<11} gateway {gw.requests_per_second:8.0f} req/s  p99 {gw.p99_ms:6.1f} ms | "
         f"bare {base.requests_per_second:8.0f} req/s  p99 {base.p99_ms:6.1f} ms | "
         f"ratio {ratio:.2f} (bar ≥ 0.80) {'ok' if ratio >= 0.8 else 'BELOW'} | "
         f"p99 ratio {tail:.2f} (bar ≤ 1.50) {'ok' if tail <= 1.5 else 'ABOVE'}"
         + (f"  non-2xx: {gw.non_2xx + base.non_2xx}" if gw.non_2xx + base.non_2xx else "")
+    )
+    print(
+        f"{'':<11} CPU a request: gateway {gw_cpu:.2f} ms, bare {bare_cpu:.2f} ms "
+        f"(bare ÷ gateway {bare_cpu / gw_cpu:.2f}: the req/s ratio on an idle core)"
     )
     return ratio
 
