@@ -30,6 +30,7 @@ _INSERT = (
     f"INSERT INTO audit_events ({_STORE_LIST}) "  # noqa: S608
     f"VALUES ({', '.join('?' * len(_STORE_COLUMNS))})"
 )
+INSERT_EVENTS = _INSERT
 COPY_EVENTS = f"COPY audit_events ({_STORE_LIST}) FROM STDIN"
 # JSON columns as text: what was written is what the hash covers.
 SELECT_COLUMNS = ", ".join(f"CAST({c} AS TEXT)" if c in _JSON_COLUMNS else c for c in COLUMNS)
@@ -115,7 +116,12 @@ def insert_rows(conn: Connection, ts: str, rows: Sequence[tuple[Any, int, str, s
         with raw.cursor() as cursor, cursor.copy(COPY_EVENTS) as copy:  # type: ignore[union-attr]
             copy.write(copy_data(ts, rows))
         return
-    conn.exec_driver_sql(_INSERT, [(*e.values, seq, ts, prev, h) for e, seq, prev, h in rows])
+    conn.exec_driver_sql(_INSERT, insert_values(ts, rows))
+
+
+def insert_values(ts: str, rows: Sequence[tuple[Any, int, str, str]]) -> list[tuple[Any, ...]]:
+    """Chained events as the parameters of INSERT_EVENTS (SQLite), one tuple a row."""
+    return [(*e.values, seq, ts, prev, h) for e, seq, prev, h in rows]
 
 
 def event_from_row(row: Sequence[Any]) -> dict[str, Any]:

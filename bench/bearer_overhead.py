@@ -10,12 +10,11 @@ rounds. Bar (issue 3): with ≥ 0.9 × without.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import tempfile
 
 import httpx
 
+from bench.app_token import bearer_header, create_app_credentials
 from bench.common import PYTHON, free_port, server, synthetic_package
 from bench.wrk import median, require_wrk, run_wrk
 from catalog.importer import import_package
@@ -42,32 +41,11 @@ def main() -> None:
             "OPENGATE_DATA_DIR": tmp,
             "OPENGATE_ISSUER": f"http://127.0.0.1:{port}",
         }
+        credentials = create_app_credentials(env)
         cli = [PYTHON, "-m", "gateway.cli"]
-        run_env = {**os.environ, **env}
-        subprocess.run(
-            [*cli, "users", "create", "bench", "--role", "developer"],
-            env=run_env,
-            check=True,
-            capture_output=True,
-        )
-        created = subprocess.run(
-            [*cli, "apps", "create", "--owner", "bench", "--name", "bench", "--json"],
-            env=run_env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        import json
-
-        creds = json.loads(created.stdout)
         with server([*cli, "serve", "--port", str(port)], port, env, "/readyz") as base:
-            token = httpx.post(
-                f"{base}/oauth/token",
-                auth=(creds["client_id"], creds["client_secret"]),
-                data={"grant_type": "client_credentials"},
-            ).json()["access_token"]
+            auth = bearer_header(base, credentials)
             target = f"{base}/api/v1/datasets/bench-records/records?limit=100"
-            auth = {"Authorization": f"Bearer {token}"}
             assert httpx.get(target, headers=auth).status_code == 200
             run_wrk(target, seconds=2)
             run_wrk(target, seconds=2, headers=auth)

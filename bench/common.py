@@ -116,7 +116,7 @@ def server(args: list[str], port: int, env: dict[str, str], ready_path: str) -> 
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a loaded shared machine starts slowly
         while True:
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(base + ready_path, timeout=2).status_code == 200:

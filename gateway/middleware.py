@@ -9,16 +9,18 @@ answer is audited with the status it really had.)
 
 from __future__ import annotations
 
+import binascii
 import logging
+import os
 import re
 import time
-import uuid
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.principal import Authenticator
 from gateway.database import WRITES
+from gateway.logging_config import access_line_handler
 from gateway.problems import failure_problem
 from kernel.problems import Problem, problem_document
 
@@ -36,20 +38,27 @@ RECORD_KEY = re.compile(r"^(/api/v1/datasets/[^/]+/records/)[^/]+$")
 
 def loggable_target(scope: Scope) -> str:
     """Path and query parameter names, without values or record keys."""
-    path = RECORD_KEY.sub(r"\1{key}", scope["path"])
-    names = sorted(
-        {
-            p.split(b"=")[0].decode("latin-1", "replace")
-            for p in scope.get("query_string", b"").split(b"&")
-            if p
-        }
-    )
+    path = scope["path"]
+    if "/records/" in path:
+        path = RECORD_KEY.sub(r"\1{key}", path)
+    query = scope.get("query_string", b"")
+    if not query:
+        return path
+    names = sorted({p.split(b"=")[0].decode("latin-1", "replace") for p in query.split(b"&") if p})
     return f"{path} ?{','.join(names)}" if names else path
+
+
+def new_request_id() -> bytes:
+    """32 random hex digits (what uuid4().hex gave, without building a UUID)."""
+    return binascii.hexlify(os.urandom(16))
 
 
 class RequestContextMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Under `serve` (logging configured before the app is built) the access line is
+        # handed to the batching handler, without a LogRecord.
+        self.access_lines = access_line_handler()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -62,7 +71,7 @@ class RequestContextMiddleware:
                     request_id = value
                 break
         if not request_id:
-            request_id = uuid.uuid4().hex.encode()
+            request_id = new_request_id()
         rid = request_id.decode()
         scope.setdefault("state", {})["request_id"] = rid
         started = False
@@ -87,15 +96,14 @@ class RequestContextMiddleware:
         finally:
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client") or ("-", 0)
-                access_log.info(
-                    '%s "%s %s" %d %.1fms rid=%s',
-                    client[0],
-                    scope["method"],
-                    loggable_target(scope),
-                    status,
-                    (time.perf_counter() - began) * 1000,
-                    rid,
+                line = (
+                    f'{client[0]} "{scope["method"]} {loggable_target(scope)}" {status} '
+                    f"{(time.perf_counter() - began) * 1000:.1f}ms rid={rid}"
                 )
+                if self.access_lines is not None:
+                    self.access_lines.line(line)
+                else:
+                    access_log.info("%s", line)
 
 
 async def send_problem(send: Send, problem: Problem, request_id: str | None) -> None:

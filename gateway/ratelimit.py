@@ -1,5 +1,5 @@
 """Rate limits on `/api/`, `/oauth/` and `/auth/` (contract §7), moving window (exact, which
-the accuracy bar needs): in-process counters (the `limits` library's async MemoryStorage)
+the accuracy bar needs): in-process counters (`gateway.moving_window`, this worker's own)
 by default, Redis when `OPENGATE_REDIS_URL` is set, so a limit holds across every worker
 and host.
 
@@ -25,15 +25,16 @@ import math
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage
+from limits.aio.storage import RedisStorage
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from auth.principal import Principal
 from gateway.middleware import send_problem
+from gateway.moving_window import MovingWindows
 from gateway.redis_pipe import ScriptRunner
 from gateway.route_marks import RouteMarks
 from kernel.problems import Problem
@@ -97,6 +98,22 @@ class Rule:
     name: str
     item: RateLimitItem
 
+    def __post_init__(self) -> None:
+        # Read on every request: computed once (limits builds them anew each call).
+        object.__setattr__(self, "amount", self.item.amount)
+        object.__setattr__(self, "seconds", self.item.get_expiry())
+        probe = self.item.key_for(self.name, "\0")
+        object.__setattr__(self, "_key_parts", probe.split("\0"))
+
+    amount: int = field(init=False, repr=False, compare=False)
+    seconds: int = field(init=False, repr=False, compare=False)
+    _key_parts: list[str] = field(init=False, repr=False, compare=False)
+
+    def key_for(self, who: str) -> str:
+        """limits' key of `who`'s counter (`item.key_for(name, who)`, the same string)."""
+        head, tail = self._key_parts
+        return head + who + tail
+
     @property
     def policy(self) -> str:
         return f'"{self.name}";q={self.item.amount};w={self.item.get_expiry()}'
@@ -146,9 +163,9 @@ def _verdict(
     now = time.time()
     best: Verdict | None = None
     for check, (count, oldest) in zip(checks, windows, strict=True):
-        item = check.rule.item
-        remaining = max(0, item.amount - count)
-        reset_in = max(0, math.ceil(oldest + item.get_expiry() - now))
+        rule = check.rule
+        remaining = max(0, rule.amount - count)
+        reset_in = max(0, math.ceil(oldest + rule.seconds - now))
         if not admitted and remaining == 0:
             return Verdict(check.rule, False, 0, reset_in)
         if best is None or remaining < best.remaining:
@@ -186,7 +203,7 @@ class RateLimits:
             }.items()
             if rate
         }
-        self._memory = MemoryStorage()
+        self._memory = MovingWindows()
         # limits' key prefix: its RedisStorage and MovingWindowRateLimiter (given the same
         # `key_prefix`) read these.
         self._prefix = prefix + ":"
@@ -222,13 +239,13 @@ class RateLimits:
         else:
             caller = self.rules["app"]
             who = principal.client_id or f"user:{principal.subject}"
-        checks = [Check(caller, caller.item.key_for(caller.name, who))]
+        checks = [Check(caller, caller.key_for(who))]
         grouped = self.rules.get(group or "")
         if grouped is not None and not caller.covers(grouped):
-            checks.append(Check(grouped, grouped.item.key_for(grouped.name, who)))
+            checks.append(Check(grouped, grouped.key_for(who)))
         strictly = self.rules.get(strict or "")
         if strictly is not None:
-            checks.append(Check(strictly, strictly.item.key_for(strictly.name, ip)))
+            checks.append(Check(strictly, strictly.key_for(ip)))
         return checks
 
     async def hit(self, checks: Sequence[Check], *, fail_closed: bool) -> Verdict:
@@ -268,35 +285,17 @@ class RateLimits:
         assert self._redis is not None
         args = [repr(time.time()).encode()]
         for check in checks:
-            args += (b"%d" % check.rule.item.amount, b"%d" % check.rule.item.get_expiry())
+            args += (b"%d" % check.rule.amount, b"%d" % check.rule.seconds)
         result = await self._redis([self._prefix + c.key for c in checks], args)
         assert isinstance(result, list)
         windows = [(int(result[i]), float(result[i + 1])) for i in range(1, len(result), 2)]
         return _verdict(checks, bool(result[0]), windows)
 
     async def _hit_memory(self, checks: Sequence[Check]) -> Verdict:
-        """The same on limits' in-process storage (one worker's own counters)."""
-        storage = self._memory
-        windows = []
-        for check in checks:
-            item = check.rule.item
-            start, count = await storage.get_moving_window(
-                check.key, item.amount, item.get_expiry()
-            )
-            windows.append((count, start))
-        admitted = all(
-            c < check.rule.item.amount for check, (c, _) in zip(checks, windows, strict=True)
+        """The same on this worker's own counters."""
+        admitted, windows = self._memory.hit(
+            [(c.key, c.rule.amount, c.rule.seconds) for c in checks]
         )
-        if admitted:
-            now = time.time()
-            for i, check in enumerate(checks):
-                item = check.rule.item
-                admitted = await storage.acquire_entry(check.key, item.amount, item.get_expiry())
-                if not admitted:  # taken meanwhile by a concurrent request of this worker
-                    windows[i] = (item.amount, windows[i][1])
-                    break
-                count, start = windows[i]
-                windows[i] = (count + 1, start if count else now)
         return _verdict(checks, admitted, windows)
 
 
