@@ -46,6 +46,7 @@ from policies import views as grant_views
 from portal import account_pages, console_access, console_apps, csrf, forms, templating
 from portal import assets as portal_assets
 from portal import cockpit as portal_cockpit
+from portal import console_participation as portal_console_participation
 from portal import demand_pages as portal_demands
 from portal import pages as portal_pages
 from portal.session import WebSessions, current_account
@@ -192,6 +193,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(portal_pages.router)
     app.include_router(portal_cockpit.router)
     app.include_router(portal_demands.router)
+    app.include_router(portal_console_participation.router)
     # Sign-in, the developer center and 我的授权, on the web session (portal/session.py).
     app.include_router(account_pages.router)
     app.include_router(console_apps.router)

@@ -84,6 +84,7 @@ WEB_PAGES = {
     ("GET", "/console/applications"): "session",
     ("GET", "/console/grants"): "session",
     ("GET", "/console/usage"): "session",
+    ("GET", "/console/feedback"): "session",
 }
 
 EXPECTED_ROLES = {
