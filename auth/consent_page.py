@@ -26,28 +26,38 @@ button[value=approve]{background:#1f6feb;color:#fff;border-color:#1f6feb}
 def consent_page(
     *,
     app_name: str,
+    organization: str = "",
     datasets: list[tuple[str, str]],
     personal: str | None,
+    fields: list[tuple[str, str]] | None = None,
     purpose: str,
     duration_days: int,
     hidden: list[tuple[str, str]],
     error: str | None = None,
     can_verify: bool = False,
 ) -> str:
-    """`datasets`: (id, title) of every requested scope; `personal`: the one whose own rows
-    the person is asked to share (purpose and term shown only then)."""
-    fields = "\n".join(
+    """`datasets`: (id, title) of every requested scope, shown by title; `personal`: the
+    one whose own rows the person is asked to share (purpose, term and the fields the app
+    will see, `fields` as (name, title), shown only then); `organization`: the app
+    owner's, so the person knows who asks."""
+    inputs = "\n".join(
         f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in hidden
     )
-    problem = f'<p class="error">{escape(error)}</p>' if error else ""
+    problem = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
     rows = "\n".join(
-        f"<dt>{'本人数据' if i == personal else '开放数据'}</dt>"
-        f"<dd>{escape(title)}（{escape(i)}）</dd>"
+        f"<dt>{'本人数据' if i == personal else '开放数据'}</dt><dd>{escape(title)}</dd>"
         for i, title in datasets
+    )
+    who = (
+        f"<dt>申请单位</dt><dd>{escape(organization)}</dd>"
+        if organization
+        else "<dt>申请单位</dt><dd>（开发者未登记单位）</dd>"
     )
     if personal is not None:
         ask = "申请读取<strong>您本人</strong>在以下数据集中的记录："
+        seen = "、".join(escape(title) for _name, title in fields or [])
         terms = (
+            f"<dt>可见字段</dt><dd>{seen or '（无）'}</dd>\n"
             f"<dt>使用目的</dt><dd>{escape(purpose)}</dd>\n"
             f"<dt>授权期限</dt><dd>{duration_days} 天</dd>"
         )
@@ -68,13 +78,14 @@ def consent_page(
 <p>应用 <strong>{escape(app_name)}</strong>
 {ask}</p>
 <dl>
+{who}
 {rows}
 {terms}
 </dl>
 <p class="note">{note}</p>
 {problem}
 <form method="post" action="/oauth/authorize">
-{fields}
+{inputs}
 <label>用户名<input name="username" autocomplete="username" required></label>
 <label>密码<input name="password" type="password" autocomplete="current-password" required></label>
 <div class="buttons">

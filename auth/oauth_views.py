@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from base64 import b64decode
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode
 
@@ -25,8 +24,9 @@ from starlette.responses import HTMLResponse, Response
 from audit.events import audited, note
 from auth import users as user_service
 from auth.consent_page import NO_FRAMING, consent_page, error_page
+from auth.consents import record_approval
 from auth.keys import KeyRing
-from auth.models import Consent, User
+from auth.models import User
 from auth.oauth import OAuthServer, PersonGrant, PlainRequest
 from auth.oidc import ProofError
 from auth.schemas import (
@@ -41,7 +41,6 @@ from auth.schemas import (
 )
 from auth.scopes import PersonRequest, ScopeError, person_scope
 from auth.strict_limits import strict_limit
-from catalog.models import utcnow
 from catalog.problem_schema import problem_responses
 from catalog.problems import Problem
 from catalog.responses import JSONResponse
@@ -207,13 +206,19 @@ def build_router(
             days = 0
         if not 1 <= days <= 365:
             raise ValueError("授权期限 duration_days 须为 1–365 天")
+        target = server.scope_lookup(asked.personal) if asked.personal else None
+        with Session(engine) as session:
+            owner = session.get(User, grant.client.app.owner_id)
         return (
             grant,
             asked,
             {
                 "app_name": grant.client.app.name,
+                "organization": owner.organization if owner is not None else "",
                 "datasets": list(asked.titles.items()),
                 "personal": asked.personal,
+                # A person's own rows come in clear: the app sees every field of them.
+                "fields": list(target.fields) if target is not None else [],
                 "purpose": purpose,
                 "duration_days": days,
             },
@@ -323,18 +328,17 @@ def build_router(
                     note(request, outcome="denied", detail={"refused": reason})
                     page = consent_page(hidden=params, error=reason, can_verify=can_verify, **shown)
                     return HTMLResponse(page, status_code=403, headers=NO_FRAMING)
-                consent = Consent(
+                # One live consent per app × dataset: approving again extends it.
+                consent = record_approval(
+                    session,
                     user_id=user.id,  # type: ignore[arg-type]
                     client_id=grant.client.get_client_id(),
                     # "" when only open data was asked for: the consent covers no own rows.
                     dataset_id=asked.personal or "",
                     purpose=shown["purpose"],
                     scope=asked.scope,
-                    expires_at=utcnow() + timedelta(days=shown["duration_days"]),
+                    duration_days=shown["duration_days"],
                 )
-                session.add(consent)
-                session.commit()
-                session.refresh(consent)
                 note(request, detail={"consent_id": consent.id})
                 person = PersonGrant(session.get(User, user.id), consent.id)  # type: ignore[arg-type]
             return _response(
@@ -365,9 +369,30 @@ def build_router(
     return router
 
 
+# What a person reads when an app sent them here with a request that cannot be shown; the
+# RFC's error code follows for the app's developer.
+OAUTH_ERROR_TEXTS = {
+    "invalid_request": "授权请求缺少必要参数或参数有误",
+    "invalid_client": "发起请求的应用不存在或已停用",
+    "unauthorized_client": "该应用无权发起此类授权请求",
+    "unsupported_response_type": "不支持的授权方式（response_type 须为 code）",
+    "invalid_scope": "申请的数据范围无效",
+    "access_denied": "授权已被拒绝",
+    "invalid_grant": "授权码无效或已过期",
+}
+OAUTH_HINTS = (
+    ("redirect_uri", "回调地址 redirect_uri 与应用登记的不一致"),
+    ("code_challenge", "须使用 PKCE（code_challenge_method=S256）"),
+    ("client_id", "缺少或无法识别 client_id"),
+)
+
+
 def _describe(exc: Exception) -> str:
     if isinstance(exc, ScopeError):
-        return f"invalid_scope: {exc.detail}"
+        return f"申请的数据范围无效：{exc.detail}（错误代码：invalid_scope）"
     if isinstance(exc, OAuth2Error):
-        return f"{exc.error}: {exc.description or ''}".strip(": ")
+        text = OAUTH_ERROR_TEXTS.get(exc.error, "授权请求无效")
+        description = (exc.description or "").lower()
+        hint = next((h for key, h in OAUTH_HINTS if key in description), None)
+        return f"{text}{'：' + hint if hint else ''}（错误代码：{exc.error}）"
     return str(exc)

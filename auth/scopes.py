@@ -35,6 +35,8 @@ class ScopeTarget:
     title: str
     open_type: str  # "unconditional" | "conditional" (closed datasets are not targets)
     personal: bool  # has a subject key: a person may authorize reading their own rows
+    # (name, title) of every field, for the consent page's list of what the app will see
+    fields: tuple[tuple[str, str], ...] = ()
 
 
 DatasetLookup = Callable[[str], ScopeTarget | None]

@@ -4,10 +4,8 @@ No `from __future__ import annotations`: FastAPI reads the dependency aliases de
 `build_router` at import time.
 """
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -17,6 +15,7 @@ from sqlmodel import Session, select
 
 from audit.events import audited, note
 from auth import apps as app_service
+from auth import consents as consent_service
 from auth import users as user_service
 from auth.models import App, Consent, Role, User
 from auth.principal import Principal, require_role
@@ -33,7 +32,7 @@ from auth.schemas import (
 )
 from auth.strict_limits import strict_limit
 from auth.tokens import TokenIssuer
-from catalog.models import iso_utc, utcnow
+from catalog.models import iso_utc
 from catalog.problem_schema import problem_responses
 from catalog.problems import Problem
 from catalog.responses import JSONResponse
@@ -250,17 +249,12 @@ def build_router(services: AccountServices) -> APIRouter:
     )
     @audited("consent.withdraw")
     def withdraw(consent_id: RowId, principal: Developer, db: SessionDep) -> JSONResponse:
-        consent = db.get(Consent, consent_id)
-        if consent is None or consent.user_id != principal.user_id:
-            raise Problem(404, "not_found", f"授权 {consent_id} 不存在")
-        if consent.withdrawn_at is None:
-            consent.withdrawn_at = utcnow()
-            db.add(consent)
-            db.commit()
-            # Tokens bound to the consent stop on the next request, on every worker.
-            services.revocations.revoke(
-                f"consent:{consent_id}", time.time() + timedelta(days=31).total_seconds()
-            )
+        consent = consent_service.withdraw(
+            db,
+            user_id=principal.user_id,  # type: ignore[arg-type]
+            consent_id=consent_id,
+            revocations=services.revocations,
+        )
         return JSONResponse(consent_summary(consent))
 
     @router.post(

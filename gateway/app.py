@@ -43,10 +43,18 @@ from gateway.settings import Settings
 from participation import views as participation_views
 from participation.overview import OverviewCache
 from policies import views as grant_views
-from portal import account_pages, console_access, console_apps, csrf, forms, templating
+from portal import (
+    account_pages,
+    console_access,
+    console_apps,
+    console_participation,
+    csrf,
+    forms,
+    me_pages,
+    templating,
+)
 from portal import assets as portal_assets
 from portal import cockpit as portal_cockpit
-from portal import console_participation as portal_console_participation
 from portal import demand_pages as portal_demands
 from portal import pages as portal_pages
 from portal.session import WebSessions, current_account
@@ -105,7 +113,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         if hosted is None or hosted.open_type == "closed":
             return None
         personal = any(f.subject_key for f in hosted.fields)
-        return ScopeTarget(hosted.title, hosted.open_type, personal)
+        fields = tuple((f.name, f.title or f.name) for f in hosted.fields)
+        return ScopeTarget(hosted.title, hosted.open_type, personal, fields)
 
     security.oauth.scope_lookup = scope_target
 
@@ -193,11 +202,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(portal_pages.router)
     app.include_router(portal_cockpit.router)
     app.include_router(portal_demands.router)
-    app.include_router(portal_console_participation.router)
     # Sign-in, the developer center and 我的授权, on the web session (portal/session.py).
     app.include_router(account_pages.router)
     app.include_router(console_apps.router)
     app.include_router(console_access.router)
+    app.include_router(me_pages.router)
+    app.include_router(console_participation.router)
     forms.install(app)
     templating.set_account_lookup(current_account)
     portal_assets.mount(app)

@@ -85,6 +85,9 @@ WEB_PAGES = {
     ("GET", "/console/grants"): "session",
     ("GET", "/console/usage"): "session",
     ("GET", "/console/feedback"): "session",
+    ("GET", "/console/demands"): "session",
+    ("GET", "/me/consents"): "session",
+    ("POST", "/me/consents/{consent_id}/withdraw"): "session",
 }
 
 EXPECTED_ROLES = {

@@ -12,6 +12,7 @@ TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def csrf_of(client: TestClient, url: str) -> str:
+    """The csrf_token of the form on that page, read as a browser gets it."""
     page = client.get(url)
     assert page.status_code == 200, page.text
     found = TOKEN.search(page.text)
@@ -19,11 +20,11 @@ def csrf_of(client: TestClient, url: str) -> str:
     return found.group(1)
 
 
-def web_login(client: TestClient, username: str) -> None:
+def web_login(client: TestClient, username: str, password: str = PASSWORD) -> None:
     token = csrf_of(client, "/login")
     answer = client.post(
         "/login",
-        data={"username": username, "password": PASSWORD, "csrf_token": token, "next": "/"},
+        data={"username": username, "password": password, "csrf_token": token},
         follow_redirects=False,
     )
     assert answer.status_code == 303, answer.text
