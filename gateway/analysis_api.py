@@ -39,6 +39,7 @@ from policies import privacy
 from policies.decide import GrantTerms, Plan
 from policies.grants import spend_epsilon
 from policies.models import Grant, GrantUsage
+from policies.policy_document import policy_modes
 
 NUMERIC = (FieldType.integer, FieldType.number)
 # Verify values that single out a person: calls naming one are limited per day.
@@ -311,27 +312,15 @@ def build_router(
     @audited("data.policy")
     def policy(dataset_id: str, request: Request) -> Response:
         hosted = published(dataset_id)
-        modes: dict[str, Any] = {}
+        plans: dict[str, Plan] = {}
         grant = None
         for mode in ("records", "aggregate", "verify"):
             plan = _plan_or_none(request, hosted, mode)
             if plan is None:
                 continue
             grant = grant or plan.grant
-            modes[mode] = {
-                "fields": [
-                    {
-                        "name": f.name,
-                        "transform": f.transform,
-                        "reason": f.reason,
-                        "level": hosted.by_name[f.name].level,
-                        "pii": hosted.by_name[f.name].pii,
-                    }
-                    for f in plan.fields
-                ],
-            }
-            if mode == "aggregate":
-                modes[mode]["k"] = plan.k
+            plans[mode] = plan
+        modes = policy_modes(hosted, plans)
         if not modes:
             access.plan(request, hosted, "records")  # raises the denial
         answer: dict[str, Any] = {

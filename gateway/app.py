@@ -55,6 +55,7 @@ from portal import (
 )
 from portal import assets as portal_assets
 from portal import pages as portal_pages
+from portal.admin_routes import admin_routers
 from portal.session import WebSessions, current_account
 
 
@@ -193,7 +194,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.include_router(audit_views.router)
     app.include_router(participation_views.router)
-    app.include_router(health.build_router(engine, redis_url=settings.redis_url))
+    app.state.readiness = readiness = health.ReadinessProbe(engine, redis_url=settings.redis_url)
+    app.include_router(health.build_router(readiness))
     docs.install(app)
     # The portal's pages (HTML; the security-headers middleware gives them the §10 headers).
     app.include_router(portal_pages.router)
@@ -203,6 +205,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(console_access.router)
     app.include_router(me_pages.router)
     app.include_router(console_participation.router)
+    # The administrator's and the system administrator's consoles (portal/admin_*.py).
+    for admin_router in admin_routers:
+        app.include_router(admin_router)
     forms.install(app)
     templating.set_account_lookup(current_account)
     portal_assets.mount(app)

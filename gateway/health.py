@@ -1,4 +1,6 @@
-"""Liveness and readiness probes (never rate limited, no token)."""
+"""Liveness and readiness probes (never rate limited, no token). The readiness check is
+one object (`app.state.readiness`), so `/readyz` and the system administrator's page
+(/admin/system) report the same thing."""
 
 from __future__ import annotations
 
@@ -11,14 +13,41 @@ from catalog.responses import JSONResponse
 from gateway.problems import unavailable
 from gateway.schemas import Liveness, Readiness
 
+COMPONENT_DOWN = {"database": "数据库不可用", "redis": "Redis 不可用"}
 
-def build_router(engine: Engine, *, redis_url: str | None = None) -> APIRouter:
+
+class ReadinessProbe:
+    """Asks the database (and Redis, when configured) to answer, now."""
+
+    def __init__(self, engine: Engine, *, redis_url: str | None = None) -> None:
+        self.engine = engine
+        self.redis_client = None
+        if redis_url:
+            import redis
+
+            self.redis_client = redis.Redis.from_url(
+                redis_url, socket_timeout=1, socket_connect_timeout=1
+            )
+
+    def __call__(self) -> dict[str, str]:
+        """Each component: "ok" or "unavailable" (Redis only when configured)."""
+        checks = {"database": "ok"}
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:
+            checks["database"] = "unavailable"
+        if self.redis_client is not None:
+            try:
+                self.redis_client.ping()
+                checks["redis"] = "ok"
+            except Exception:
+                checks["redis"] = "unavailable"
+        return checks
+
+
+def build_router(probe: ReadinessProbe) -> APIRouter:
     router = APIRouter(tags=["health"])
-    redis_client = None
-    if redis_url:
-        import redis
-
-        redis_client = redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1)
 
     @router.get(
         "/healthz",
@@ -36,18 +65,10 @@ def build_router(engine: Engine, *, redis_url: str | None = None) -> APIRouter:
         responses=problem_responses(401, 503),
     )
     def readyz() -> JSONResponse:
-        try:
-            with engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:
-            raise unavailable("数据库不可用", component="database") from None
-        checks = {"status": "ready", "database": "ok"}
-        if redis_client is not None:
-            try:
-                redis_client.ping()
-            except Exception:
-                raise unavailable("Redis 不可用", component="redis") from None
-            checks["redis"] = "ok"
-        return JSONResponse(checks)
+        checks = probe()
+        for component in ("database", "redis"):
+            if checks.get(component) == "unavailable":
+                raise unavailable(COMPONENT_DOWN[component], component=component)
+        return JSONResponse({"status": "ready", **checks})
 
     return router
