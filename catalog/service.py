@@ -28,6 +28,26 @@ def _like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def conditions(where: CatalogFilter, *, include_closed: bool) -> list[Any]:
+    """The WHERE terms of a catalog search (the portal's facet counts use them too)."""
+    terms: list[Any] = []
+    if where.q:
+        terms.append(col(Dataset.search_text).like(_like_pattern(where.q), escape="\\"))
+    if where.theme:
+        terms.append(Dataset.theme == where.theme)
+    if where.publisher:
+        terms.append(Dataset.publisher == where.publisher)
+    if where.open_type:
+        terms.append(Dataset.open_type == where.open_type.value)
+    if where.level:
+        terms.append(Dataset.level == where.level)
+    if where.zone:
+        terms.append(Dataset.zone == where.zone)
+    if not include_closed:
+        terms.append(Dataset.open_type != OpenType.closed.value)
+    return terms
+
+
 def search_datasets(
     session: Session,
     *,
@@ -36,25 +56,11 @@ def search_datasets(
     per_page: int,
     include_closed: bool,
 ) -> tuple[int, list[Dataset]]:
-    conditions: list[Any] = []
-    if where.q:
-        conditions.append(col(Dataset.search_text).like(_like_pattern(where.q), escape="\\"))
-    if where.theme:
-        conditions.append(Dataset.theme == where.theme)
-    if where.publisher:
-        conditions.append(Dataset.publisher == where.publisher)
-    if where.open_type:
-        conditions.append(Dataset.open_type == where.open_type.value)
-    if where.level:
-        conditions.append(Dataset.level == where.level)
-    if where.zone:
-        conditions.append(Dataset.zone == where.zone)
-    if not include_closed:
-        conditions.append(Dataset.open_type != OpenType.closed.value)
-    total = session.exec(select(func.count()).select_from(Dataset).where(*conditions)).one()
+    terms = conditions(where, include_closed=include_closed)
+    total = session.exec(select(func.count()).select_from(Dataset).where(*terms)).one()
     rows = session.exec(
         select(Dataset)
-        .where(*conditions)
+        .where(*terms)
         .order_by(col(Dataset.updated_at).desc(), Dataset.id)
         .offset((page - 1) * per_page)
         .limit(per_page)

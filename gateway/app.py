@@ -23,7 +23,7 @@ from catalog import views as catalog_views
 from catalog.cursors import CursorBox
 from catalog.hosted import HostedCatalog
 from catalog.responses import JSONResponse
-from gateway import analysis_api, data_api, docs, health, openapi_document, problems
+from gateway import analysis_api, data_api, docs, health, openapi_document, problems, redoc
 from gateway.access import AccessResolver
 from gateway.audit_trail import AuditMiddleware, NullSink, Sink
 from gateway.client_ip import ClientAddress
@@ -54,6 +54,8 @@ from portal import (
     templating,
 )
 from portal import assets as portal_assets
+from portal import cockpit as portal_cockpit
+from portal import demand_pages as portal_demands
 from portal import pages as portal_pages
 from portal.admin_routes import admin_routers
 from portal.session import WebSessions, current_account
@@ -197,8 +199,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.readiness = readiness = health.ReadinessProbe(engine, redis_url=settings.redis_url)
     app.include_router(health.build_router(readiness))
     docs.install(app)
+    redoc.install(app)
     # The portal's pages (HTML; the security-headers middleware gives them the §10 headers).
     app.include_router(portal_pages.router)
+    app.include_router(portal_cockpit.router)
+    app.include_router(portal_demands.router)
     # Sign-in, the developer center and 我的授权, on the web session (portal/session.py).
     app.include_router(account_pages.router)
     app.include_router(console_apps.router)

@@ -5,7 +5,7 @@ before any route parses it.
 too): `X-Content-Type-Options: nosniff` and a Content-Security-Policy on everything, HSTS
 when the installation is https, and for HTML a policy that lets a page load scripts, styles
 and images from the gateway itself only (the consent page's one inline `<style>` by its
-hash), plus `X-Frame-Options: DENY` and `Referrer-Policy`.
+hash), plus `X-Frame-Options: DENY` and `Referrer-Policy: same-origin`.
 
 `InputGuardMiddleware` (innermost, after authentication and rate limits): a NUL character in
 the path or query string is refused with 400 before routing (PostgreSQL cannot store one
@@ -81,7 +81,11 @@ class SecurityHeadersMiddleware:
                     if b"x-frame-options" not in names:
                         headers.append((b"x-frame-options", b"DENY"))
                     if b"referrer-policy" not in names:
-                        headers.append((b"referrer-policy", b"no-referrer"))
+                        # same-origin, not no-referrer: under no-referrer a browser posts a
+                        # page's own forms with `Origin: null`, and the web forms' origin
+                        # check (portal/csrf.py) must tell its own pages from others. No
+                        # address ever reaches another host either way.
+                        headers.append((b"referrer-policy", b"same-origin"))
                 message["headers"] = headers
             await send(message)
 
