@@ -42,9 +42,13 @@ class Bank:
     application_id: int
 
 
-def bank_application(engine: Engine, packages: Path, *, username: str = "qdbank") -> Bank:
-    """The dataset, a developer of 青岛银行 with an app, and its pending application."""
-    import_conditional(engine, packages, fields=FIELDS, rows=ROWS, name=DATASET)
+def bank_application(
+    engine: Engine, packages: Path, *, username: str = "qdbank", first: bool = True
+) -> Bank:
+    """The dataset (imported by the `first` call), a developer of 青岛银行 with an app, and
+    its pending application."""
+    if first:
+        import_conditional(engine, packages, fields=FIELDS, rows=ROWS, name=DATASET)
     with Session(engine) as db:
         dev = create_user(
             db,
