@@ -106,6 +106,9 @@ def _system_page(
         "keys": _keys(db),
         "checkpoints": _checkpoints(request),
         "readiness": request.app.state.readiness(),
+        "database": {"postgresql": "PostgreSQL", "sqlite": "SQLite"}.get(
+            request.app.state.engine.dialect.name, request.app.state.engine.dialect.name
+        ),
         "error": error,
         "done": request.query_params.get("done"),
     }
