@@ -27,11 +27,34 @@ from tests.portal.test_console_browser import clean_log, fill, shoot, submit
 pytestmark = pytest.mark.slow
 
 
+def loaded(driver: Any, css: str) -> Any:
+    """The element once the page that has it is loaded (a form's POST and its 303 take a
+    moment on a loaded machine)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, 15).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, css))
+    )
+
+
+def send(driver: Any, label: str) -> None:
+    """Press the form's button and wait until the next page has replaced this one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    submit(driver, label)
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(page))
+
+
 def sign_in(driver: Any, live: LiveServer, path: str, username: str, password: str) -> None:
     driver.get(f"{live.url}{path}")
     assert driver.current_url.startswith(f"{live.url}/login")
     fill(driver, {"username": username, "password": password})
-    submit(driver, "登录")
+    send(driver, "登录")
     assert driver.current_url == f"{live.url}{path}"
 
 
@@ -57,13 +80,13 @@ def test_a_bank_app_is_onboarded_in_the_browser(
             "organization": "青岛银行股份有限公司",
         },
     )
-    submit(browser, "注册")
+    send(browser, "注册")
     browser.find_element(By.LINK_TEXT, "以 qdbank-dev 登录").click()
     fill(browser, {"username": "qdbank-dev", "password": "long enough pass"})
-    submit(browser, "登录")
+    send(browser, "登录")
     browser.find_element(By.LINK_TEXT, "我的应用").click()
     fill(browser, {"name": "普惠授信系统"})
-    submit(browser, "创建应用")
+    send(browser, "创建应用")
     secret = browser.find_element(By.ID, "client-secret").text
     client_id = browser.find_element(By.ID, "client-id").text
     browser.find_element(By.LINK_TEXT, "我已保存，返回我的应用").click()
@@ -71,24 +94,24 @@ def test_a_bank_app_is_onboarded_in_the_browser(
     Select(browser.find_element(By.ID, "dataset")).select_by_visible_text(
         "社会保险参保缴费信息（市生态环境局）"
     )
-    submit(browser, "查看字段")
+    send(browser, "查看字段")
     browser.find_element(By.ID, "field-monthly_base").click()  # not needed: untick it
     browser.find_element(By.NAME, "purpose").send_keys(
         "核实小微企业主社保缴纳情况，用于普惠贷款审批"
     )
-    submit(browser, "提交申请")
-    assert "等待数据管理员审核" in browser.find_element(By.TAG_NAME, "main").text
+    send(browser, "提交申请")
+    assert "等待数据管理员审核" in loaded(browser, "[role=status]").text
     clean_log(browser, live.url)
-    submit(browser, "退出")
+    send(browser, "退出")
 
     # the data administrator: the queue names the bank; conditions; confirm; approve
     sign_in(browser, live, "/admin/applications", "reviewer", PASSWORD)
-    row = browser.find_element(By.CSS_SELECTOR, "tbody tr").text
+    row = loaded(browser, "tbody tr").text
     for shown in ("普惠授信系统", "青岛银行股份有限公司", "qdbank-dev", "核实小微企业主"):
         assert shown in row
     shoot(browser, tmp_path, "admin-queue.png")
     browser.find_element(By.CSS_SELECTOR, "tbody tr a").click()
-    assert browser.find_element(By.ID, "organization").text == "青岛银行股份有限公司"
+    assert loaded(browser, "#organization").text == "青岛银行股份有限公司"
     assert not browser.find_element(By.ID, "field-monthly_base").is_selected()
     id_choice = Select(browser.find_element(By.NAME, "transform.id_number"))
     assert [o.get_attribute("value") for o in id_choice.options] == ["redact", "pseudonym"]
@@ -96,14 +119,14 @@ def test_a_bank_app_is_onboarded_in_the_browser(
     fill(browser, {"quota.requests_per_day": "1000", "duration_days": "180"})
     browser.find_element(By.NAME, "row_filter").send_keys("district=市南区")
     shoot(browser, tmp_path, "admin-application.png")
-    submit(browser, "预览批准结果")
-    policy = json.loads(browser.find_element(By.ID, "policy-json").text)
+    send(browser, "预览批准结果")
+    policy = json.loads(loaded(browser, "#policy-json").text)
     previewed = {f["name"]: f["transform"] for f in policy["modes"]["records"]["fields"]}
     assert previewed["phone"] == "redact" and previewed["person_name"] == "mask_name"
     assert previewed["id_number"] == "pseudonym" and "monthly_base" not in previewed
     shoot(browser, tmp_path, "admin-confirm.png")
-    submit(browser, "确认并保存授权")
-    assert "即刻生效" in browser.find_element(By.CSS_SELECTOR, "[role=status]").text
+    send(browser, "确认并保存授权")
+    assert "即刻生效" in loaded(browser, "[role=status]").text
     shoot(browser, tmp_path, "admin-grants.png")
     browser.find_element(By.LINK_TEXT, "数据集").click()
     shoot(browser, tmp_path, "admin-datasets.png")
@@ -113,7 +136,7 @@ def test_a_bank_app_is_onboarded_in_the_browser(
     browser.find_element(By.LINK_TEXT, "概览").click()
     shoot(browser, tmp_path, "admin.png")
     clean_log(browser, live.url)
-    submit(browser, "退出")
+    send(browser, "退出")
 
     # the app's first record: masked as the confirm step said
     token = httpx.post(
@@ -132,7 +155,7 @@ def test_a_bank_app_is_onboarded_in_the_browser(
 
     # the system administrator's page
     sign_in(browser, live, "/admin/system", "ops", PASSWORD)
-    assert browser.find_element(By.ID, "ready-database").text == "正常"
+    assert loaded(browser, "#ready-database").text == "正常"
     assert "token-signing" in browser.page_source
     shoot(browser, tmp_path, "admin-system.png")
     clean_log(browser, live.url)
