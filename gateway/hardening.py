@@ -47,6 +47,15 @@ HTML_POLICY = (
     f"style-src 'self' {_style_hash(CONSENT_STYLE)}; img-src 'self' data:; font-src 'self'; "
     "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 ).encode()
+# ReDoc (/redoc) styles itself with styled-components, which writes <style> elements from
+# script: that one page allows inline styles. Scripts stay 'self' only; the page renders
+# the gateway's own OpenAPI document and nothing a user typed.
+REFERENCE_POLICY = (
+    b"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; font-src 'self'; connect-src 'self'; worker-src 'self' blob:; "
+    b"base-uri 'none'; frame-ancestors 'none'"
+)
+INLINE_STYLE_PAGES = frozenset({"/redoc"})
 # Anything else (JSON, CSV, …) is never a document: it may load nothing and not be framed.
 API_POLICY = b"default-src 'none'; frame-ancestors 'none'"
 HSTS = b"max-age=31536000; includeSubDomains"
@@ -76,15 +85,20 @@ class SecurityHeadersMiddleware:
                 )
                 # A route's own policy stays; a browser enforces every policy it is given.
                 headers += common
-                headers.append((b"content-security-policy", HTML_POLICY if html else API_POLICY))
+                if not html:
+                    policy = API_POLICY
+                elif scope["path"] in INLINE_STYLE_PAGES:
+                    policy = REFERENCE_POLICY
+                else:
+                    policy = HTML_POLICY
+                headers.append((b"content-security-policy", policy))
                 if html:
                     if b"x-frame-options" not in names:
                         headers.append((b"x-frame-options", b"DENY"))
                     if b"referrer-policy" not in names:
-                        # same-origin, not no-referrer: under no-referrer a browser posts a
-                        # page's own forms with `Origin: null`, and the web forms' origin
-                        # check (portal/csrf.py) must tell its own pages from others. No
-                        # address ever reaches another host either way.
+                        # same-origin, not no-referrer: under no-referrer a browser sends
+                        # `Origin: null` with a form's POST, and the CSRF check (portal/
+                        # csrf.py) must see the page's own origin. Other hosts get nothing.
                         headers.append((b"referrer-policy", b"same-origin"))
                 message["headers"] = headers
             await send(message)

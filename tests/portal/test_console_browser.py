@@ -129,6 +129,11 @@ def test_a_developer_registers_creates_an_app_and_applies(
     assert "已提交，等待数据管理员审核" in main and "待审核" in main
     assert "record_id、person_name、monthly_base" in main
 
+    browser.find_element(By.LINK_TEXT, "调用统计").click()
+    # the chart is drawn by the vendored ECharts; the same figures stay in the table
+    assert browser.find_elements(By.CSS_SELECTOR, "#chart-usage[data-rendered=true] canvas")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#usage-table tbody tr")) == 30
+
     browser.find_element(By.LINK_TEXT, "概览").click()
     assert "待审核申请" in browser.page_source
     shoot(browser, tmp_path, "console.png")
