@@ -150,3 +150,24 @@ def test_demands_through_the_form_with_escaped_html_and_seconding(world: World):
     twice = world.client.post(f"/demands/{demand_id}/second", data=form)
     assert twice.status_code == 409 and "您已附议过该数据需求" in twice.text
     assert count(world.engine, "demand_seconds") == 1
+
+
+def test_the_reporter_follows_the_status_under_console_feedback(world: World):
+    web_login(world.client, "dev-a")
+    sent = world.client.post(
+        "/datasets/social-insurance/feedback",
+        data=feedback_form(world, field="district", message=f"区划有误{SCRIPT}"),
+        follow_redirects=False,
+    )
+    feedback_id = sent.headers["location"].split("feedback=")[1].split("#")[0]
+    world.client.post(
+        f"/api/v1/admin/feedback/{feedback_id}/reject",
+        headers=world.as_("admin"),
+        json={"reason": "区划以民政局公布为准"},
+    )
+    page = world.client.get("/console/feedback").text
+    assert "未采纳" in page and "区划以民政局公布为准" in page
+    assert SCRIPT not in page and "&lt;script&gt;" in page
+    world.client.cookies.clear()
+    web_login(world.client, "dev-b")  # someone else's reports are not listed
+    assert "区划以民政局公布为准" not in world.client.get("/console/feedback").text
