@@ -220,3 +220,18 @@ def test_the_system_page_shows_roles_keys_checkpoints_and_readiness(
             sa.text("SELECT is_active FROM users WHERE username = 'qdbank'")
         ).scalar()
     assert not active
+
+
+def test_the_system_page_says_when_redis_does_not_answer(engine: Engine, settings):
+    from gateway.app import create_app
+    from tests.auth.helpers import PASSWORD, user
+    from tests.portal.web import web_login
+
+    down = settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    user(engine, "ops", "sysadmin")
+    with TestClient(create_app(down, engine=engine)) as browser:
+        web_login(browser, "ops", PASSWORD)
+        page = browser.get("/admin/system")
+        assert browser.get("/readyz").status_code == 503  # the same probe
+    assert page.status_code == 200
+    assert 'id="ready-redis">不可用' in page.text and 'id="ready-database">正常' in page.text
