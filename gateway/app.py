@@ -58,6 +58,7 @@ from portal import assets as portal_assets
 from portal import cockpit as portal_cockpit
 from portal import demand_pages as portal_demands
 from portal import pages as portal_pages
+from portal.admin_routes import admin_routers
 from portal.session import WebSessions, current_account
 
 
@@ -203,7 +204,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(admin_views.router)
     app.include_router(account_views.router)
     app.include_router(audit_views.router)
-    app.state.readiness_redis = health.redis_client(settings.redis_url)
+    app.state.readiness = health.ReadinessProbe(engine, redis_url=settings.redis_url)
     app.include_router(health.router)
     app.include_router(participation_views.router)
     docs.install(app)
@@ -218,6 +219,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(console_access.router)
     app.include_router(me_pages.router)
     app.include_router(console_participation.router)
+    # The administrator's and the system administrator's consoles (portal/admin_*.py).
+    for admin_router in admin_routers:
+        app.include_router(admin_router)
     forms.install(app)
     templating.set_account_lookup(current_account)
     portal_assets.mount(app)

@@ -51,6 +51,7 @@ from policies.decide import Caller, GrantTerms, Plan, decide
 from policies.grant_reads import GrantReader
 from policies.grants import suspend as suspend_grant
 from policies.models import GrantUsage
+from policies.policy_document import policy_modes
 from policies.pseudonyms import derive_app_key
 
 Rows = Sequence[Sequence[Any]]
@@ -304,27 +305,16 @@ class Enforcer:
         hosted = self.catalog.get(dataset_id)
         if hosted is None:
             raise not_found(f"数据集 {dataset_id} 不存在")
-        modes: dict[str, Any] = {}
+        plans: dict[str, Plan] = {}
         grant = None
         for mode in ("records", "aggregate", "verify"):
             plan = self._plan_or_none(principal, hosted, mode)
             if plan is None:
                 continue
             grant = grant or plan.grant
-            modes[mode] = {
-                "fields": [
-                    {
-                        "name": f.name,
-                        "transform": f.transform,
-                        "reason": f.reason,
-                        "level": hosted.by_name[f.name].level,
-                        "pii": hosted.by_name[f.name].pii,
-                    }
-                    for f in plan.fields
-                ],
-            }
-            if mode == "aggregate":
-                modes[mode]["k"] = plan.k
+            plans[mode] = plan
+        # The same document the administrator's confirm step shows (policies/policy_document.py).
+        modes = policy_modes(hosted, plans)
         if not modes:
             self.plan(principal, hosted, "records")  # raises the denial
         answer: dict[str, Any] = {"dataset": hosted.id, "open_type": hosted.open_type}

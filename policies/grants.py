@@ -16,7 +16,7 @@ from catalog.values import parse_value
 from kernel.clock import aware, iso_utc, utcnow
 from kernel.problems import Problem
 from policies.models import Application, Grant, GrantUsage, GrantVersion, Notice
-from policies.transform_rules import grantable, parse_transform
+from policies.transform_rules import allowed_transforms, grantable, parse_transform
 
 MODES = ("records", "aggregate", "verify")
 QUOTA_KEYS = (
@@ -112,9 +112,11 @@ def validate_terms(
         except ValueError as exc:
             raise bad("transforms", f"字段 {name} 的脱敏方式无效：{exc}") from None
         if not grantable(field.level, field.pii, spec):
+            allowed = ", ".join(allowed_transforms(field.level, field.pii))
             raise bad(
                 "transforms",
-                f"字段 {name} 为 {field.level} 级敏感字段，脱敏方式不能宽于 pseudonym（就高从严）",
+                f"字段 {name} 为 {field.level} 级敏感字段，脱敏方式 {spec} 宽于该级别允许的"
+                f"范围（就高从严）；可用：{allowed}",
             )
         checked[name] = spec
     filters: dict[str, str] = {}
@@ -123,7 +125,10 @@ def validate_terms(
         if field is None:
             raise bad("row_filter", f"数据集 {hosted.id} 没有字段 {name}")
         if field.level > 2:
-            raise bad("row_filter", f"行过滤只能使用 1–2 级字段，{name} 为 {field.level} 级")
+            raise bad(
+                "row_filter",
+                f"行过滤（row_filter）只能使用 1–2 级字段，{name} 为 {field.level} 级",
+            )
         try:
             parse_value(field.type, str(value))
         except ValueError:
@@ -139,10 +144,13 @@ def validate_terms(
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise bad("k", "k 须为不小于 2 的整数（小单元格抑制）")
     if epsilon is not None and (isinstance(epsilon, bool) or not epsilon > 0):
-        raise bad("epsilon", "epsilon 须大于 0")
+        raise bad("epsilon", f"隐私预算 epsilon 须大于 0，收到 {epsilon}")
     bounds = _epsilon_terms(epsilon, epsilon_floor, epsilon_ceiling)
     if not 1 <= duration_days <= MAX_DURATION_DAYS:
-        raise bad("duration_days", f"授权期限须为 1–{MAX_DURATION_DAYS} 天")
+        raise bad(
+            "duration_days",
+            f"授权期限（duration_days）须为 1–{MAX_DURATION_DAYS} 天，收到 {duration_days}",
+        )
     floor, ceiling = bounds if bounds is not None else (None, None)
     return Terms(modes, fields, checked, filters, limits, k, epsilon, duration_days, floor, ceiling)
 
@@ -258,17 +266,14 @@ def grant(
     return current
 
 
-def approve(
-    session: Session,
-    *,
-    application: Application,
-    admin_id: int,
-    hosted: HostedDataset,
-    overrides: dict[str, Any],
-) -> Grant:
+def approval_terms(
+    *, application: Application, hosted: HostedDataset, overrides: dict[str, Any]
+) -> Terms:
+    """The terms approving `application` with `overrides` would grant, validated (what the
+    console shows before saving, and what `approve` saves)."""
     if application.status != "pending":
         raise Problem(409, "conflict", f"申请 {application.id} 已处理（{application.status}）")
-    terms = validate_terms(
+    return validate_terms(
         hosted,
         modes=overrides.get("modes") or application.modes,
         fields=overrides["fields"] if overrides.get("fields") is not None else application.fields,
@@ -281,6 +286,17 @@ def approve(
         epsilon_floor=overrides.get("epsilon_floor"),
         epsilon_ceiling=overrides.get("epsilon_ceiling"),
     )
+
+
+def approve(
+    session: Session,
+    *,
+    application: Application,
+    admin_id: int,
+    hosted: HostedDataset,
+    overrides: dict[str, Any],
+) -> Grant:
+    terms = approval_terms(application=application, hosted=hosted, overrides=overrides)
     granted = grant(
         session,
         admin_id=admin_id,
@@ -317,7 +333,7 @@ def revoke(session: Session, *, grant_row: Grant, admin_id: int, reason: str) ->
     if not reason.strip():
         raise bad("reason", "撤销须说明理由")
     if grant_row.status == "revoked":
-        raise Problem(409, "conflict", f"授权 {grant_row.id} 已撤销")
+        raise Problem(409, "conflict", f"授权 {grant_row.id} 已于此前撤销，不能重复撤销（status）")
     grant_row.status = "revoked"
     grant_row.revoked_at = utcnow()
     grant_row.revoked_by = admin_id

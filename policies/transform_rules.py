@@ -7,21 +7,22 @@ from __future__ import annotations
 
 import re
 
-TRANSFORM_NAMES: frozenset[str] = frozenset(
-    {
-        "clear",
-        "redact",
-        "mask_name",
-        "mask_id_number",
-        "mask_phone",
-        "mask_bank_card",
-        "mask_email",
-        "mask_address",
-        "mask_default",
-        "year_only",
-        "pseudonym",
-    }
+# Every spec in the order of contract §3, as error messages and the console list them.
+TRANSFORM_ORDER: tuple[str, ...] = (
+    "clear",
+    "redact",
+    "mask_name",
+    "mask_id_number",
+    "mask_phone",
+    "mask_bank_card",
+    "mask_email",
+    "mask_address",
+    "mask_default",
+    "year_only",
+    "bucket:W",
+    "pseudonym",
 )
+TRANSFORM_NAMES: frozenset[str] = frozenset(TRANSFORM_ORDER) - {"bucket:W"}
 
 MAX_BUCKET_WIDTH = 10**12
 
@@ -65,19 +66,23 @@ PII_KINDS: frozenset[str] = frozenset(_LEVEL3_DEFAULTS)
 _LEVEL4_PSEUDONYMISED = frozenset({"id_number", "phone", "bank_card", "email"})
 
 
+VALID_TRANSFORMS = ", ".join(TRANSFORM_ORDER)
+
+
 def parse_transform(spec: str) -> str:
-    """Return `spec` if it names a transform; raise ValueError with a short reason if not."""
+    """Return `spec` if it names a transform; raise ValueError with a short Chinese reason
+    that lists the valid specs if not."""
     if not isinstance(spec, str):
-        raise ValueError("a transform must be a string")
+        raise ValueError(f"脱敏方式须为字符串；可用：{VALID_TRANSFORMS}")
     if spec in TRANSFORM_NAMES:
         return spec
     if spec == "bucket" or spec.startswith("bucket:"):
         # Strict digits: int() would also take " 5", "+5" and "5_000", which are not specs.
         if _BUCKET_SPEC.fullmatch(spec) and int(spec[7:]) <= MAX_BUCKET_WIDTH:
             return spec
-        raise ValueError(f"bucket needs a whole-number width from 1 to {MAX_BUCKET_WIDTH}")
+        raise ValueError(f"bucket 须写作 bucket:W，W 为 1–{MAX_BUCKET_WIDTH} 的整数")
     shown = spec if len(spec) <= 40 else spec[:40] + "…"  # never echo a huge input back
-    raise ValueError(f"unknown transform {shown!r}")
+    raise ValueError(f"未知的脱敏方式 {shown!r}；可用：{VALID_TRANSFORMS}")
 
 
 def strictness(spec: str) -> int:
@@ -105,6 +110,18 @@ def default_transform(level: int, pii: str) -> str:
     if level == 3:
         return _LEVEL3_DEFAULTS[pii]
     return "pseudonym" if pii in _LEVEL4_PSEUDONYMISED else "redact"
+
+
+def allowed_transforms(level: int, pii: str) -> tuple[str, ...]:
+    """The specs a grant may set on such a field (`bucket:W` standing for every width),
+    strictest last: what the console offers and what a refusal lists."""
+    _check_field(level, pii)
+    return tuple(
+        name
+        for name in TRANSFORM_ORDER
+        if level <= 3
+        or STRICTNESS["bucket" if name == "bucket:W" else name] >= PSEUDONYM_STRICTNESS
+    )
 
 
 def grantable(level: int, pii: str, spec: str) -> bool:

@@ -13,9 +13,8 @@ from auth.models import App, User
 from catalog.models import Dataset
 from kernel.clock import aware, utcnow
 from policies.models import Application, Grant, GrantUsage
+from policies.quotas import BUSINESS_DAY  # quotas count by the bureau's day (UTC+8)
 
-# Quotas count by the bureau's business day (UTC+8), as gateway/quotas.py does.
-BUSINESS_DAY = timedelta(hours=8)
 USAGE_DAYS = 30
 
 STATUS_LABELS = {

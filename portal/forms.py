@@ -82,7 +82,11 @@ def need_account(request: Request, *, role: str | None = None) -> User:
     return user
 
 
-ROLE_PAGES = {"developer": "开发者中心仅供开发者账号使用；请用开发者账号登录。"}
+ROLE_PAGES = {
+    "developer": "开发者中心仅供开发者账号使用；请用开发者账号登录。",
+    "data_admin": "管理控制台仅供数据管理员账号使用（三员分立）；请用数据管理员账号登录。",
+    "sysadmin": "系统管理页面仅供系统管理员账号使用（三员分立）；请用系统管理员账号登录。",
+}
 
 
 async def _login_required(request: Request, _exc: Exception) -> Response:

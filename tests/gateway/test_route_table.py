@@ -88,6 +88,33 @@ WEB_PAGES = {
     ("GET", "/console/demands"): "session",
     ("GET", "/me/consents"): "session",
     ("POST", "/me/consents/{consent_id}/withdraw"): "session",
+    # the administrator console and the system page (issue 16): session pages whose role
+    # (data_admin, sysadmin) the page checks; tests/portal/test_admin_roles.py walks them
+    ("GET", "/admin/system"): "session",
+    ("POST", "/admin/system/users/{username}/role"): "session",
+    ("POST", "/admin/system/users/{username}/disable"): "session",
+    ("POST", "/admin/system/users/{username}/enable"): "session",
+    ("GET", "/admin/grants"): "session",
+    ("POST", "/admin/grants/{grant_id}/revoke"): "session",
+    ("GET", "/admin/grants/new"): "session",
+    ("POST", "/admin/grants/new/preview"): "session",
+    ("POST", "/admin/grants/new"): "session",
+    ("GET", "/admin"): "session",
+    ("GET", "/admin/applications"): "session",
+    ("GET", "/admin/applications/{application_id}"): "session",
+    ("POST", "/admin/applications/{application_id}/preview"): "session",
+    ("POST", "/admin/applications/{application_id}/approve"): "session",
+    ("POST", "/admin/applications/{application_id}/reject"): "session",
+    ("GET", "/admin/datasets"): "session",
+    ("GET", "/admin/datasets/{dataset_id}"): "session",
+    ("GET", "/admin/feedback"): "session",
+    ("GET", "/admin/demands"): "session",
+    ("POST", "/admin/feedback/{feedback_id}/accept"): "session",
+    ("POST", "/admin/feedback/{feedback_id}/reject"): "session",
+    ("POST", "/admin/feedback/{feedback_id}/fixed"): "session",
+    ("POST", "/admin/demands/{demand_id}/answer"): "session",
+    ("POST", "/admin/demands/{demand_id}/satisfy"): "session",
+    ("POST", "/admin/demands/{demand_id}/decline"): "session",
 }
 
 EXPECTED_ROLES = {

@@ -31,6 +31,8 @@ from policies.transform_rules import (
     PII_KINDS,
     STRICTNESS,
     TRANSFORM_NAMES,
+    TRANSFORM_ORDER,
+    allowed_transforms,
     default_transform,
     grantable,
     parse_transform,
@@ -219,31 +221,34 @@ def test_parse_accepts(spec: str) -> None:
 @pytest.mark.parametrize(
     ("spec", "reason"),
     [
-        ("", "unknown transform"),
-        ("mask", "unknown transform"),
-        ("Clear", "unknown transform"),
-        (" clear", "unknown transform"),
-        ("mask_*", "unknown transform"),
-        ("x" * 10_000, "unknown transform"),
-        ("bucketx", "unknown transform"),
-        ("bucket", "bucket needs"),
-        ("bucket:", "bucket needs"),
-        ("bucket:0", "bucket needs"),
-        ("bucket:-5", "bucket needs"),
-        ("bucket:+5", "bucket needs"),
-        ("bucket: 5", "bucket needs"),
-        ("bucket:05", "bucket needs"),
-        ("bucket:5_000", "bucket needs"),
-        ("bucket:5.5", "bucket needs"),
-        ("bucket:abc", "bucket needs"),
-        ("bucket:1000000000001", "bucket needs"),
-        ("bucket:5:5", "bucket needs"),
+        ("", "未知的脱敏方式"),
+        ("mask", "未知的脱敏方式"),
+        ("Clear", "未知的脱敏方式"),
+        (" clear", "未知的脱敏方式"),
+        ("mask_*", "未知的脱敏方式"),
+        ("x" * 10_000, "未知的脱敏方式"),
+        ("bucketx", "未知的脱敏方式"),
+        ("bucket", "bucket 须写作"),
+        ("bucket:", "bucket 须写作"),
+        ("bucket:0", "bucket 须写作"),
+        ("bucket:-5", "bucket 须写作"),
+        ("bucket:+5", "bucket 须写作"),
+        ("bucket: 5", "bucket 须写作"),
+        ("bucket:05", "bucket 须写作"),
+        ("bucket:5_000", "bucket 须写作"),
+        ("bucket:5.5", "bucket 须写作"),
+        ("bucket:abc", "bucket 须写作"),
+        ("bucket:1000000000001", "bucket 须写作"),
+        ("bucket:5:5", "bucket 须写作"),
     ],
 )
 def test_parse_rejects(spec: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason) as caught:
         parse_transform(spec)
-    assert len(str(caught.value)) < 100  # short, and never echoes a huge spec
+    message = str(caught.value)
+    assert len(message) < 200  # short, and never echoes a huge spec
+    if "未知" in message:  # every valid spec is named, so the caller can pick one
+        assert all(name in message for name in TRANSFORM_ORDER)
     with pytest.raises(ValueError):
         compile_transform(spec, key=KEY, pii="other")
 
@@ -900,3 +905,14 @@ def test_native_masks_on_a_seeded_corpus(native_masks: Any) -> None:
         got = compile_transform(name, key=None, pii="other").column(corpus)
         bad = [(v, o) for v, o in zip(corpus, got, strict=True) if not same_str(o, python(v))]
         assert not bad, (name, bad[:5])
+
+
+@pytest.mark.parametrize("level", [1, 2, 3, 4])
+def test_allowed_transforms_are_exactly_the_grantable_ones(level: int) -> None:
+    for pii in PII:
+        offered = allowed_transforms(level, pii)
+        for name in TRANSFORM_ORDER:
+            spec = "bucket:10" if name == "bucket:W" else name
+            assert (name in offered) is grantable(level, pii, spec), (level, pii, name)
+        assert default_transform(level, pii) in offered
+    assert allowed_transforms(4, "name") == ("redact", "pseudonym")

@@ -1,0 +1,23 @@
+"""The routers of the administrator console (/admin, data_admin) and of the system
+administrator's page (/admin/system, sysadmin), in the order the gateway includes them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from portal import (
+    admin_catalog,
+    admin_grants,
+    admin_participation,
+    admin_review,
+    system_pages,
+)
+
+# /admin/system and /admin/grants/new come before the routes with an id in their path.
+admin_routers: list[APIRouter] = [
+    system_pages.router,
+    admin_grants.router,
+    admin_review.router,
+    admin_catalog.router,
+    admin_participation.router,
+]
