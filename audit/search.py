@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +42,7 @@ class EventQuery:
     outcome: str | None = None
     request_id: str | None = None
     grant_id: int | None = None
+    ip: str | None = None  # the auditor console's (a denial burst's address)
     since: str | None = None  # stored form, inclusive
     until: str | None = None  # stored form, inclusive
     before_seq: int | None = None  # keyset cursor
@@ -63,6 +64,7 @@ class EventQuery:
             (c.outcome, self.outcome),
             (c.request_id, self.request_id),
             (c.grant_id, self.grant_id),
+            (c.ip, self.ip),
         ):
             if value is not None:
                 where.append(column == value)
@@ -94,6 +96,21 @@ def search(engine: Engine, query: EventQuery) -> tuple[list[dict[str, Any]], int
     return events, cursor
 
 
+def timeline(engine: Engine, query: EventQuery) -> list[tuple[str, str, int]]:
+    """(UTC day, outcome, events) of every event the query matches (its cursor ignored):
+    one GROUP BY on the same conditions, served by the same indexes as the page."""
+    whole = replace(query, before_seq=None)
+    day = sa.func.substr(_events.c.ts, 1, 10)
+    statement = (
+        sa.select(day, _events.c.outcome, sa.func.count())
+        .where(*whole.conditions())
+        .group_by(day, _events.c.outcome)
+        .order_by(day, _events.c.outcome)
+    )
+    with engine.connect() as conn:
+        return [(d, o, int(n)) for d, o, n in conn.execute(statement)]
+
+
 def get_event(engine: Engine, seq: int) -> dict[str, Any] | None:
     statement = sa.select(sa.text(SELECT_COLUMNS)).select_from(_events).where(_events.c.seq == seq)
     with engine.connect() as conn:
@@ -101,4 +118,4 @@ def get_event(engine: Engine, seq: int) -> dict[str, Any] | None:
     return event_from_row(tuple(row)) if row else None
 
 
-__all__ = ["COLUMNS", "EventQuery", "get_event", "parse_moment", "search"]
+__all__ = ["COLUMNS", "EventQuery", "get_event", "parse_moment", "search", "timeline"]

@@ -45,6 +45,8 @@ from participation.overview import OverviewCache
 from policies import views as grant_views
 from portal import (
     account_pages,
+    audit_pages,
+    audit_review,
     console_access,
     console_apps,
     console_participation,
@@ -208,6 +210,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(console_access.router)
     app.include_router(me_pages.router)
     app.include_router(console_participation.router)
+    # The auditor console (/audit), auditor accounts only.
+    app.include_router(audit_pages.router)
+    app.include_router(audit_review.router)
     forms.install(app)
     templating.set_account_lookup(current_account)
     portal_assets.mount(app)
