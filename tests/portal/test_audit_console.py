@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import re
+from pathlib import Path
 
 import orjson
 import pytest
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Engine
 from audit.bundle import verify_bundle
 from audit.proofs import check_proof
 from audit.signing import load_public_key
-from tests.audit.helpers import seed, tamper
+from tests.audit.helpers import opengate, seed, tamper
 from tests.auth.helpers import PASSWORD, user
 from tests.portal.web import csrf_of, web_login
 
@@ -354,3 +355,58 @@ def test_export_as_signed_bundle_and_as_csv(auditor: TestClient, engine: Engine)
     assert [r[0] for r in completed] == [34, 34]
     bad = auditor.get("/audit/export/csv", params={"since": "昨天"})
     assert bad.status_code == 400 and "起始时间（since）" in bad.text
+
+
+def test_what_the_console_downloads_checks_offline(
+    auditor: TestClient, settings, seqs: dict[str, list[int]], tmp_path: Path
+):
+    """The proof and the bundle, checked by `opengate audit verify-proof` / `verify-bundle`
+    with the published key only (no database: the commands run from an empty folder)."""
+    seq = seqs["target"][1]
+    auditor.post("/audit/checkpoint", data={"csrf_token": csrf_of(auditor, "/audit/verify")})
+    (tmp_path / "key.pem").write_bytes(auditor.get("/api/v1/audit/public-key").content)
+    (tmp_path / "proof.json").write_bytes(auditor.get(f"/audit/events/{seq}/proof").content)
+    bundle = auditor.get(
+        "/audit/export/bundle", params={"since": "2026-10-01", "until": "2026-10-31"}
+    )
+    (tmp_path / "bundle.jsonl").write_bytes(bundle.content)
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    offline = settings.model_copy(update={"database_url": "sqlite:///nowhere/none.db"})
+    checked = opengate(
+        "audit",
+        "verify-proof",
+        str(tmp_path / "proof.json"),
+        "--public-key",
+        str(tmp_path / "key.pem"),
+        settings=offline,
+        cwd=empty,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.startswith(f"ok: event {seq} is in the tree of")
+    bundle_check = opengate(
+        "audit",
+        "verify-bundle",
+        str(tmp_path / "bundle.jsonl"),
+        "--public-key",
+        str(tmp_path / "key.pem"),
+        settings=offline,
+        cwd=empty,
+    )
+    assert bundle_check.returncode == 0 and bundle_check.stdout.startswith("ok: 34 events")
+    # a proof changed on its way (more rows than were served) is refused
+    document = json.loads((tmp_path / "proof.json").read_text())
+    document["event"]["row_count"] = 4000
+    (tmp_path / "proof.json").write_text(json.dumps(document))
+    refused = opengate(
+        "audit",
+        "verify-proof",
+        str(tmp_path / "proof.json"),
+        "--public-key",
+        str(tmp_path / "key.pem"),
+        settings=offline,
+        cwd=empty,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == f"FAILED: event {seq} does not match its hash"
+    assert list(empty.iterdir()) == []
