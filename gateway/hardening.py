@@ -5,7 +5,7 @@ before any route parses it.
 too): `X-Content-Type-Options: nosniff` and a Content-Security-Policy on everything, HSTS
 when the installation is https, and for HTML a policy that lets a page load scripts, styles
 and images from the gateway itself only (the consent page's one inline `<style>` by its
-hash), plus `X-Frame-Options: DENY` and `Referrer-Policy`.
+hash), plus `X-Frame-Options: DENY` and `Referrer-Policy: same-origin`.
 
 `InputGuardMiddleware` (innermost, after authentication and rate limits): a NUL character in
 the path or query string is refused with 400 before routing (PostgreSQL cannot store one
@@ -47,6 +47,15 @@ HTML_POLICY = (
     f"style-src 'self' {_style_hash(CONSENT_STYLE)}; img-src 'self' data:; font-src 'self'; "
     "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
 ).encode()
+# ReDoc (/redoc) styles itself with styled-components, which writes <style> elements from
+# script: that one page allows inline styles. Scripts stay 'self' only; the page renders
+# the gateway's own OpenAPI document and nothing a user typed.
+REFERENCE_POLICY = (
+    b"default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; font-src 'self'; connect-src 'self'; worker-src 'self' blob:; "
+    b"base-uri 'none'; frame-ancestors 'none'"
+)
+INLINE_STYLE_PAGES = frozenset({"/redoc"})
 # Anything else (JSON, CSV, …) is never a document: it may load nothing and not be framed.
 API_POLICY = b"default-src 'none'; frame-ancestors 'none'"
 HSTS = b"max-age=31536000; includeSubDomains"
@@ -76,12 +85,21 @@ class SecurityHeadersMiddleware:
                 )
                 # A route's own policy stays; a browser enforces every policy it is given.
                 headers += common
-                headers.append((b"content-security-policy", HTML_POLICY if html else API_POLICY))
+                if not html:
+                    policy = API_POLICY
+                elif scope["path"] in INLINE_STYLE_PAGES:
+                    policy = REFERENCE_POLICY
+                else:
+                    policy = HTML_POLICY
+                headers.append((b"content-security-policy", policy))
                 if html:
                     if b"x-frame-options" not in names:
                         headers.append((b"x-frame-options", b"DENY"))
                     if b"referrer-policy" not in names:
-                        headers.append((b"referrer-policy", b"no-referrer"))
+                        # same-origin, not no-referrer: under no-referrer a browser sends
+                        # `Origin: null` with a form's POST, and the CSRF check (portal/
+                        # csrf.py) must see the page's own origin. Other hosts get nothing.
+                        headers.append((b"referrer-policy", b"same-origin"))
                 message["headers"] = headers
             await send(message)
 

@@ -1,4 +1,4 @@
-"""A ReDoc reference of the API at `/redoc`, beside Swagger UI's `/docs`: ReDoc 3 vendored
+"""A ReDoc reference of the API at `/redoc`, beside Swagger UI's `/docs`: ReDoc 2 vendored
 in `gateway/static/redoc` (version and license in its README.md; decision 0016), so it
 works offline. The page starts ReDoc with `<redoc spec-url>` — no inline script — under
 the gateway's Content-Security-Policy."""

@@ -176,5 +176,11 @@ def usage_page(request: Request, db: SessionDep) -> Response:
     user = need_account(request, role="developer")
     days = usage_by_day(db, user)
     peak = max([d["requests"] for d in days] + [1])
-    context = {"days": days, "peak": peak, "total": sum(d["requests"] for d in days)}
+    chart = [{"name": d["day"][5:], "value": d["requests"]} for d in days]
+    context = {
+        "days": days,
+        "peak": peak,
+        "total": sum(d["requests"] for d in days),
+        "chart": chart,
+    }
     return console_page(request, "console/usage.html", context, tab="usage")

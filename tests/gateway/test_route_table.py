@@ -21,8 +21,6 @@ PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/openapi.json"),
-    ("GET", "/docs"),
-    ("GET", "/docs/init.js"),
     ("GET", "/api/v1/datasets"),
     ("GET", "/api/v1/datasets/{dataset_id}"),
     ("GET", "/api/v1/catalog.jsonld"),
@@ -53,35 +51,43 @@ PUBLIC = {
     ("GET", "/api/v1/demands"),
     ("GET", "/api/v1/demands/{demand_id}"),
     ("GET", "/api/v1/stats/overview"),
-    # the public portal's pages (issue 15)
-    ("GET", "/"),
-    # web sign-in (issue 15): the forms check their csrf_token and the credentials
-    ("GET", "/login"),
-    ("POST", "/login"),
-    ("GET", "/register"),
-    ("POST", "/register"),
-    ("GET", "/logout"),
-    ("POST", "/logout"),
 }
 
-# Pages on the web session (portal/session.py): no bearer role, but the page itself asks
-# for a signed-in account (portal.forms.need_account) and redirects to /login without one;
-# tests/portal/test_console_pages.py walks them as a stranger.
-WEB_SESSION = {
-    ("GET", "/console"),
-    ("GET", "/console/apps"),
-    ("POST", "/console/apps"),
-    ("POST", "/console/apps/{client_id}/rotate"),
-    ("POST", "/console/apps/{client_id}/keys"),
-    ("GET", "/console/apply"),
-    ("POST", "/console/applications"),
-    ("GET", "/console/applications"),
-    ("GET", "/console/grants"),
-    ("GET", "/console/usage"),
-    ("GET", "/console/feedback"),
-    ("GET", "/console/demands"),
-    ("GET", "/me/consents"),
-    ("POST", "/me/consents/{consent_id}/withdraw"),
+# HTML pages (issue 15) read the web session (portal/session.py), never a bearer token:
+# "public" pages answer everyone; "session" pages send the anonymous to /login. Every POST
+# among them checks its csrf_token first (tests/portal/test_forms.py and the console's).
+WEB_PAGES = {
+    ("GET", "/docs"): "public",
+    ("GET", "/docs/init.js"): "public",
+    ("GET", "/redoc"): "public",
+    ("GET", "/"): "public",
+    ("GET", "/datasets"): "public",
+    ("GET", "/datasets/{dataset_id}"): "public",
+    ("POST", "/datasets/{dataset_id}/feedback"): "public",
+    ("GET", "/cockpit"): "public",
+    ("GET", "/demands"): "public",
+    ("POST", "/demands"): "session",
+    ("POST", "/demands/{demand_id}/second"): "session",
+    ("GET", "/login"): "public",
+    ("POST", "/login"): "public",
+    ("GET", "/register"): "public",
+    ("POST", "/register"): "public",
+    ("GET", "/logout"): "public",
+    ("POST", "/logout"): "public",
+    ("GET", "/console"): "session",
+    ("GET", "/console/apps"): "session",
+    ("POST", "/console/apps"): "session",
+    ("POST", "/console/apps/{client_id}/rotate"): "session",
+    ("POST", "/console/apps/{client_id}/keys"): "session",
+    ("GET", "/console/apply"): "session",
+    ("POST", "/console/applications"): "session",
+    ("GET", "/console/applications"): "session",
+    ("GET", "/console/grants"): "session",
+    ("GET", "/console/usage"): "session",
+    ("GET", "/console/feedback"): "session",
+    ("GET", "/console/demands"): "session",
+    ("GET", "/me/consents"): "session",
+    ("POST", "/me/consents/{consent_id}/withdraw"): "session",
 }
 
 EXPECTED_ROLES = {
@@ -156,18 +162,32 @@ def test_every_route_names_its_required_role(engine: Engine, settings: Settings)
     for route in walk(app.router.routes):
         if isinstance(route, Mount):
             # static files of the offline docs and of the portal
-            assert route.path in {"/docs-assets", "/static/portal"}
+            assert route.path in {"/docs-assets", "/redoc-assets", "/static/portal"}
             continue
         for method in sorted((route.methods or set()) - {"HEAD"}):
             key = (method, route.path)
             seen.add(key)
             roles = required_roles(route.dependant) if isinstance(route, APIRoute) else set()
-            if key in PUBLIC or key in WEB_SESSION:
+            if key in WEB_PAGES:
+                assert not roles, f"{key} is a web page: it reads the web session, not a token"
+            elif key in PUBLIC:
                 assert not roles, f"{key} is listed public but requires {roles}"
             else:
                 assert roles, f"{key} is neither public nor guarded by a role"
                 assert roles == EXPECTED_ROLES[key], f"{key}: {roles}"
-    assert PUBLIC | WEB_SESSION | set(EXPECTED_ROLES) == seen, "the lists above must match the app"
+    assert PUBLIC | set(EXPECTED_ROLES) | set(WEB_PAGES) == seen, "the lists must match the app"
+
+
+def test_session_pages_send_the_anonymous_to_sign_in(client):
+    for (method, path), guard in WEB_PAGES.items():
+        if method != "GET" or "{" in path:
+            continue
+        answer = client.get(path, follow_redirects=False)
+        if guard == "session":
+            assert answer.status_code == 303, path
+            assert answer.headers["location"].startswith("/login?next="), path
+        elif path != "/logout":  # nobody to sign out: sent home
+            assert answer.status_code == 200, path
 
 
 def test_guarded_routes_answer_401_then_403_then_let_the_right_role_in(client, engine):
@@ -186,6 +206,8 @@ def test_guarded_routes_answer_401_then_403_then_let_the_right_role_in(client, e
             .replace("{application_id}", "999")
             .replace("{grant_id}", "999")
             .replace("{username}", "nobody")
+            .replace("{feedback_id}", "999")
+            .replace("{demand_id}", "999")
         )
         anonymous = client.request(method, url, json={})
         assert anonymous.status_code == 401, (method, path)

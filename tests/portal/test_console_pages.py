@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 
 from tests.auth.helpers import PASSWORD, user
 from tests.packages import import_conditional
-from tests.portal.web import TOKEN, form_token, web_login
+from tests.portal.web import TOKEN, csrf_of, web_login
 
 FIELDS = [
     {"name": "record_id", "type": "integer", "title": "记录编号", "level": 1},
@@ -54,7 +54,7 @@ def developer(client: TestClient, engine: Engine) -> TestClient:
 
 def create_app(client: TestClient, name: str = "普惠授信系统") -> tuple[str, str]:
     page = client.post(
-        "/console/apps", data={"name": name, "csrf_token": form_token(client, "/console/apps")}
+        "/console/apps", data={"name": name, "csrf_token": csrf_of(client, "/console/apps")}
     )
     assert page.status_code == 200, page.text
     return CLIENT_ID.search(page.text).group(1), SECRET.search(page.text).group(1)
@@ -95,7 +95,7 @@ def test_an_app_is_created_with_its_secret_shown_once(developer: TestClient, eng
     )
     assert token.status_code == 200
     rotated = developer.post(
-        f"/console/apps/{client_id}/rotate", data={"csrf_token": form_token(developer, "/console")}
+        f"/console/apps/{client_id}/rotate", data={"csrf_token": csrf_of(developer, "/console")}
     )
     new_secret = SECRET.search(rotated.text).group(1)
     assert new_secret != secret
@@ -106,7 +106,7 @@ def test_an_app_is_created_with_its_secret_shown_once(developer: TestClient, eng
     # an empty name is a Chinese message and no app
     before = count(engine, "apps")
     bad = developer.post(
-        "/console/apps", data={"name": " ", "csrf_token": form_token(developer, "/console")}
+        "/console/apps", data={"name": " ", "csrf_token": csrf_of(developer, "/console")}
     )
     assert bad.status_code == 400 and "应用名称需为 1–100 个字符" in bad.text
     assert count(engine, "apps") == before
@@ -117,7 +117,7 @@ def test_private_key_jwt_keys_are_set_and_checked(developer: TestClient, engine:
     from joserfc.jwk import ECKey
 
     client_id, _secret = create_app(developer)
-    token = form_token(developer, "/console/apps")
+    token = csrf_of(developer, "/console/apps")
     bad = developer.post(
         f"/console/apps/{client_id}/keys", data={"jwks": "{not json", "csrf_token": token}
     )
@@ -213,7 +213,7 @@ def test_a_bad_application_is_a_chinese_message_and_nothing_stored(
 ):
     import_conditional(engine, packages, fields=FIELDS, rows=ROWS)
     client_id, _secret = create_app(developer)
-    token = form_token(developer, "/console/apply")
+    token = csrf_of(developer, "/console/apply")
     base = {
         "csrf_token": token,
         "dataset_id": "social-insurance",

@@ -45,7 +45,7 @@ def check_page(world: World, url: str) -> str:
     )
     assert answer.headers["x-content-type-options"] == "nosniff"
     assert answer.headers["x-frame-options"] == "DENY"
-    assert answer.headers["referrer-policy"] == "no-referrer"
+    assert answer.headers["referrer-policy"] == "same-origin"
     links = links_of(answer.text)
     assert not [u for u in links.urls if foreign(u)], (url, links.urls)
     for style in links.styles:

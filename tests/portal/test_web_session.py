@@ -17,7 +17,7 @@ from auth.users import disable_user, get_user
 from catalog.models import utcnow
 from gateway.settings import Settings
 from tests.auth.helpers import PASSWORD, user
-from tests.portal.web import form_token, web_login
+from tests.portal.web import csrf_of, web_login
 
 
 def session_rows(engine: Engine) -> list[tuple]:
@@ -27,7 +27,7 @@ def session_rows(engine: Engine) -> list[tuple]:
 
 def test_sign_in_sets_the_session_cookie_and_sign_out_ends_it(client: TestClient, engine: Engine):
     user(engine, "alice", "developer")
-    token = form_token(client, "/login")
+    token = csrf_of(client, "/login")
     answer = client.post(
         "/login",
         data={"username": "alice", "password": PASSWORD, "csrf_token": token},
@@ -48,7 +48,7 @@ def test_sign_in_sets_the_session_cookie_and_sign_out_ends_it(client: TestClient
     assert stored != stolen and len(stored) == 64
 
     logout = client.post(
-        "/logout", data={"csrf_token": form_token(client, "/logout")}, follow_redirects=False
+        "/logout", data={"csrf_token": csrf_of(client, "/logout")}, follow_redirects=False
     )
     assert logout.status_code == 303
     assert [ended is not None for _uid, ended in session_rows(engine)] == [True]
@@ -65,7 +65,7 @@ def test_an_https_issuer_makes_the_cookie_secure(engine: Engine, settings: Setti
     https = settings.model_copy(update={"issuer": "https://data.example.gov.cn"})
     user(engine, "alice", "developer")
     with TestClient(create_app(https, engine=engine), base_url="https://testserver") as client:
-        token = form_token(client, "/login")
+        token = csrf_of(client, "/login")
         answer = client.post(
             "/login",
             data={"username": "alice", "password": PASSWORD, "csrf_token": token},
@@ -117,7 +117,7 @@ def test_an_expired_session_is_dead(client: TestClient, engine: Engine):
 
 def test_a_login_posted_from_another_origin_is_refused(client: TestClient, engine: Engine):
     user(engine, "alice", "developer")
-    token = form_token(client, "/login")
+    token = csrf_of(client, "/login")
     form = {"username": "alice", "password": PASSWORD, "csrf_token": token}
     for header in ({"Origin": "https://evil.example"}, {"Referer": "https://evil.example/x"}):
         answer = client.post("/login", data=form, headers=header, follow_redirects=False)
@@ -133,7 +133,7 @@ def test_a_login_posted_from_another_origin_is_refused(client: TestClient, engin
 
 def test_a_login_without_a_valid_csrf_token_is_refused(client: TestClient, engine: Engine):
     user(engine, "alice", "developer")
-    form_token(client, "/login")  # the browser holds the og_csrf cookie
+    csrf_of(client, "/login")  # the browser holds the og_csrf cookie
     for token in (None, "", "forged-token-value"):
         data = {"username": "alice", "password": PASSWORD}
         if token is not None:
@@ -143,7 +143,7 @@ def test_a_login_without_a_valid_csrf_token_is_refused(client: TestClient, engin
         assert "csrf_token" in answer.text and "未做任何更改" in answer.text
     # a token of another browser's nonce is no good either
     other = TestClient(client.app)
-    stranger_token = form_token(other, "/login")
+    stranger_token = csrf_of(other, "/login")
     data = {"username": "alice", "password": PASSWORD, "csrf_token": stranger_token}
     assert client.post("/login", data=data, follow_redirects=False).status_code == 403
     assert session_rows(engine) == []
@@ -151,7 +151,7 @@ def test_a_login_without_a_valid_csrf_token_is_refused(client: TestClient, engin
 
 def test_wrong_password_is_a_chinese_message_and_no_session(client: TestClient, engine: Engine):
     user(engine, "alice", "developer")
-    token = form_token(client, "/login")
+    token = csrf_of(client, "/login")
     answer = client.post(
         "/login", data={"username": "alice", "password": "wrong password", "csrf_token": token}
     )
@@ -165,7 +165,7 @@ def test_wrong_password_is_a_chinese_message_and_no_session(client: TestClient, 
 def test_next_never_leaves_the_gateway(client: TestClient, engine: Engine):
     user(engine, "alice", "developer")
     for target in ("//evil.example/x", "https://evil.example", "/\\evil.example"):
-        token = form_token(client, "/login")
+        token = csrf_of(client, "/login")
         answer = client.post(
             "/login",
             data={"username": "alice", "password": PASSWORD, "csrf_token": token, "next": target},
@@ -180,7 +180,7 @@ def test_the_web_sign_in_shares_the_api_slow_down(client: TestClient, engine: En
     user(engine, "alice", "developer")
     for _ in range(6):
         client.post("/auth/login", json={"username": "alice", "password": "wrong password"})
-    token = form_token(client, "/login")
+    token = csrf_of(client, "/login")
     answer = client.post(
         "/login", data={"username": "alice", "password": PASSWORD, "csrf_token": token}
     )
@@ -195,7 +195,7 @@ def test_the_web_sign_in_counts_in_the_one_login_window(engine: Engine, settings
     user(engine, "alice", "developer")
     limited = settings.model_copy(update={"rate_login": "3/minute"})
     with TestClient(create_app(limited, engine=engine)) as client:
-        token = form_token(client, "/login")
+        token = csrf_of(client, "/login")
         for _ in range(2):
             assert (
                 client.post(
@@ -217,7 +217,7 @@ def test_the_web_sign_in_counts_in_the_one_login_window(engine: Engine, settings
 
 
 def test_registration_takes_the_api_rules(client: TestClient, engine: Engine):
-    token = form_token(client, "/register")
+    token = csrf_of(client, "/register")
     base = {
         "username": "bank-dev",
         "password": "long enough pass",

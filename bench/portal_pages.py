@@ -1,0 +1,80 @@
+"""Portal page time: the dataset page of a 1,000,000-row dataset and the portal home,
+served by `opengate serve` (one worker) on PostgreSQL.
+
+    python -m bench.portal_pages [--rows 1000000] [--requests 100]
+
+Sequential requests from one local client; the time of each is measured from the request
+sent to the last byte received, so it bounds the server's time from above (loopback adds
+well under a millisecond). The dataset page includes its preview, which is a real
+`/records` request through the whole stack (decision, masking, rate limit, audit event
+stored before the answer). Bars (issue 15): dataset page ≤ 150 ms, home ≤ 100 ms (median;
+p95 printed too). No count of the hosted table is on the page path
+(tests/portal/test_pages.py checks that); `datasets.row_count` is shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import httpx
+
+from bench.common import PYTHON, free_port, postgres_database, server, synthetic_package
+from catalog.importer import import_package
+from gateway.database import create_engine
+from gateway.migrate import upgrade
+from gateway.settings import Settings
+
+
+def timings(client: httpx.Client, url: str, count: int) -> list[float]:
+    for _ in range(5):  # warm caches and the worker
+        assert client.get(url).status_code == 200
+    out = []
+    for _ in range(count):
+        start = time.perf_counter()
+        answer = client.get(url)
+        out.append((time.perf_counter() - start) * 1000)
+        assert answer.status_code == 200, answer.text[:200]
+    return out
+
+
+def report(name: str, values: list[float], bar: float) -> None:
+    median = statistics.median(values)
+    p95 = sorted(values)[int(len(values) * 0.95) - 1]
+    verdict = "ok" if median <= bar else "ABOVE"
+    print(f"{name:<28} median {median:6.1f} ms  p95 {p95:6.1f} ms  (bar ≤ {bar:.0f} ms) {verdict}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=100)
+    args = parser.parse_args()
+    package = synthetic_package(args.rows)
+    with postgres_database() as url, tempfile.TemporaryDirectory() as tmp:
+        engine = create_engine(Settings(database_url=url).sqlalchemy_url)
+        upgrade(engine)
+        import_package(engine, package)
+        engine.dispose()
+        port = free_port()
+        env = {
+            "OPENGATE_DATABASE_URL": url,
+            "OPENGATE_DATA_DIR": tmp,
+            "OPENGATE_RATE_ANON": "100000/minute",
+            "OPENGATE_RATE_DATA": "100000/minute",
+        }
+        command = [PYTHON, "-m", "gateway.cli", "serve", "--port", str(port)]
+        with server(command, port, env, "/readyz") as base, httpx.Client(timeout=30) as client:
+            page = client.get(f"{base}/datasets/bench-records").text
+            assert 'id="preview-table"' in page and f"{args.rows:,}" in page
+            dataset = timings(client, f"{base}/datasets/bench-records", args.requests)
+            home = timings(client, f"{base}/", args.requests)
+    print(f"rows {args.rows:,}; {args.requests} sequential requests each, one worker, PostgreSQL")
+    report("dataset page (1M rows)", dataset, 150)
+    report("portal home", home, 100)
+
+
+if __name__ == "__main__":
+    main()
