@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from audit.canonical import format_ts
 from audit.models import AuditEvent
@@ -79,17 +79,51 @@ class EventQuery:
         return where
 
 
+def _seq_range(conn: Connection, query: EventQuery) -> list[Any] | None:
+    """The time range as a seq range (None: no event lies in it). The writer stamps ts in
+    chain order (never earlier than the head's), so the events of a period are one run
+    of seqs; two index lookups find its ends, and a (…, seq) index then answers a filter
+    plus the period newest first without reading the newer events of the filter."""
+    c = _events.c
+    where: list[Any] = []
+    if query.since:
+        first = conn.execute(
+            sa.select(c.seq).where(c.ts >= query.since).order_by(c.ts, c.seq).limit(1)
+        ).scalar()
+        if first is None:
+            return None
+        where.append(c.seq >= first)
+    if query.until:
+        last = conn.execute(
+            sa.select(c.seq).where(c.ts <= query.until).order_by(c.ts.desc(), c.seq.desc()).limit(1)
+        ).scalar()
+        if last is None:
+            return None
+        where.append(c.seq <= last)
+    return where
+
+
+def _where(conn: Connection, query: EventQuery) -> list[Any] | None:
+    bounds = _seq_range(conn, query)
+    return (
+        None if bounds is None else [*replace(query, since=None, until=None).conditions(), *bounds]
+    )
+
+
 def search(engine: Engine, query: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
     """A page of events, newest first, and the cursor for the next (older) page."""
     limit = max(1, min(query.limit, MAX_LIMIT))
-    statement = (
-        sa.select(sa.text(SELECT_COLUMNS))
-        .select_from(_events)
-        .where(*query.conditions())
-        .order_by(_events.c.seq.desc())
-        .limit(limit + 1)
-    )
     with engine.connect() as conn:
+        where = _where(conn, query)
+        if where is None:
+            return [], None
+        statement = (
+            sa.select(sa.text(SELECT_COLUMNS))
+            .select_from(_events)
+            .where(*where)
+            .order_by(_events.c.seq.desc())
+            .limit(limit + 1)
+        )
         rows = conn.execute(statement).fetchall()
     events = [event_from_row(tuple(r)) for r in rows[:limit]]
     cursor = events[-1]["seq"] if len(rows) > limit else None
@@ -99,15 +133,17 @@ def search(engine: Engine, query: EventQuery) -> tuple[list[dict[str, Any]], int
 def timeline(engine: Engine, query: EventQuery) -> list[tuple[str, str, int]]:
     """(UTC day, outcome, events) of every event the query matches (its cursor ignored):
     one GROUP BY on the same conditions, served by the same indexes as the page."""
-    whole = replace(query, before_seq=None)
     day = sa.func.substr(_events.c.ts, 1, 10)
-    statement = (
-        sa.select(day, _events.c.outcome, sa.func.count())
-        .where(*whole.conditions())
-        .group_by(day, _events.c.outcome)
-        .order_by(day, _events.c.outcome)
-    )
     with engine.connect() as conn:
+        where = _where(conn, replace(query, before_seq=None))
+        if where is None:
+            return []
+        statement = (
+            sa.select(day, _events.c.outcome, sa.func.count())
+            .where(*where)
+            .group_by(day, _events.c.outcome)
+            .order_by(day, _events.c.outcome)
+        )
         return [(d, o, int(n)) for d, o, n in conn.execute(statement)]
 
 

@@ -49,7 +49,7 @@ DATASETS = [f"dataset-{i:02d}" for i in range(25)]
 HEAVY = ("dataset-00", "og_app00")
 TYPICAL = ("dataset-07", "og_app11")
 MONTH = {"since": "2026-06-01", "until": "2026-06-30"}
-INDEX = "ix_audit_events_resource_client_ts"
+INDEX = "ix_audit_events_resource_client_seq"
 
 
 def sample(rng: random.Random) -> dict[str, Any]:
@@ -190,7 +190,8 @@ def measure(url: str, data_dir: Path, runs: int) -> None:
         finally:
             with engine.begin() as conn:
                 conn.exec_driver_sql(
-                    f"CREATE INDEX {INDEX} ON audit_events (resource, client_id, ts)"
+                    f"CREATE INDEX {INDEX} ON audit_events (resource, client_id, seq) "
+                    "INCLUDE (ts, outcome)"
                 )
     engine.dispose()
 
