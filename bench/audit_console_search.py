@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from audit.canonical import EVENT_KEYS
+from audit.search import EventQuery, parse_moment, search, timeline
 from audit.writer import append
 from auth.users import create_user
 from bench.common import PG_ADMIN_URL, postgres_database
@@ -176,6 +177,18 @@ def measure(url: str, data_dir: Path, runs: int) -> None:
                 },
             ).scalar()
         print(f"busiest pair {HEAVY} in June: {matched:,} events", flush=True)
+
+        def sql(dataset: str, app: str) -> Callable[[], Any]:
+            query = EventQuery(
+                dataset=dataset,
+                client_id=app,
+                since=parse_moment(MONTH["since"]),
+                until=parse_moment(MONTH["until"], end=True),
+                limit=50,
+            )
+            return lambda: (search(engine, query), timeline(engine, query))
+
+        report("its SQL alone (page + timeline)", timed(sql(*HEAVY), runs), bar=False)
         report("console page, busiest pair, one month", timed(page(*HEAVY), runs))
         report("console page, typical pair, one month", timed(page(*TYPICAL), runs))
         report("API /audit/events, busiest pair", timed(api(*HEAVY), runs), bar=False)

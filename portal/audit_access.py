@@ -1,9 +1,9 @@
 """Who may open the auditor console (`/audit…`): a signed-in `auditor`, nobody else.
 
-The guard is a FastAPI dependency that carries `required_roles`, like the API's
-`require_role`, so the route-table test finds the console's role the way it finds the
-API's. It also names the account in the page's audit event: a web session is not a bearer
-token, so the audit middleware sees no principal of its own.
+The guard is a FastAPI dependency on the web session (not a bearer token: the route
+table lists these routes among the web pages, `tests/gateway/test_route_table.py`; the
+role walk is `tests/portal/test_audit_console.py`). It also names the account in the
+page's audit event: the audit middleware sees no principal of its own for a web session.
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ def auditor_page(request: Request) -> User:
         raise NotForRole(NOT_AUDITOR)
     return user
 
-
-auditor_page.required_roles = frozenset({Role.auditor.value})  # type: ignore[attr-defined]
 
 AuditorAccount = Annotated[User, Depends(auditor_page)]
 
