@@ -70,7 +70,7 @@ def test_a_developer_registers_creates_an_app_and_applies(
     tmp_path: Path,
 ):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     browser.get(f"{live.url}/register")
     fill(
@@ -140,6 +140,7 @@ def test_a_developer_registers_creates_an_app_and_applies(
     clean_log(browser, live.url)
 
     submit(browser, "退出")
+    WebDriverWait(browser, 10).until(lambda d: d.current_url == f"{live.url}/")
     browser.get(f"{live.url}/console/apps")
     assert browser.current_url.startswith(f"{live.url}/login")
 
