@@ -107,6 +107,14 @@ def nearest_below(conn: Connection, bound: int, *, above: int = -1) -> Checkpoin
     return _from_row(tuple(row)) if row else None
 
 
+def first_covering(conn: Connection, seq: int) -> Checkpoint | None:
+    """The oldest checkpoint whose tree holds event `seq` (None: not signed yet)."""
+    row = conn.execute(
+        sa.text(f"{_SELECT} WHERE tree_size >= :seq ORDER BY tree_size, id LIMIT 1"), {"seq": seq}
+    ).first()
+    return _from_row(tuple(row)) if row else None
+
+
 def signed_at(conn: Connection, size: int) -> Checkpoint | None:
     """The newest checkpoint of exactly `size` events."""
     row = conn.execute(

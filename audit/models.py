@@ -15,6 +15,16 @@ class AuditEvent(SQLModel, table=True):
         sa.Index("ix_audit_events_ts", "ts"),
         sa.Index("ix_audit_events_client_ts", "client_id", "ts"),
         sa.Index("ix_audit_events_request_id", "request_id"),
+        # The auditor's usual question, one app on one dataset in a period, newest first
+        # (audit.search turns the period into a seq range); ts and outcome ride along so
+        # the timeline is an index-only scan on PostgreSQL (migration 0010).
+        sa.Index(
+            "ix_audit_events_resource_client_seq",
+            "resource",
+            "client_id",
+            "seq",
+            postgresql_include=["ts", "outcome"],
+        ),
     )
 
     # Assigned under the chain lock: 1, 2, 3 … without gaps (no autoincrement).

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from audit.canonical import format_ts
 from audit.models import AuditEvent
@@ -42,6 +42,7 @@ class EventQuery:
     outcome: str | None = None
     request_id: str | None = None
     grant_id: int | None = None
+    ip: str | None = None  # the auditor console's (a denial burst's address)
     since: str | None = None  # stored form, inclusive
     until: str | None = None  # stored form, inclusive
     before_seq: int | None = None  # keyset cursor
@@ -63,6 +64,7 @@ class EventQuery:
             (c.outcome, self.outcome),
             (c.request_id, self.request_id),
             (c.grant_id, self.grant_id),
+            (c.ip, self.ip),
         ):
             if value is not None:
                 where.append(column == value)
@@ -77,21 +79,72 @@ class EventQuery:
         return where
 
 
+def _seq_range(conn: Connection, query: EventQuery) -> list[Any] | None:
+    """The time range as a seq range (None: no event lies in it). The writer stamps ts in
+    chain order (never earlier than the head's), so the events of a period are one run
+    of seqs; two index lookups find its ends, and a (…, seq) index then answers a filter
+    plus the period newest first without reading the newer events of the filter."""
+    c = _events.c
+    where: list[Any] = []
+    if query.since:
+        first = conn.execute(
+            sa.select(c.seq).where(c.ts >= query.since).order_by(c.ts, c.seq).limit(1)
+        ).scalar()
+        if first is None:
+            return None
+        where.append(c.seq >= first)
+    if query.until:
+        last = conn.execute(
+            sa.select(c.seq).where(c.ts <= query.until).order_by(c.ts.desc(), c.seq.desc()).limit(1)
+        ).scalar()
+        if last is None:
+            return None
+        where.append(c.seq <= last)
+    return where
+
+
+def _where(conn: Connection, query: EventQuery) -> list[Any] | None:
+    bounds = _seq_range(conn, query)
+    return (
+        None if bounds is None else [*replace(query, since=None, until=None).conditions(), *bounds]
+    )
+
+
 def search(engine: Engine, query: EventQuery) -> tuple[list[dict[str, Any]], int | None]:
     """A page of events, newest first, and the cursor for the next (older) page."""
     limit = max(1, min(query.limit, MAX_LIMIT))
-    statement = (
-        sa.select(sa.text(SELECT_COLUMNS))
-        .select_from(_events)
-        .where(*query.conditions())
-        .order_by(_events.c.seq.desc())
-        .limit(limit + 1)
-    )
     with engine.connect() as conn:
+        where = _where(conn, query)
+        if where is None:
+            return [], None
+        statement = (
+            sa.select(sa.text(SELECT_COLUMNS))
+            .select_from(_events)
+            .where(*where)
+            .order_by(_events.c.seq.desc())
+            .limit(limit + 1)
+        )
         rows = conn.execute(statement).fetchall()
     events = [event_from_row(tuple(r)) for r in rows[:limit]]
     cursor = events[-1]["seq"] if len(rows) > limit else None
     return events, cursor
+
+
+def timeline(engine: Engine, query: EventQuery) -> list[tuple[str, str, int]]:
+    """(UTC day, outcome, events) of every event the query matches (its cursor ignored):
+    one GROUP BY on the same conditions, served by the same indexes as the page."""
+    day = sa.func.substr(_events.c.ts, 1, 10)
+    with engine.connect() as conn:
+        where = _where(conn, replace(query, before_seq=None))
+        if where is None:
+            return []
+        statement = (
+            sa.select(day, _events.c.outcome, sa.func.count())
+            .where(*where)
+            .group_by(day, _events.c.outcome)
+            .order_by(day, _events.c.outcome)
+        )
+        return [(d, o, int(n)) for d, o, n in conn.execute(statement)]
 
 
 def get_event(engine: Engine, seq: int) -> dict[str, Any] | None:
@@ -101,4 +154,4 @@ def get_event(engine: Engine, seq: int) -> dict[str, Any] | None:
     return event_from_row(tuple(row)) if row else None
 
 
-__all__ = ["COLUMNS", "EventQuery", "get_event", "parse_moment", "search"]
+__all__ = ["COLUMNS", "EventQuery", "get_event", "parse_moment", "search", "timeline"]

@@ -117,6 +117,22 @@ def stats(engine: Engine, *, since: str, until: str, top: int = 10) -> dict[str,
     }
 
 
+def denial_reasons(engine: Engine, *, since: str, until: str) -> list[dict[str, Any]]:
+    """Denied events of the range by their problem code, most frequent first (every
+    denial, where `stats()["denials"]` keeps the top callers)."""
+    code = _detail(engine.dialect.name, "error")
+    with engine.connect() as conn:
+        rows = _rows(
+            conn,
+            f"SELECT {code}, count(*) FROM audit_events "  # noqa: S608
+            f"WHERE outcome = 'denied' AND {_RANGE} GROUP BY 1",
+            since=since,
+            until=until,
+        )
+    found = [{"code": c or "unknown", "count": int(n)} for c, n in rows]
+    return sorted(found, key=lambda r: (-r["count"], r["code"]))
+
+
 def _fold_denials(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """(app, actor, address, code, n) rows → one entry per (app, actor, address) with its
     codes, most denied first."""

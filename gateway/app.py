@@ -46,6 +46,8 @@ from policies.access import Enforcer, sees_closed
 from policies.quotas import VerifyBrake
 from portal import (
     account_pages,
+    audit_pages,
+    audit_review,
     console_access,
     console_apps,
     console_participation,
@@ -222,6 +224,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # The administrator's and the system administrator's consoles (portal/admin_*.py).
     for admin_router in admin_routers:
         app.include_router(admin_router)
+    # The auditor console (/audit), auditor accounts only.
+    app.include_router(audit_pages.router)
+    app.include_router(audit_review.router)
     forms.install(app)
     templating.set_account_lookup(current_account)
     portal_assets.mount(app)

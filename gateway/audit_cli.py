@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from audit.archive import ArchiveRefusedError, archive
 from audit.bundle import BundleFile, ChainGapError, bundle_lines, plan, verify_bundle, write_bundle
 from audit.checkpoints import checkpoint_now
+from audit.proofs import check_proof
 from audit.search import parse_moment
 from audit.signing import Signer, load_public_key, public_pem
 from audit.verify import Report, verify
@@ -190,6 +191,37 @@ def audit_verify_bundle(
     if not file.is_file():
         _fail(f"no bundle at {file}")
     _print_report(verify_bundle(BundleFile(file), key), as_json=as_json)
+
+
+@audit_app.command("verify-proof")
+def audit_verify_proof(
+    file: Path = typer.Argument(..., help="a proof from the auditor console or the API"),
+    public_key: Path = typer.Option(..., "--public-key", help="the PEM from `audit public-key`"),
+) -> None:
+    """Check one event's inclusion proof offline (no database): the event's own hash, its
+    RFC 9162 audit path to the checkpoint's root, the checkpoint's signature; exit 1 if bad."""
+    try:
+        key = load_public_key(public_key.read_bytes())
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read the public key {public_key}: {exc}")
+    try:
+        document = json.loads(file.read_bytes())
+    except OSError as exc:
+        _fail(f"cannot read the proof {file}: {exc.strerror or exc}")
+    except ValueError:
+        _fail(f"{file} is not a JSON proof document")
+    try:
+        problem = check_proof(document, key) if isinstance(document, dict) else "not a proof"
+    except (KeyError, TypeError, ValueError) as exc:
+        problem = f"malformed proof ({type(exc).__name__})"
+    if problem is not None:
+        print(f"FAILED: {problem}", file=sys.stderr)
+        raise typer.Exit(1)
+    cp = document["checkpoint"]
+    print(
+        f"ok: event {document['event']['seq']} is in the tree of {document['tree_size']:,} "
+        f"events signed {cp['ts']} by key {cp['key_id']} (root {cp['merkle_root'][:16]}…)"
+    )
 
 
 @audit_app.command("archive")
