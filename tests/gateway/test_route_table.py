@@ -90,6 +90,16 @@ WEB_PAGES = {
     ("POST", "/me/consents/{consent_id}/withdraw"): "session",
     # the administrator console and the system page (issue 16): session pages whose role
     # (data_admin, sysadmin) the page checks; tests/portal/test_admin_roles.py walks them
+    # The auditor console (auditor accounts only; tests/portal/test_audit_console.py walks the roles).
+    ("GET", "/audit"): "session",
+    ("GET", "/audit/events/{seq}"): "session",
+    ("GET", "/audit/events/{seq}/proof"): "session",
+    ("POST", "/audit/checkpoint"): "session",
+    ("GET", "/audit/verify"): "session",
+    ("GET", "/audit/charts"): "session",
+    ("GET", "/audit/export"): "session",
+    ("GET", "/audit/export/bundle"): "session",
+    ("GET", "/audit/export/csv"): "session",
     ("GET", "/admin/system"): "session",
     ("POST", "/admin/system/users/{username}/role"): "session",
     ("POST", "/admin/system/users/{username}/disable"): "session",
