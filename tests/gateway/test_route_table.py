@@ -88,9 +88,8 @@ WEB_PAGES = {
     ("GET", "/console/demands"): "session",
     ("GET", "/me/consents"): "session",
     ("POST", "/me/consents/{consent_id}/withdraw"): "session",
-    # the administrator console and the system page (issue 16): session pages whose role
-    # (data_admin, sysadmin) the page checks; tests/portal/test_admin_roles.py walks them
-    # The auditor console (auditor accounts only; tests/portal/test_audit_console.py walks the roles).
+    # the auditor console (auditor accounts only; tests/portal/test_audit_console.py walks
+    # the roles)
     ("GET", "/audit"): "session",
     ("GET", "/audit/events/{seq}"): "session",
     ("GET", "/audit/events/{seq}/proof"): "session",
@@ -100,6 +99,8 @@ WEB_PAGES = {
     ("GET", "/audit/export"): "session",
     ("GET", "/audit/export/bundle"): "session",
     ("GET", "/audit/export/csv"): "session",
+    # the administrator console and the system page (issue 16): session pages whose role
+    # (data_admin, sysadmin) the page checks; tests/portal/test_admin_roles.py walks them
     ("GET", "/admin/system"): "session",
     ("POST", "/admin/system/users/{username}/role"): "session",
     ("POST", "/admin/system/users/{username}/disable"): "session",
