@@ -80,28 +80,13 @@ def client_ip(request: Request) -> str | None:
 async def rate_limited(
     request: Request, principal: Principal | None, dataset_id: str
 ) -> Problem | None:
-    """Count the preview in the windows a `/records` request counts in; the refusal, if any."""
+    """Count the preview in the windows a `/records` request counts in (the caller's and
+    the `data` group's); the refusal, if any."""
     limits = request.app.state.rate_limits
-    if not limits.enabled:
-        return None
     hosted = request.app.state.hosted_catalog.get(dataset_id)
     conditional = hosted is not None and hosted.open_type == "conditional"
-    checks = limits.plan(principal, client_ip(request) or "unknown", "data")
-    try:
-        verdict = await limits.hit(checks, fail_closed=conditional)
-    except Problem as problem:  # the limiter is down and the data conditional
-        return problem
-    if verdict.allowed:
-        return None
-    rule = verdict.rule
-    retry = max(1, verdict.reset_in)
-    return Problem(
-        429,
-        "rate_limited",
-        f"超出“{rule.name}”限流（{rule.item.amount} 次 / {rule.item.get_expiry()} 秒），"
-        f"请 {retry} 秒后重试",
-        limit=rule.name,
-    )
+    ip = client_ip(request) or "unknown"
+    return await limits.admit(principal, ip, "data", fail_closed=conditional)
 
 
 def event(
