@@ -149,7 +149,7 @@ async def fetch(request: Request, dataset_id: str, *, rows: int = PREVIEW_ROWS) 
         sink.in_flight -= 1
     try:
         await stored
-    except Exception:  # the store is down or slow: no rows without their event
+    except Exception:  # the store refused it (down): no rows without their event
         return Preview(503, code="unavailable", detail=AUDIT_DOWN)
     if refusal is not None or page is None:
         assert refusal is not None
