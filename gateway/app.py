@@ -236,7 +236,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         hosted = hosted_catalog.get(dataset_id)
         return hosted is not None and hosted.open_type == "conditional"
 
-    limits = RateLimits.from_settings(settings)
+    # The page preview counts in the same windows and stores its event in the same log.
+    limits = app.state.rate_limits = RateLimits.from_settings(settings)
+    app.state.audit_sink = sink
     # Which routes are data routes and which count in a strict window, from their marks:
     # the audit and the rate limiter read this one table.
     marks = app.state.route_marks = RouteMarks(app.router.routes)

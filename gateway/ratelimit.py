@@ -248,6 +248,20 @@ class RateLimits:
             checks.append(Check(strictly, strictly.key_for(ip)))
         return checks
 
+    async def admit(
+        self, principal: Principal | None, ip: str, group: str | None, *, fail_closed: bool
+    ) -> Problem | None:
+        """Count one request of `group` for this caller; its refusal (429, or 503 when the
+        limiter is down and `fail_closed`), or None. For a channel that is not a limited
+        route (the page preview counts as a `/records` request)."""
+        if not self.enabled:
+            return None
+        try:
+            verdict = await self.hit(self.plan(principal, ip, group), fail_closed=fail_closed)
+        except Problem as problem:
+            return problem
+        return None if verdict.allowed else refusal(verdict)
+
     async def hit(self, checks: Sequence[Check], *, fail_closed: bool) -> Verdict:
         if self._redis is not None:
             if self._redis_up:
@@ -297,6 +311,23 @@ class RateLimits:
             [(c.key, c.rule.amount, c.rule.seconds) for c in checks]
         )
         return _verdict(checks, admitted, windows)
+
+
+def refusal(verdict: Verdict) -> Problem:
+    """The 429 of a refused verdict (a route's, and the page preview's)."""
+    retry = max(1, verdict.reset_in)
+    return Problem(
+        429,
+        "rate_limited",
+        f"超出“{verdict.rule.name}”限流（{verdict.rule.item.amount} 次 / "
+        f"{verdict.rule.item.get_expiry()} 秒），请 {retry} 秒后重试",
+        headers={
+            "Retry-After": str(retry),
+            "RateLimit-Policy": verdict.rule.policy,
+            "RateLimit": f'"{verdict.rule.name}";r=0;t={retry}',
+        },
+        limit=verdict.rule.name,
+    )
 
 
 def limiter_unavailable() -> Problem:
@@ -369,19 +400,7 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_limits)
 
     async def _refuse(self, send: Send, scope: Scope, verdict: Verdict) -> None:
-        retry = max(1, verdict.reset_in)
-        problem = Problem(
-            429,
-            "rate_limited",
-            f"超出“{verdict.rule.name}”限流（{verdict.rule.item.amount} 次 / "
-            f"{verdict.rule.item.get_expiry()} 秒），请 {retry} 秒后重试",
-            headers={
-                "Retry-After": str(retry),
-                "RateLimit-Policy": verdict.rule.policy,
-                "RateLimit": f'"{verdict.rule.name}";r=0;t={retry}',
-            },
-            limit=verdict.rule.name,
-        )
+        problem = refusal(verdict)
         if not scope["path"].startswith(LIMITED_PREFIXES):  # a web form: a page, in Chinese
             await send_html(send, problem)
             return

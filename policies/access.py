@@ -1,5 +1,6 @@
-"""The one enforcement door: every channel that hands out data (the REST routes today; page
-previews, CKAN `datastore_search` and upstream interface services next) passes here.
+"""The one enforcement door: every channel that hands out data (the REST routes and the
+dataset page's preview today; CKAN `datastore_search` and upstream interface services
+next) passes here.
 
     enforcer.enforce(principal, dataset_id, mode, notes=…) -> Access      (raises Problem)
     access.fetch(params, format=…)        -> RecordsPage   records, one page

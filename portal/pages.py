@@ -1,6 +1,6 @@
 """The portal's public catalog pages: home, search with facets, and a dataset's page (its
-metadata, field dictionary, a preview read through the records API, downloads, API
-examples, version history and the 纠错 form).
+metadata, field dictionary, a preview read through the enforcement door (portal/preview.py),
+downloads, API examples, version history and the 纠错 form).
 
 Pages read only the catalog's own tables (`datasets.row_count`, never a count of a hosted
 table) and the hosted catalog's cached description of each published version."""

@@ -1,32 +1,38 @@
-"""The data preview of a dataset page, read through the records API itself.
+"""The data preview of a dataset page, read through the enforcement door directly.
 
-The page does not query the hosted table: it sends `GET /api/v1/datasets/{id}/records`
-through the whole application — authentication, rate limits, the access decision, masking,
-quotas and the audit middleware, which stores a `data.records` event before the answer is
-released — as the page's own caller (the bearer token it sent, or its web session's
-account). So the preview shows exactly what the same caller reads through the API, and it
-follows the records route wherever that route's enforcement is implemented.
+The page calls `app.state.enforcer` (policies/access.py) in records mode as the page's own
+caller — its bearer token's principal, else its signed-in web account as a `user`
+principal, which is what the records route would see for the same account's token. So
+the decision, masking, quota counting and the audit event's fields are the records
+route's own: the same `Enforcer.records` call. What the route gets from middlewares, the
+preview does itself with the same objects:
 
-`fetch` is the one function the pages call; an in-process door to the same enforcement
-(e.g. a `policies.enforce` entry point) can replace `dispatch` without touching a page.
+- the rate limit: the caller's window and the `data` group's, counted on the same keys
+  (`app.state.rate_limits`, failing closed on a conditional dataset without Redis); the
+  page route is not an API route, so the limiter middleware does not count it;
+- the audit event: action `data.records`, detail `channel: "preview"`, built from the
+  Access's `AuditNotes` and stored (awaited) before a row is rendered — if it cannot be
+  stored, the preview shows no rows (fail closed, as the audit middleware does).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlencode
 
+import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from audit.events import outcome_for
 from auth.principal import Principal, principal_of
+from kernel.problems import Problem
 from portal.session import signed_in
 
 PREVIEW_ROWS = 5
-# Headers the sub-request keeps: who calls, from where (behind a trusted proxy), in what
-# language. Never the cookie: the records API does not read a web session.
-KEPT_HEADERS = {b"authorization", b"x-forwarded-for", b"user-agent", b"accept-language"}
+ACTION = "data.records"
+CHANNEL = "preview"
+AUDIT_DOWN = "审计日志暂时无法写入，数据预览暂停，请稍后重试"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,55 +71,91 @@ def session_principal(request: Request) -> Principal | None:
     )
 
 
-async def dispatch(request: Request, path: str, params: dict[str, str]) -> tuple[int, bytes]:
-    """GET `path` through the whole app as this request's caller; (status, body)."""
-    headers = [(k, v) for k, v in request.scope["headers"] if k in KEPT_HEADERS]
-    headers.append((b"accept", b"application/json"))
-    state: dict[str, Any] = {}
-    principal = session_principal(request)
-    if principal is not None and not any(k == b"authorization" for k, _ in headers):
-        state["principal"] = principal  # the authentication middleware keeps it
-    scope = {
-        "type": "http",
-        "asgi": request.scope.get("asgi", {"version": "3.0"}),
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": request.scope.get("scheme", "http"),
-        "server": request.scope.get("server"),
-        "client": request.scope.get("client"),
-        "root_path": request.scope.get("root_path", ""),
-        "path": path,
-        "raw_path": quote(path).encode(),
-        "query_string": urlencode(params).encode(),
-        "headers": headers,
-        "state": state,
-        "app": request.app,
+def client_ip(request: Request) -> str | None:
+    """The address the limiter resolved for this request (trusted proxies applied)."""
+    ip = request.scope.get("state", {}).get("client_ip")
+    return ip or (request.client.host if request.client else None)
+
+
+async def rate_limited(
+    request: Request, principal: Principal | None, dataset_id: str
+) -> Problem | None:
+    """Count the preview in the windows a `/records` request counts in (the caller's and
+    the `data` group's); the refusal, if any."""
+    limits = request.app.state.rate_limits
+    hosted = request.app.state.hosted_catalog.get(dataset_id)
+    conditional = hosted is not None and hosted.open_type == "conditional"
+    ip = client_ip(request) or "unknown"
+    return await limits.admit(principal, ip, "data", fail_closed=conditional)
+
+
+def event(
+    request: Request,
+    principal: Principal | None,
+    dataset_id: str,
+    noted: dict[str, Any],
+    status: int,
+) -> dict[str, Any]:
+    """The preview's audit event: the fields the audit middleware gives a records request
+    (gateway/audit_trail.py `build_event`), from the same notes."""
+    detail = {**(noted.get("detail") or {}), "channel": CHANNEL}
+    if "error" in noted:
+        detail["error"] = noted["error"]
+    return {
+        "request_id": request.scope.get("state", {}).get("request_id"),
+        "actor": principal.actor if principal else "anonymous",
+        "client_id": principal.client_id if principal else None,
+        "ip": client_ip(request),
+        "action": ACTION,
+        "resource": noted.get("resource") or f"datasets/{dataset_id}",
+        "fields": noted.get("fields"),
+        "row_count": noted.get("row_count"),
+        "purpose": noted.get("purpose"),
+        "grant_id": noted.get("grant_id"),
+        "grant_version": noted.get("grant_version"),
+        "outcome": outcome_for(status),
+        "status": status,
+        "detail": detail,
     }
-    chunks: list[bytes] = []
-    status = 500
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        nonlocal status
-        if message["type"] == "http.response.start":
-            status = message["status"]
-        elif message["type"] == "http.response.body":
-            chunks.append(message.get("body", b""))
-
-    await request.app(scope, receive, send)
-    return status, b"".join(chunks)
 
 
 async def fetch(request: Request, dataset_id: str, *, rows: int = PREVIEW_ROWS) -> Preview:
-    status, body = await dispatch(
-        request, f"/api/v1/datasets/{dataset_id}/records", {"limit": str(rows)}
-    )
+    principal = session_principal(request)
+    state = request.app.state
+    refusal = await rate_limited(request, principal, dataset_id)
+    noted: dict[str, Any] = {}
+    sink = state.audit_sink
+    sink.in_flight += 1  # an event is coming: the writer may wait for it
+    page = None
     try:
-        document = json.loads(body)
-    except ValueError:
-        document = {}
-    if status == 200:
-        return Preview(status, fields=document.get("fields", []), rows=document.get("data", []))
-    return Preview(status, code=document.get("code"), detail=document.get("detail"))
+        if refusal is None:
+            try:
+                page = await run_in_threadpool(
+                    state.enforcer.records,
+                    principal,
+                    dataset_id,
+                    [("limit", str(rows))],
+                    format="json",
+                    notes=noted,
+                )
+            except Problem as problem:
+                refusal = problem
+                noted["error"] = problem.code
+        else:
+            noted["error"] = refusal.code
+        status = 200 if refusal is None else refusal.status
+        stored = sink.submit_async(event(request, principal, dataset_id, noted, status))
+    finally:
+        sink.in_flight -= 1
+    try:
+        await stored
+    except Exception:  # the store refused it (down): no rows without their event
+        return Preview(503, code="unavailable", detail=AUDIT_DOWN)
+    if refusal is not None or page is None:
+        assert refusal is not None
+        return Preview(refusal.status, code=refusal.code, detail=refusal.detail)
+    names = page.names
+    # The JSON the API answers, read back: the page shows the values the API sends.
+    data = orjson.loads(orjson.dumps([dict(zip(names, r, strict=True)) for r in page.rows]))
+    fields = [{"name": n, "transform": t} for n, t in zip(names, page.transforms, strict=True)]
+    return Preview(200, fields=fields, rows=data)
