@@ -65,8 +65,10 @@ def test_every_route_is_in_its_group(engine: Engine, settings: Settings):
             expected = "admin"
         elif path.startswith(("/auth/", "/oauth/")):
             expected = "auth"
-        elif tags & {"accounts"} and path.startswith("/api/v1/"):
-            expected = "admin"  # the signed-in account and its apps
+        elif path.startswith("/api/v1/") and (
+            tags & {"accounts"} or path.startswith("/api/v1/me/")
+        ):
+            expected = "admin"  # the signed-in account, its apps and its own 纠错
         else:
             expected = None  # catalog, probes, well-known documents
         assert route_group(path) == expected, (route.path, sorted(tags))
