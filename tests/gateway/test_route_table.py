@@ -90,7 +90,8 @@ WEB_PAGES = {
     ("POST", "/me/consents/{consent_id}/withdraw"): "session",
     # the administrator console and the system page (issue 16): session pages whose role
     # (data_admin, sysadmin) the page checks; tests/portal/test_admin_roles.py walks them
-    # The auditor console (auditor accounts only; tests/portal/test_audit_console.py walks the roles).
+    # The auditor console (auditor accounts only; tests/portal/test_audit_console.py walks
+    # the roles).
     ("GET", "/audit"): "session",
     ("GET", "/audit/events/{seq}"): "session",
     ("GET", "/audit/events/{seq}/proof"): "session",
@@ -116,6 +117,8 @@ WEB_PAGES = {
     ("POST", "/admin/applications/{application_id}/approve"): "session",
     ("POST", "/admin/applications/{application_id}/reject"): "session",
     ("GET", "/admin/datasets"): "session",
+    ("GET", "/admin/datasets/upload"): "session",
+    ("POST", "/admin/datasets/upload"): "session",
     ("GET", "/admin/datasets/{dataset_id}"): "session",
     ("GET", "/admin/feedback"): "session",
     ("GET", "/admin/demands"): "session",
