@@ -11,6 +11,7 @@ from portal import (
     admin_participation,
     admin_review,
     admin_upload,
+    admin_usage,
     system_pages,
 )
 
@@ -23,4 +24,5 @@ admin_routers: list[APIRouter] = [
     admin_upload.router,
     admin_catalog.router,
     admin_participation.router,
+    admin_usage.router,
 ]

@@ -119,6 +119,7 @@ WEB_PAGES = {
     ("GET", "/admin/datasets"): "session",
     ("GET", "/admin/datasets/upload"): "session",
     ("POST", "/admin/datasets/upload"): "session",
+    ("GET", "/admin/usage"): "session",
     ("GET", "/admin/datasets/{dataset_id}"): "session",
     ("GET", "/admin/feedback"): "session",
     ("GET", "/admin/demands"): "session",

@@ -69,6 +69,7 @@ def admin_pages(w: dict) -> list[str]:
         f"/admin/grants/new?dataset={DATASET}",
         "/admin/datasets",
         "/admin/datasets/upload",
+        "/admin/usage",
         f"/admin/datasets/{DATASET}",
         "/admin/feedback",
         "/admin/demands",
