@@ -9,23 +9,25 @@ from __future__ import annotations
 import tempfile
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.responses import HTMLResponse, Response
 
 from audit.events import audited, note
 from auth.secrets import identity_hmac
 from catalog.importer import ImportResult, import_package
 from catalog.package import PackageError
-from portal.admin_pages import admin_page, need_admin
-from portal.forms import CheckedUpload, see_other
+from portal.admin_pages import ROLE, admin_page, need_admin
+from portal.forms import checked_upload, see_other
 from portal.package_upload import UploadRefused, discard, unpack
 
 PATH = "/admin/datasets/upload"
 router = APIRouter(include_in_schema=False)
+# The account and its role are checked before the body is read, the csrf_token after.
+AdminUpload = Annotated[FormData, Depends(checked_upload(ROLE))]
 
 
 def _form_page(request: Request, *, error: str | None = None, replace: bool = False) -> Response:
@@ -71,7 +73,7 @@ def _import(request: Request, upload: UploadFile, replace: bool) -> ImportResult
 
 @router.post(PATH, response_class=HTMLResponse)
 @audited("dataset.import")
-async def upload_package(request: Request, form: CheckedUpload) -> Response:
+async def upload_package(request: Request, form: AdminUpload) -> Response:
     user = need_admin(request)
     replace = form.get("replace") == "1"
     note(request, actor=f"user:{user.username}", detail={"via": "web", "replace": replace})

@@ -255,6 +255,11 @@ def test_missing_csrf_and_other_roles_import_nothing(
     assert upload(developer, body, token=token).status_code == 403
     anonymous = TestClient(client.app)
     assert anonymous.get(URL, follow_redirects=False).status_code == 303
+    # Without even a CSRF cookie: sent to sign in before the body is parsed.
+    answer = anonymous.post(
+        URL, files={"package": ("p.zip", body, "application/zip")}, follow_redirects=False
+    )
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
     token = TOKEN.search(anonymous.get("/login").text).group(1)
     answer = upload(anonymous, body, token=token)
     assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
