@@ -61,6 +61,7 @@ from portal import cockpit as portal_cockpit
 from portal import demand_pages as portal_demands
 from portal import pages as portal_pages
 from portal.admin_routes import admin_routers
+from portal.admin_upload import PATH as UPLOAD_PATH
 from portal.session import WebSessions, current_account
 
 
@@ -247,7 +248,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.add_middleware(WriteIntentMiddleware)
     csrf.install(app, cursor_key=keys.cursor, public_origin=settings.issuer, secure=https)
     app.add_middleware(
-        InputGuardMiddleware, max_body_bytes=settings.max_body_bytes, router=app.router
+        InputGuardMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        router=app.router,
+        upload_paths=frozenset({UPLOAD_PATH}),
+        max_upload_bytes=settings.upload_max_bytes,
     )
     app.add_middleware(
         RateLimitMiddleware,

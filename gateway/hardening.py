@@ -10,7 +10,8 @@ hash), plus `X-Frame-Options: DENY` and `Referrer-Policy: same-origin`.
 `InputGuardMiddleware` (innermost, after authentication and rate limits): a NUL character in
 the path or query string is refused with 400 before routing (PostgreSQL cannot store one
 and SQLite would); a request body longer than `max_body_bytes` is refused with 413
-`payload_too_large` — by its Content-Length before a byte is read, or, chunked, as soon as
+`payload_too_large` (the upload routes, `upload_paths`, have their own `max_upload_bytes`)
+— by its Content-Length before a byte is read, or, chunked, as soon as
 the count passes the limit; a NUL in a JSON string (`\\u0000`) or form value (`%00`) is
 refused with 400 when the body is complete, before the route parses it. Refusals raise
 FastAPI's HTTPException from `receive`, so they are rendered as problem+json and audited
@@ -114,11 +115,20 @@ NUL_DETAIL = "请求中不能包含 NUL 字符（\\u0000）"
 
 
 class InputGuardMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, router: Router) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        router: Router,
+        upload_paths: frozenset[str] = frozenset(),
+        max_upload_bytes: int = 0,
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
         self.router = router
-        self.too_large = f"请求体超过 {max_body_bytes} 字节的上限"
+        self.upload_paths = upload_paths
+        self.max_upload = max_upload_bytes or max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -143,7 +153,8 @@ class InputGuardMiddleware:
         await send_problem(send, problem, scope.get("state", {}).get("request_id"))
 
     def _guarded(self, scope: Scope, receive: Receive) -> Receive:
-        limit = self.max_body
+        limit = self.max_upload if scope["path"] in self.upload_paths else self.max_body
+        too_large = f"请求体超过 {limit} 字节的上限"
         declared = b""
         kind = b""
         for name, value in scope["headers"]:
@@ -159,14 +170,14 @@ class InputGuardMiddleware:
         async def guarded_receive() -> Message:
             nonlocal received
             if declared and (not declared.isdigit() or int(declared) > limit):
-                raise HTTPException(413, detail=self.too_large)  # before reading a byte
+                raise HTTPException(413, detail=too_large)  # before reading a byte
             message = await receive()
             if message["type"] != "http.request":
                 return message
             chunk = message.get("body", b"")
             received += len(chunk)
             if received > limit:
-                raise HTTPException(413, detail=self.too_large)
+                raise HTTPException(413, detail=too_large)
             if scan_json or scan_form:
                 body.extend(chunk)
                 if not message.get("more_body", False) and _has_nul(bytes(body), scan_json):

@@ -95,6 +95,11 @@ class Settings(BaseSettings):
     outbound_max_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     # Largest request body any route reads (Content-Length or chunked), in bytes.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # The administrator's package upload (/admin/datasets/upload) only: its own body cap,
+    # and what its .zip may unpack to (members, bytes: zip bombs stop there).
+    upload_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    upload_max_files: int = Field(default=100, ge=2, le=10_000)
+    upload_max_unpacked_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
 
     # Identity proofing (实名核验) through the installation's OpenID Connect provider
     # (统一身份认证). Unset issuer: only an operator's `opengate users verify-identity`.

@@ -33,7 +33,7 @@ OPEN_TYPE_LABELS = {
 }
 LEVEL_LABELS = {1: "一级（公开）", 2: "二级（内部）", 3: "三级（敏感）", 4: "四级（高度敏感）"}
 # Data reads: every data route's event but the completion notes of streamed exports.
-_DATA_READ = "action LIKE 'data.%' AND action NOT LIKE '%.completed' AND outcome = 'allowed'"
+DATA_READ = "action LIKE 'data.%' AND action NOT LIKE '%.completed' AND outcome = 'allowed'"
 
 
 def _pairs(conn: Connection, sql: str, **params: Any) -> list[tuple[Any, int]]:
@@ -108,7 +108,7 @@ def _requests(
         _pairs(
             conn,
             f"SELECT substr(ts, 1, 10), count(*) FROM audit_events WHERE ts >= :since "  # noqa: S608
-            f"AND {_DATA_READ} GROUP BY 1",
+            f"AND {DATA_READ} GROUP BY 1",
             since=since,
         )
     )
@@ -117,7 +117,7 @@ def _requests(
     used = _pairs(
         conn,
         f"SELECT substr(resource, 10), count(*) FROM audit_events WHERE ts >= :since "  # noqa: S608
-        f"AND {_DATA_READ} AND resource LIKE 'datasets/%' GROUP BY 1",
+        f"AND {DATA_READ} AND resource LIKE 'datasets/%' GROUP BY 1",
         since=since,
     )
     return series, used

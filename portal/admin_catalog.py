@@ -66,5 +66,11 @@ def dataset_page(dataset_id: str, request: Request, db: SessionDep) -> Response:
         ],
         "open_types": OPEN_TYPES,
         "levels": LEVEL_LABELS,
+        "imported": _version(request.query_params.get("imported")),
     }
     return admin_page(request, "admin/dataset.html", context, tab="datasets")
+
+
+def _version(raw: str | None) -> int | None:
+    """The version just imported (after an upload), as a number or nothing."""
+    return int(raw) if raw and raw.isdigit() and len(raw) <= 6 else None

@@ -10,14 +10,19 @@ from portal import (
     admin_grants,
     admin_participation,
     admin_review,
+    admin_upload,
+    admin_usage,
     system_pages,
 )
 
-# /admin/system and /admin/grants/new come before the routes with an id in their path.
+# /admin/system, /admin/grants/new and /admin/datasets/upload come before the routes
+# with an id in their path.
 admin_routers: list[APIRouter] = [
     system_pages.router,
     admin_grants.router,
     admin_review.router,
+    admin_upload.router,
     admin_catalog.router,
     admin_participation.router,
+    admin_usage.router,
 ]

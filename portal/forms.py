@@ -3,6 +3,7 @@ where to send the browser next."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 from urllib.parse import parse_qsl, quote
 
@@ -11,7 +12,7 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from auth.models import User
-from portal.csrf import FIELD, tokens_of
+from portal.csrf import FIELD, INVALID_FORM, OTHER_ORIGIN, CsrfRefused, tokens_of
 from portal.refusal import refusal_page
 from portal.session import current_account
 
@@ -37,6 +38,33 @@ async def checked_form(request: Request) -> FormData:
 
 
 CheckedForm = Annotated[FormData, Depends(checked_form)]
+
+UPLOAD_TYPE = "multipart/form-data"
+
+
+def checked_upload(role: str) -> Callable[[Request], AsyncIterator[FormData]]:
+    """The dependency of a multipart form with one file (the package upload) for accounts
+    of `role`: the account, the origin and whether this request can carry a token at all
+    are checked before a byte of the body is read (nobody else makes the gateway parse a
+    large body); the body is parsed once (python-multipart, the file spooled to a
+    temporary file), the csrf_token read from it; the file is closed after the route."""
+
+    async def upload_form(request: Request) -> AsyncIterator[FormData]:
+        need_account(request, role=role)
+        tokens = tokens_of(request)
+        if not tokens.origin_ok(request):
+            raise CsrfRefused(OTHER_ORIGIN)
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if tokens.expected(request) is None or media != UPLOAD_TYPE:
+            raise CsrfRefused(INVALID_FORM)
+        form = await request.form(max_files=1, max_fields=MAX_FIELDS)
+        try:
+            tokens.verify(request, form.get(FIELD))
+            yield form
+        finally:
+            await form.close()
+
+    return upload_form
 
 
 def text(form: FormData, name: str, *, limit: int = 2000) -> str:

@@ -68,6 +68,8 @@ def admin_pages(w: dict) -> list[str]:
         "/admin/grants/new",
         f"/admin/grants/new?dataset={DATASET}",
         "/admin/datasets",
+        "/admin/datasets/upload",
+        "/admin/usage",
         f"/admin/datasets/{DATASET}",
         "/admin/feedback",
         "/admin/demands",
