@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, Response
 
 from audit.events import audited, note
 from auth import users as user_service
-from auth.consent_page import NO_FRAMING, consent_page, error_page
+from auth.consent_page import NO_FRAMING, consent_page, error_page, message_page
 from auth.consents import record_approval
 from auth.keys import KeyRing
 from auth.models import User
@@ -51,7 +51,7 @@ from kernel.responses import JSONResponse
 NOT_VERIFIED = "该账号尚未实名核验，无法进行个人授权；请持本人有效身份证件由平台管理员核验"
 OAUTH_ERROR_CODES = {401: "unauthorized", 403: "forbidden"}
 MAX_BODY = 16 * 1024
-CONSENT_FIELDS = ("username", "password", "decision")
+CONSENT_FIELDS = ("username", "password", "decision", "csrf_token")
 
 
 def _plain(request: Request, method: str, form: list[tuple[str, str]]) -> PlainRequest:
@@ -129,12 +129,17 @@ class OAuthServices:
     """What the app factory puts on `app.state.oauth_services` for these routes.
 
     `start_identity(user_id, return_to)`: the identity provider's authorization URL for an
-    account to prove who it is and come back to `return_to` (None: no provider)."""
+    account to prove who it is and come back to `return_to` (None: no provider).
+    `form_token(request)`: the consent form's hidden `csrf_token` (contract §10);
+    `form_refusal(request, submitted)`: why a POSTed token is refused, or None. Both come
+    from the web layer, which owns the CSRF key and the browser's nonce cookie."""
 
     server: OAuthServer
     keys: KeyRing
     engine: Engine
     client_ip: Callable[[Request], str]
+    form_token: Callable[[Request], str]
+    form_refusal: Callable[[Request, str | None], str | None]
     start_identity: Callable[[int, str], str] | None = None
 
     @property
@@ -267,6 +272,14 @@ def note_decision(request: Request, asked: PersonRequest, shown: dict[str, Any])
     )
 
 
+def _hidden(
+    request: Request, services: OAuthServices, params: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """The consent form's hidden fields: the authorization request, posted back, and the
+    form's csrf_token."""
+    return [*params, ("csrf_token", services.form_token(request))]
+
+
 @router.get(
     "/oauth/authorize",
     response_class=HTMLResponse,
@@ -281,9 +294,11 @@ async def authorize_page(request: Request, services: Services) -> Response:
         )
     except (OAuth2Error, ValueError) as exc:
         return HTMLResponse(error_page(_describe(exc)), status_code=400)
-    hidden = [(k, v) for k, v in request.query_params.multi_items()]
+    params = [(k, v) for k, v in request.query_params.multi_items() if k not in CONSENT_FIELDS]
     return HTMLResponse(
-        consent_page(hidden=hidden, can_verify=services.can_verify, **shown),
+        consent_page(
+            hidden=_hidden(request, services, params), can_verify=services.can_verify, **shown
+        ),
         headers=NO_FRAMING,
     )
 
@@ -295,6 +310,13 @@ async def authorize_decision(request: Request, services: Services) -> Response:
     submitted = await _form(request)
     params = [(k, v) for k, v in submitted if k not in CONSENT_FIELDS]
     values = dict(submitted)
+    # Before anything else (no sign-in attempt, no consent): a form posted from another
+    # site, or without this browser's token, changes nothing.
+    forged = services.form_refusal(request, values.get("csrf_token"))
+    if forged is not None:
+        note(request, outcome="denied", detail={"refused": "csrf"})
+        page = message_page("请求被拒绝", forged)
+        return HTMLResponse(page, status_code=403, headers=NO_FRAMING)
     plain = _plain(request, "POST", params)
     plain._args = dict(params)  # the consent page posts the query back as the form
     decision = values.get("decision")
@@ -338,7 +360,10 @@ async def authorize_decision(request: Request, services: Services) -> Response:
                 # who tried, even when refused (as user.login names it)
                 note(request, actor=f"user:{values.get('username', '')[:64]}")
                 page = consent_page(
-                    hidden=params, error=problem.detail, can_verify=services.can_verify, **shown
+                    hidden=_hidden(request, services, params),
+                    error=problem.detail,
+                    can_verify=services.can_verify,
+                    **shown,
                 )
                 return HTMLResponse(page, status_code=problem.status, headers=NO_FRAMING)
             note(request, actor=f"user:{user.username}")
@@ -359,7 +384,10 @@ async def authorize_decision(request: Request, services: Services) -> Response:
             if reason is not None:
                 note(request, outcome="denied", detail={"refused": reason})
                 page = consent_page(
-                    hidden=params, error=reason, can_verify=services.can_verify, **shown
+                    hidden=_hidden(request, services, params),
+                    error=reason,
+                    can_verify=services.can_verify,
+                    **shown,
                 )
                 return HTMLResponse(page, status_code=403, headers=NO_FRAMING)
             # One live consent per app × dataset: approving again extends it.

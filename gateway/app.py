@@ -195,6 +195,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         keys=security.keys,
         engine=engine,
         client_ip=client_ip,
+        form_token=csrf.csrf_token,
+        form_refusal=csrf.refusal_of,
         start_identity=provider.begin if provider is not None else None,
     )
     app.include_router(oauth_views.router)

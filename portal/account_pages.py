@@ -19,6 +19,7 @@ from auth.views import REGISTERED, Registration, register_developer
 from catalog.request_state import SessionDep
 from kernel.problems import Problem
 from portal.forms import CheckedForm, safe_next, see_other, text
+from portal.homes import home_of
 from portal.session import COOKIE, sessions_of, signed_in
 from portal.templating import render
 
@@ -41,9 +42,11 @@ def _client_ip(request: Request) -> str:
 
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str | None = None) -> Response:
-    if signed_in(request) is not None:
-        return see_other(safe_next(next))
-    return render(request, "login.html", {"next": safe_next(next)}, section="login")
+    found = signed_in(request)
+    if found is not None:
+        return see_other(safe_next(next, home_of(found.user.role)))
+    # No `next`: an empty one, so the sign-in lands on the account's own console.
+    return render(request, "login.html", {"next": safe_next(next, "")}, section="login")
 
 
 @router.post("/login", response_class=HTMLResponse)
@@ -52,7 +55,7 @@ def login_page(request: Request, next: str | None = None) -> Response:
 def login_submit(request: Request, form: CheckedForm, db: SessionDep) -> Response:
     username = text(form, "username", limit=64)
     password = form.get("password")
-    target = safe_next(text(form, "next", limit=500))
+    target = safe_next(text(form, "next", limit=500), "")
     note(request, actor=f"user:{username}", detail={"via": "web"})
     if not username or not isinstance(password, str) or not password:
         return _login_again(request, username, target, "请填写用户名和密码", 400)
@@ -64,7 +67,7 @@ def login_submit(request: Request, form: CheckedForm, db: SessionDep) -> Respons
         page = _login_again(request, username, target, problem.detail, problem.status)
         page.headers.update(problem.headers)
         return page
-    answer = see_other(target)
+    answer = see_other(target or home_of(user.role))
     sessions_of(request).start(db, user, answer)
     return answer
 

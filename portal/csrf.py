@@ -131,6 +131,16 @@ def csrf_token(conn: HTTPConnection) -> str:
     return tokens_of(conn).token_for(conn)
 
 
+def refusal_of(conn: HTTPConnection, submitted: object) -> str | None:
+    """Why a POST with this `csrf_token` is refused (None: it is not), for a domain route
+    that checks its own form and answers in its own page (the OAuth consent page)."""
+    try:
+        tokens_of(conn).verify(conn, submitted)
+    except CsrfRefused as refused:
+        return refused.message
+    return None
+
+
 async def require_csrf(request: Request) -> None:
     """FastAPI dependency of every form POST: refused before the route runs."""
     form = await request.form()

@@ -14,7 +14,9 @@ from fastapi import Request
 from fastapi.templating import Jinja2Templates
 from starlette.responses import HTMLResponse
 
+from auth.models import Role
 from portal.csrf import LazyToken
+from portal.homes import console_of
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 STATIC_DIR = Path(__file__).parent / "static"
@@ -33,7 +35,6 @@ NAV = (
     ("datasets", "/datasets", "数据目录"),
     ("demands", "/demands", "数据需求"),
     ("cockpit", "/cockpit", "数据驾驶舱"),
-    ("console", "/console", "开发者中心"),
 )
 
 # Who is signed in, for the header: set by the session module once it is wired in
@@ -50,6 +51,12 @@ def account_of(request: Request) -> Any:
     return _account_of[0](request) if _account_of else None
 
 
+def nav_for(account: Any) -> tuple[tuple[str, str, str], ...]:
+    """The site navigation: the public pages, then a console — the signed-in account's own
+    (portal/homes.py), else the developer center, where signing in starts."""
+    return (*NAV, console_of(account.role if account is not None else Role.developer))
+
+
 def static_url(request: Request, name: str) -> str:
     return request.scope.get("root_path", "") + f"{STATIC_PREFIX}/{name}"
 
@@ -62,12 +69,13 @@ def render(
     status_code: int = 200,
     section: str = "",
 ) -> HTMLResponse:
+    account = account_of(request)
     values: dict[str, Any] = {
-        "nav": NAV,
+        "nav": nav_for(account),
+        "account": account,
         "section": section,
         "root": request.scope.get("root_path", ""),
         "static": lambda asset: static_url(request, asset),
-        "account": account_of(request),
         # Printed by a template, the form's hidden csrf_token (portal/csrf.py).
         "csrf_token": LazyToken(request),
     }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from sqlalchemy.engine import Engine
@@ -16,7 +16,13 @@ from sqlmodel import Session
 from gateway.settings import Settings
 from policies import grants as grant_service
 from tests.audit.test_audit_trail import _events, _login
-from tests.auth.helpers import PASSWORD, REDIRECT, developer_with_app, verify_identity
+from tests.auth.helpers import (
+    PASSWORD,
+    REDIRECT,
+    consent_form,
+    developer_with_app,
+    verify_identity,
+)
 from tests.conftest import TestClient
 from tests.gateway.test_classified_access import PERSON_ID, URL, direct_grant
 
@@ -218,10 +224,10 @@ def _decide(client: TestClient, world: dict, decision: str, **form: str):
         "code_challenge_method": "S256",
         "state": "s1",
     }
-    assert client.get("/oauth/authorize", params=query).status_code == 200
+    shown = consent_form(client, "/oauth/authorize?" + urlencode(query))
     return client.post(
         "/oauth/authorize",
-        data={**query, "decision": decision, **form},
+        data={**shown, "decision": decision, **form},
         follow_redirects=False,
     )
 

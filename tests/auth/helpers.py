@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -91,3 +93,31 @@ def audit_events(engine: Engine, action: str) -> list[dict]:
         }
         for d, o, r, a in rows
     ]
+
+
+class _HiddenInputs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fields: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "input" and found.get("type") == "hidden" and found.get("name"):
+            self.fields[found["name"]] = found.get("value") or ""  # type: ignore[index]
+
+
+def hidden_fields(html: str) -> dict[str, str]:
+    """A page's hidden form fields, as a browser would post them back."""
+    parser = _HiddenInputs()
+    parser.feed(html)
+    return parser.fields
+
+
+def consent_form(http: Any, url: str) -> dict[str, str]:
+    """Open the consent page with `http` (an httpx or test client, which keeps the page's
+    og_csrf cookie) and return its hidden fields: the request and the csrf_token."""
+    page = http.get(url)
+    assert page.status_code == 200, page.text
+    fields = hidden_fields(page.text)
+    assert fields.get("csrf_token"), "the consent form carries no csrf_token"
+    return fields

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -24,6 +23,7 @@ from tests.auth.helpers import (
     REDIRECT,
     audit_events,
     developer_with_app,
+    hidden_fields,
     user,
     verify_identity,
 )
@@ -222,13 +222,13 @@ def test_a_person_proves_their_identity_from_the_consent_page(
         scope="dataset:social-insurance:self",
         purpose="贷款资格核验",
     )
-    page = httpx.get(url)
+    browser = httpx.Client()  # keeps the consent page's og_csrf cookie
+    page = browser.get(url)
     assert page.status_code == 200 and "通过统一身份认证核验身份" in page.text
-    form = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-    signed = {**form, "username": "zhangsan", "password": PASSWORD}
-    not_yet = httpx.post(f"{gateway.url}/oauth/authorize", data={**signed, "decision": "approve"})
+    signed = {**hidden_fields(page.text), "username": "zhangsan", "password": PASSWORD}
+    not_yet = browser.post(f"{gateway.url}/oauth/authorize", data={**signed, "decision": "approve"})
     assert not_yet.status_code == 403 and "尚未实名核验" in not_yet.text
-    to_provider = httpx.post(
+    to_provider = browser.post(
         f"{gateway.url}/oauth/authorize", data={**signed, "decision": "verify"}
     )
     assert to_provider.status_code == 303
@@ -238,7 +238,10 @@ def test_a_person_proves_their_identity_from_the_consent_page(
     assert back.status_code == 303
     assert back.headers["location"].startswith("/oauth/authorize?")
     assert httpx.get(gateway.url + back.headers["location"]).status_code == 200
-    approved = httpx.post(f"{gateway.url}/oauth/authorize", data={**signed, "decision": "approve"})
+    approved = browser.post(
+        f"{gateway.url}/oauth/authorize", data={**signed, "decision": "approve"}
+    )
+    browser.close()
     assert approved.status_code == 302, approved.text
     token = client.fetch_token(
         f"{gateway.url}/oauth/token",

@@ -18,7 +18,14 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 from sqlalchemy.engine import Engine
 
-from tests.auth.helpers import PASSWORD, REDIRECT, developer_with_app, verify_identity
+from tests.auth.helpers import (
+    PASSWORD,
+    REDIRECT,
+    consent_form,
+    developer_with_app,
+    hidden_fields,
+    verify_identity,
+)
 from tests.conftest import LiveServer
 from tests.packages import import_conditional
 
@@ -161,20 +168,20 @@ def authorize(live: LiveServer, client: OAuth2Client, verifier: str, **extra: st
         duration_days="30",
         **extra,
     )
-    page = httpx.get(url)
-    assert page.status_code == 200, page.text
-    for shown in (
-        "个人数据授权确认",
-        "社会保险参保缴费信息",
-        "贷款资格核验",
-        "30 天",
-        "dev1 的应用",
-    ):
-        assert shown in page.text
-    form = dict(parse_qs(urlsplit(url).query, keep_blank_values=True))
-    data = {k: v[0] for k, v in form.items()}
-    data.update(username="zhangsan", password=PASSWORD, decision="approve")
-    answer = httpx.post(f"{live.url}/oauth/authorize", data=data)
+    with httpx.Client() as http:  # a browser: the page's cookie goes back with its form
+        page = http.get(url)
+        assert page.status_code == 200, page.text
+        for shown in (
+            "个人数据授权确认",
+            "社会保险参保缴费信息",
+            "贷款资格核验",
+            "30 天",
+            "dev1 的应用",
+        ):
+            assert shown in page.text
+        data = hidden_fields(page.text)
+        data.update(username="zhangsan", password=PASSWORD, decision="approve")
+        answer = http.post(f"{live.url}/oauth/authorize", data=data)
     assert answer.status_code == 302, answer.text
     return answer.headers["location"]
 
@@ -296,9 +303,10 @@ def test_refusing_consent_redirects_with_access_denied(live: LiveServer, person:
         scope="dataset:social-insurance:self",
         purpose="贷款资格核验",
     )
-    data = {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-    data["decision"] = "deny"
-    answer = httpx.post(f"{live.url}/oauth/authorize", data=data)
+    with httpx.Client() as http:
+        data = consent_form(http, url)
+        data["decision"] = "deny"
+        answer = http.post(f"{live.url}/oauth/authorize", data=data)
     assert answer.status_code == 302
     query = parse_qs(urlsplit(answer.headers["location"]).query)
     assert query["error"] == ["access_denied"] and query["state"] == [state]

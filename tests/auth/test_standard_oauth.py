@@ -22,7 +22,13 @@ from sqlmodel import Session, select
 
 from auth.models import RefreshToken
 from auth.secrets import identity_hmac
-from tests.auth.helpers import PASSWORD, REDIRECT, developer_with_app, verify_identity
+from tests.auth.helpers import (
+    PASSWORD,
+    REDIRECT,
+    consent_form,
+    developer_with_app,
+    verify_identity,
+)
 from tests.auth.test_oauth_flows import PERSON_ID, claims_of
 from tests.conftest import GatewayProcess, LiveServer
 from tests.keys import keys_of
@@ -273,11 +279,10 @@ def test_openid_profile_never_reads_conditional_records(live: LiveServer, catalo
 
 
 def _consent(live: LiveServer, url: str, decision: str = "approve") -> httpx.Response:
-    page = httpx.get(url)
-    assert page.status_code == 200, page.text
-    data = {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
-    data.update(username="zhangsan", password=PASSWORD, decision=decision)
-    return httpx.post(f"{live.url}/oauth/authorize", data=data)
+    with httpx.Client() as http:
+        data = consent_form(http, url)
+        data.update(username="zhangsan", password=PASSWORD, decision=decision)
+        return http.post(f"{live.url}/oauth/authorize", data=data)
 
 
 def test_purpose_is_required_only_for_a_persons_own_rows(
@@ -317,10 +322,13 @@ def test_purpose_is_required_only_for_a_persons_own_rows(
     refused = httpx.get(conditional)
     assert refused.status_code == 400 and "invalid_scope" in refused.text
     data = {k: v[0] for k, v in parse_qs(urlsplit(conditional).query).items()}
-    posted = httpx.post(
-        f"{live.url}/oauth/authorize",
-        data={**data, "username": "zhangsan", "password": PASSWORD, "decision": "approve"},
-    )
+    with httpx.Client() as http:
+        # a forged request with a genuine form token: the scope is still checked on POST
+        token = consent_form(http, open_data)["csrf_token"]
+        signed = {"username": "zhangsan", "password": PASSWORD, "decision": "approve"}
+        posted = http.post(
+            f"{live.url}/oauth/authorize", data={**data, **signed, "csrf_token": token}
+        )
     assert posted.status_code == 400  # refused, and nothing recorded
     with engine.connect() as conn:
         consents = conn.execute(sa.text("SELECT dataset_id, purpose FROM consents")).all()

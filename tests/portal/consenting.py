@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -15,7 +14,13 @@ from sqlalchemy.engine import Engine
 
 from auth.secrets import identity_hmac
 from gateway.settings import Settings
-from tests.auth.helpers import PASSWORD, REDIRECT, developer_with_app, verify_identity
+from tests.auth.helpers import (
+    PASSWORD,
+    REDIRECT,
+    consent_form,
+    developer_with_app,
+    verify_identity,
+)
 from tests.conftest import LiveServer
 from tests.keys import keys_of
 from tests.packages import import_conditional
@@ -67,9 +72,10 @@ def consent_url(live: LiveServer, client: OAuth2Client, days: int) -> str:
 
 
 def approve(live: LiveServer, url: str) -> str:
-    data = {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
-    data.update(username="zhangsan", password=PASSWORD, decision="approve")
-    answer = httpx.post(f"{live.url}/oauth/authorize", data=data)
+    with httpx.Client() as http:
+        data = consent_form(http, url)
+        data.update(username="zhangsan", password=PASSWORD, decision="approve")
+        answer = http.post(f"{live.url}/oauth/authorize", data=data)
     assert answer.status_code == 302, answer.text
     return answer.headers["location"]
 
