@@ -58,9 +58,14 @@ def fill(driver: Any, values: dict[str, str]) -> None:
 
 
 def submit(driver: Any, label: str) -> None:
+    """Press a form's button and wait for the next page (reading the old page races)."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
-    driver.find_element(By.XPATH, f"//button[normalize-space()='{label}']").click()
+    button = driver.find_element(By.XPATH, f"//button[normalize-space()='{label}']")
+    button.click()
+    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(button))
 
 
 def test_a_developer_registers_creates_an_app_and_applies(
