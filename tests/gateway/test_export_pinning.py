@@ -133,17 +133,17 @@ def drain_after(sock: socket.socket, *, wait: float) -> tuple[bytes, bool]:
 def test_exports_per_caller_are_limited(
     engine: Engine, settings: Settings, packages: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import gateway.data_api as data_api
+    import policies.access as door  # the enforcement door streams the export
 
     import_package(engine, write_package(packages))
     gate = threading.Event()
-    real = data_api.stream_rows
+    real = door.stream_rows
 
     def held(*args: object, **kwargs: object) -> Iterator[list[object]]:
         gate.wait(20)  # an export under way: its first chunk has not been read yet
         yield from real(*args, **kwargs)
 
-    monkeypatch.setattr(data_api, "stream_rows", held)
+    monkeypatch.setattr(door, "stream_rows", held)
     export = "/api/v1/datasets/air-readings/export"
     # (held exports block a thread each: more than SQLite's one sync thread)
     with serve(engine, settings, exports_per_caller=2, sync_threads=8) as live:
