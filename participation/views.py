@@ -14,6 +14,8 @@ from auth.models import Role
 from auth.principal import Principal, principal_of, require_role
 from catalog.hosted import HostedDataset
 from catalog.request_state import EngineDep, HostedCatalogDep
+from catalog.row_id import RowId
+from kernel.problem_schema import problem_responses
 from kernel.problems import invalid_parameter, not_found
 from kernel.responses import JSONResponse
 from participation import demands, feedback
@@ -29,7 +31,12 @@ from participation.schemas import (
     FeedbackReject,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["participation"])
+# Every refusal a participation route can give, documented once for all of them.
+router = APIRouter(
+    prefix="/api/v1",
+    tags=["participation"],
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
+)
 
 AnyAccount = Depends(require_role(Role.developer, Role.data_admin, Role.auditor, Role.sysadmin))
 AccountDep = Annotated[Principal, AnyAccount]
@@ -136,7 +143,7 @@ def admin_feedback(
 @router.post("/admin/feedback/{feedback_id}/accept", summary="受理纠错")
 @audited("feedback.accept")
 def accept_feedback(
-    feedback_id: int, body: FeedbackNote, request: Request, admin: AdminDep, engine: EngineDep
+    feedback_id: RowId, body: FeedbackNote, request: Request, admin: AdminDep, engine: EngineDep
 ) -> JSONResponse:
     note(request, resource=f"feedback/{feedback_id}")
     row = feedback.accept(engine, feedback_id, by=admin.subject, note=body.response)
@@ -146,7 +153,7 @@ def accept_feedback(
 @router.post("/admin/feedback/{feedback_id}/reject", summary="不予采纳纠错（须说明理由）")
 @audited("feedback.reject")
 def reject_feedback(
-    feedback_id: int, body: FeedbackReject, request: Request, admin: AdminDep, engine: EngineDep
+    feedback_id: RowId, body: FeedbackReject, request: Request, admin: AdminDep, engine: EngineDep
 ) -> JSONResponse:
     note(request, resource=f"feedback/{feedback_id}")
     row = feedback.reject(engine, feedback_id, by=admin.subject, reason=body.reason)
@@ -156,7 +163,7 @@ def reject_feedback(
 @router.post("/admin/feedback/{feedback_id}/fixed", summary="纠错已在新版本中修正")
 @audited("feedback.fixed")
 def fixed_feedback(
-    feedback_id: int,
+    feedback_id: RowId,
     body: FeedbackFixed,
     request: Request,
     admin: AdminDep,
@@ -209,14 +216,14 @@ def list_demands(
 
 
 @router.get("/demands/{demand_id}", summary="数据需求详情")
-def get_demand(demand_id: int, engine: EngineDep) -> JSONResponse:
+def get_demand(demand_id: RowId, engine: EngineDep) -> JSONResponse:
     return JSONResponse(demands.public_view(demands.get(engine, demand_id)))
 
 
 @router.post("/demands/{demand_id}/second", summary="附议数据需求（每个账号一次）")
 @audited("demand.second")
 def second_demand(
-    demand_id: int, request: Request, principal: AccountDep, engine: EngineDep
+    demand_id: RowId, request: Request, principal: AccountDep, engine: EngineDep
 ) -> JSONResponse:
     note(request, resource=f"demands/{demand_id}")
     return JSONResponse(
@@ -233,7 +240,7 @@ def my_demands(principal: AccountDep, engine: EngineDep) -> JSONResponse:
 @router.post("/admin/demands/{demand_id}/answer", summary="答复数据需求")
 @audited("demand.answer")
 def answer_demand(
-    demand_id: int, body: DemandAnswer, request: Request, admin: AdminDep, engine: EngineDep
+    demand_id: RowId, body: DemandAnswer, request: Request, admin: AdminDep, engine: EngineDep
 ) -> JSONResponse:
     note(request, resource=f"demands/{demand_id}")
     row = demands.answer(engine, demand_id, by=admin.subject, response=body.response)
@@ -243,7 +250,7 @@ def answer_demand(
 @router.post("/admin/demands/{demand_id}/satisfy", summary="数据需求已满足（指明数据集）")
 @audited("demand.satisfy")
 def satisfy_demand(
-    demand_id: int,
+    demand_id: RowId,
     body: DemandSatisfy,
     request: Request,
     admin: AdminDep,
@@ -270,7 +277,7 @@ def satisfy_demand(
 @router.post("/admin/demands/{demand_id}/decline", summary="数据需求未能满足（须说明理由）")
 @audited("demand.decline")
 def decline_demand(
-    demand_id: int, body: DemandDecline, request: Request, admin: AdminDep, engine: EngineDep
+    demand_id: RowId, body: DemandDecline, request: Request, admin: AdminDep, engine: EngineDep
 ) -> JSONResponse:
     note(request, resource=f"demands/{demand_id}")
     row = demands.decline(engine, demand_id, by=admin.subject, reason=body.reason)
