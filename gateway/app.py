@@ -212,6 +212,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.readiness = health.ReadinessProbe(engine, redis_url=settings.redis_url)
     app.include_router(health.router)
     app.include_router(participation_views.router)
+    app.include_router(participation_views.admin_router)
     docs.install(app)
     redoc.install(app)
     # The portal's pages (HTML; the security-headers middleware gives them the §10 headers).

@@ -24,17 +24,29 @@ from participation.schemas import (
     DemandAnswer,
     DemandDecline,
     DemandIn,
+    DemandOut,
+    DemandPage,
     DemandSatisfy,
     FeedbackFixed,
     FeedbackIn,
     FeedbackNote,
+    FeedbackOut,
+    FeedbackPage,
     FeedbackReject,
+    Overview,
 )
 
 # Every refusal a participation route can give, documented once for all of them.
 router = APIRouter(
     prefix="/api/v1",
     tags=["participation"],
+    responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
+)
+
+# The data administrator's handling of them, listed with the other administration routes.
+admin_router = APIRouter(
+    prefix="/api/v1/admin",
+    tags=["administration"],
     responses=problem_responses(400, 401, 403, 404, 409, 413, 429, 503),
 )
 
@@ -75,6 +87,7 @@ def _account_name(principal: Principal | None) -> str | None:
 
 @router.post(
     "/datasets/{dataset_id}/feedback",
+    response_model=FeedbackOut,
     status_code=201,
     summary="提交数据纠错",
     description="对数据集的字段或记录报告数据质量问题（纠错）。可匿名提交"
@@ -104,7 +117,7 @@ def submit_feedback(
     return JSONResponse(feedback.public_view(row), status_code=201)
 
 
-@router.get("/me/feedback", summary="我提交的纠错")
+@router.get("/me/feedback", response_model=FeedbackPage, summary="我提交的纠错")
 def my_feedback(principal: AccountDep, engine: EngineDep) -> JSONResponse:
     rows = feedback.listing(engine, reporter=principal.subject, limit=200)
     return JSONResponse({"data": [feedback.public_view(r) for r in rows], "next_cursor": None})
@@ -125,7 +138,7 @@ def _cursor(raw: str | None) -> int | None:
     return int(raw)
 
 
-@router.get("/admin/feedback", summary="纠错列表（数据管理员）")
+@admin_router.get("/feedback", response_model=FeedbackPage, summary="纠错列表（数据管理员）")
 def admin_feedback(
     _admin: AdminDep,
     engine: EngineDep,
@@ -140,7 +153,7 @@ def admin_feedback(
     return _page(rows, feedback.public_view, limit)
 
 
-@router.post("/admin/feedback/{feedback_id}/accept", summary="受理纠错")
+@admin_router.post("/feedback/{feedback_id}/accept", response_model=FeedbackOut, summary="受理纠错")
 @audited("feedback.accept")
 def accept_feedback(
     feedback_id: RowId, body: FeedbackNote, request: Request, admin: AdminDep, engine: EngineDep
@@ -150,7 +163,11 @@ def accept_feedback(
     return JSONResponse(feedback.public_view(row))
 
 
-@router.post("/admin/feedback/{feedback_id}/reject", summary="不予采纳纠错（须说明理由）")
+@admin_router.post(
+    "/feedback/{feedback_id}/reject",
+    response_model=FeedbackOut,
+    summary="不予采纳纠错（须说明理由）",
+)
 @audited("feedback.reject")
 def reject_feedback(
     feedback_id: RowId, body: FeedbackReject, request: Request, admin: AdminDep, engine: EngineDep
@@ -160,7 +177,9 @@ def reject_feedback(
     return JSONResponse(feedback.public_view(row))
 
 
-@router.post("/admin/feedback/{feedback_id}/fixed", summary="纠错已在新版本中修正")
+@admin_router.post(
+    "/feedback/{feedback_id}/fixed", response_model=FeedbackOut, summary="纠错已在新版本中修正"
+)
 @audited("feedback.fixed")
 def fixed_feedback(
     feedback_id: RowId,
@@ -184,6 +203,7 @@ def fixed_feedback(
 
 @router.post(
     "/demands",
+    response_model=DemandOut,
     status_code=201,
     summary="提出数据需求",
     description="申请开放尚未开放的数据（供需对接）。需登录；每个账号每天最多 20 条。",
@@ -204,7 +224,7 @@ def create_demand(
     return JSONResponse(demands.public_view(row), status_code=201)
 
 
-@router.get("/demands", summary="数据需求公开列表")
+@router.get("/demands", response_model=DemandPage, summary="数据需求公开列表")
 def list_demands(
     engine: EngineDep,
     status: DemandStatus | None = None,
@@ -215,12 +235,14 @@ def list_demands(
     return _page(rows, demands.public_view, limit)
 
 
-@router.get("/demands/{demand_id}", summary="数据需求详情")
+@router.get("/demands/{demand_id}", response_model=DemandOut, summary="数据需求详情")
 def get_demand(demand_id: RowId, engine: EngineDep) -> JSONResponse:
     return JSONResponse(demands.public_view(demands.get(engine, demand_id)))
 
 
-@router.post("/demands/{demand_id}/second", summary="附议数据需求（每个账号一次）")
+@router.post(
+    "/demands/{demand_id}/second", response_model=DemandOut, summary="附议数据需求（每个账号一次）"
+)
 @audited("demand.second")
 def second_demand(
     demand_id: RowId, request: Request, principal: AccountDep, engine: EngineDep
@@ -231,13 +253,13 @@ def second_demand(
     )
 
 
-@router.get("/me/demands", summary="我提出的数据需求")
+@router.get("/me/demands", response_model=DemandPage, summary="我提出的数据需求")
 def my_demands(principal: AccountDep, engine: EngineDep) -> JSONResponse:
     rows = demands.listing(engine, requester=principal.subject, limit=200)
     return JSONResponse({"data": [demands.public_view(r) for r in rows], "next_cursor": None})
 
 
-@router.post("/admin/demands/{demand_id}/answer", summary="答复数据需求")
+@admin_router.post("/demands/{demand_id}/answer", response_model=DemandOut, summary="答复数据需求")
 @audited("demand.answer")
 def answer_demand(
     demand_id: RowId, body: DemandAnswer, request: Request, admin: AdminDep, engine: EngineDep
@@ -247,7 +269,9 @@ def answer_demand(
     return JSONResponse(demands.public_view(row))
 
 
-@router.post("/admin/demands/{demand_id}/satisfy", summary="数据需求已满足（指明数据集）")
+@admin_router.post(
+    "/demands/{demand_id}/satisfy", response_model=DemandOut, summary="数据需求已满足（指明数据集）"
+)
 @audited("demand.satisfy")
 def satisfy_demand(
     demand_id: RowId,
@@ -274,7 +298,11 @@ def satisfy_demand(
     return JSONResponse(demands.public_view(row))
 
 
-@router.post("/admin/demands/{demand_id}/decline", summary="数据需求未能满足（须说明理由）")
+@admin_router.post(
+    "/demands/{demand_id}/decline",
+    response_model=DemandOut,
+    summary="数据需求未能满足（须说明理由）",
+)
 @audited("demand.decline")
 def decline_demand(
     demand_id: RowId, body: DemandDecline, request: Request, admin: AdminDep, engine: EngineDep
@@ -286,6 +314,7 @@ def decline_demand(
 
 @router.get(
     "/stats/overview",
+    response_model=Overview,
     summary="数据驾驶舱总览（公开）",
     description="开放数据集按开放属性、分级、主题、部门、专区的数量；数据需求的受理与满足；纠错处理；"
     "近 30 天每日数据调用量与最常用数据集。只有总数，不含任何应用或个人的数字。",

@@ -37,7 +37,7 @@ def test_upload_with_progress_then_usage_charts(
     sign_in(browser, live, "/admin/datasets/upload", "publisher", PASSWORD)
     # A bad package: the importer's message appears on the same page (no navigation).
     browser.find_element(By.ID, "package").send_keys(str(bad))
-    submit(browser, "上传并导入")
+    submit(browser, "上传并导入", navigates=False)
     error = browser.find_element(By.ID, "upload-error")
     WebDriverWait(browser, 15).until(lambda _: error.is_displayed())
     assert "数据包有误，未导入任何数据：" in error.text and "level" in error.text
@@ -46,7 +46,7 @@ def test_upload_with_progress_then_usage_charts(
     assert browser.find_element(By.ID, "upload-progress").get_attribute("value") == "100"
 
     browser.find_element(By.ID, "package").send_keys(str(good))
-    submit(browser, "上传并导入")
+    submit(browser, "上传并导入", navigates=False)
     WebDriverWait(browser, 15).until(lambda d: "imported=1" in d.current_url)
     assert browser.current_url == f"{live.url}/admin/datasets/air-readings?imported=1"
     assert "已导入版本 v1" in loaded(browser, "p.notice").text

@@ -57,15 +57,17 @@ def fill(driver: Any, values: dict[str, str]) -> None:
         box.send_keys(value)
 
 
-def submit(driver: Any, label: str) -> None:
-    """Press a form's button and wait for the next page (reading the old page races)."""
+def submit(driver: Any, label: str, *, navigates: bool = True) -> None:
+    """Press a form's button and wait for the next page (reading the old page races);
+    a script-sent form (`navigates=False`) stays on its page and the caller waits."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     button = driver.find_element(By.XPATH, f"//button[normalize-space()='{label}']")
     button.click()
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(button))
+    if navigates:
+        WebDriverWait(driver, 20).until(expected_conditions.staleness_of(button))
 
 
 def test_a_developer_registers_creates_an_app_and_applies(
