@@ -39,6 +39,7 @@ from gateway.route_marks import RouteMarks
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
 from kernel.responses import JSONResponse
+from operation import views as operation_views
 from participation import views as participation_views
 from participation.overview import OverviewCache
 from policies import views as grant_views
@@ -213,6 +214,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(health.router)
     app.include_router(participation_views.router)
     app.include_router(participation_views.admin_router)
+    app.include_router(operation_views.router)
+    app.include_router(operation_views.admin_router)
     docs.install(app)
     redoc.install(app)
     # The portal's pages (HTML; the security-headers middleware gives them the §10 headers).

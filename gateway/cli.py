@@ -29,6 +29,7 @@ from gateway.installation import (
 from gateway.installation import engine as installation_engine
 from gateway.keys import InstallationKeys, installation_keys, open_ring
 from gateway.logging_config import LOG_CONFIG
+from gateway.operation_cli import operation_app
 from gateway.settings import Settings
 from keystore.errors import KeyRingError
 
@@ -47,6 +48,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(apps_app, name="apps")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(operation_app, name="operation")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)

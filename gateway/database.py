@@ -10,6 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 
+# The authorized-operation rules on grants (agreement scope and term, product binding) are
+# mapper events: registered in every process that opens the database, whatever writes.
+import operation.gate  # noqa: F401
+
 # Seconds a checkout waits for a pooled connection: a full pool is answered with 503 at
 # once (gateway.problems), not after SQLAlchemy's default 30 s.
 POOL_TIMEOUT = 2.0

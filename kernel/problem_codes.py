@@ -29,6 +29,7 @@ CODES: dict[str, ProblemCode] = {
     "unauthorized": _code("未认证", 401, names_status=401),
     "forbidden": _code("无权访问", 403, names_status=403),
     "grant_required": _code("需要授权", 403),
+    "grant_outside_agreement": _code("超出授权运营协议范围", 403),
     "insufficient_scope": _code("令牌权限范围不足", 403),
     "privacy_budget_exhausted": _code("隐私预算已用尽", 403),
     "not_found": _code("资源不存在", 404, names_status=404),

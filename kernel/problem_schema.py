@@ -21,8 +21,9 @@ STATUS_MEANINGS: dict[int, str] = {
     400: "Bad input: `invalid_parameter` (with `parameter`) or `field_not_permitted`",
     401: "No token where one is needed, or a bad, expired or revoked one: `unauthorized`",
     403: "Not allowed: `forbidden`, `grant_required`, `insufficient_scope` (the token's scope), "
-    "`privacy_budget_exhausted`, or `field_not_permitted` (a record by a key the caller does "
-    "not receive in clear)",
+    "`privacy_budget_exhausted`, `grant_outside_agreement` (an operator's grant beyond its "
+    "agreement), or `field_not_permitted` (a record by a key the caller does not receive in "
+    "clear)",
     404: "No such resource (or one the caller may not know of): `not_found`",
     409: "The resource's state does not allow this: `conflict`",
     413: "The request body is too large: `payload_too_large`",

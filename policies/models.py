@@ -66,6 +66,12 @@ class Grant(SQLModel, table=True):
     # Suspended by the gateway itself (a verify sweep); a data_admin reinstates or revokes.
     suspended_at: datetime | None = None
     suspend_reason: str = ""
+    # Authorized operation (contract §13): the scenario approved with the grant, the product
+    # its calls are metered against, the operator's agreement it falls under. Fixed for the
+    # grant's life: statements are recomputed from the audit log through them.
+    scenario_id: int | None = Field(default=None, foreign_key="scenarios.id")
+    product_id: int | None = Field(default=None, foreign_key="products.id")
+    agreement_id: int | None = Field(default=None, foreign_key="agreements.id")
 
 
 class GrantVersion(SQLModel, table=True):

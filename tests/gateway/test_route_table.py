@@ -51,6 +51,12 @@ PUBLIC = {
     ("GET", "/api/v1/demands"),
     ("GET", "/api/v1/demands/{demand_id}"),
     ("GET", "/api/v1/stats/overview"),
+    # authorized operation (issue 17): the public registry and the yearly disclosure;
+    # usage answers an app token only (the route itself refuses anything else)
+    ("GET", "/api/v1/zones"),
+    ("GET", "/api/v1/scenarios"),
+    ("GET", "/api/v1/products"),
+    ("GET", "/api/v1/usage"),
 }
 
 # HTML pages (issue 15) read the web session (portal/session.py), never a bearer token:
@@ -177,6 +183,23 @@ EXPECTED_ROLES = {
     ("POST", "/api/v1/admin/demands/{demand_id}/answer"): {"data_admin"},
     ("POST", "/api/v1/admin/demands/{demand_id}/satisfy"): {"data_admin"},
     ("POST", "/api/v1/admin/demands/{demand_id}/decline"): {"data_admin"},
+    # authorized operation (issue 17)
+    ("POST", "/api/v1/scenarios"): {"developer", "data_admin", "auditor", "sysadmin"},
+    ("POST", "/api/v1/admin/zones"): {"data_admin"},
+    ("POST", "/api/v1/admin/operators"): {"data_admin"},
+    ("POST", "/api/v1/admin/operators/{operator_id}/apps"): {"data_admin"},
+    ("POST", "/api/v1/admin/agreements"): {"data_admin"},
+    ("GET", "/api/v1/admin/agreements"): {"data_admin"},
+    ("POST", "/api/v1/admin/agreements/{agreement_id}/activate"): {"data_admin"},
+    ("POST", "/api/v1/admin/agreements/{agreement_id}/suspend"): {"data_admin"},
+    ("POST", "/api/v1/admin/agreements/{agreement_id}/terminate"): {"data_admin"},
+    ("POST", "/api/v1/admin/scenarios/{scenario_id}/approve"): {"data_admin"},
+    ("POST", "/api/v1/admin/products"): {"data_admin"},
+    ("POST", "/api/v1/admin/products/{product_id}/price"): {"data_admin"},
+    ("POST", "/api/v1/admin/grants/{grant_id}/operation"): {"data_admin"},
+    ("GET", "/api/v1/admin/statements"): {"data_admin"},
+    ("POST", "/api/v1/admin/statements/{month}/issue"): {"data_admin"},
+    ("GET", "/api/v1/audit/reconciliation"): {"auditor"},
 }
 
 
