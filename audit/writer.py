@@ -358,10 +358,9 @@ class AuditWriter:
     ) -> None:
         self.engine = engine
         self.gather_seconds = gather_seconds
-        # Requests of this process that will submit an event soon (the audit middleware
-        # counts data requests between their start and their event): a batch waits up
-        # to `gather_seconds` for them, so one commit serves them all.
-        self.in_flight = 0
+        # Set when no request is left in flight: wakes a gathering batch.
+        self._quiet = threading.Event()
+        self._in_flight = 0
         self.signer = signer
         self.checkpoint_seconds = checkpoint_seconds
         self.max_batch = max_batch
@@ -377,6 +376,19 @@ class AuditWriter:
         elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             self._link = SqliteLink(engine)  # a file: a connection of its own sees it too
         self._stopping = False  # told to stop: finish the batch at hand, then end
+
+    @property
+    def in_flight(self) -> int:
+        """Requests of this process that will submit an event soon (the audit middleware
+        counts data requests between their start and their event): a batch waits up to
+        `gather_seconds` for them, so one commit serves them all."""
+        return self._in_flight
+
+    @in_flight.setter
+    def in_flight(self, value: int) -> None:
+        self._in_flight = value
+        if value <= 0:
+            self._quiet.set()
 
     def start(self) -> None:
         with self._lock:
@@ -423,6 +435,7 @@ class AuditWriter:
             thread, self._thread = self._thread, None
         if thread is not None:
             self._queue.put(_STOP)
+            self._quiet.set()  # a gathering batch goes now
             thread.join(timeout=30)
         if self.signer is not None and self._unsigned:
             try:
@@ -462,20 +475,14 @@ class AuditWriter:
             batch.append(item)
 
     def _gather(self, batch: list[Any]) -> None:
-        """Wait briefly for the events of requests in flight."""
-        deadline = time.monotonic() + self.gather_seconds
-        while self.in_flight > 0 and len(batch) < self.max_batch:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                item = self._queue.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if item is _STOP:
-                self._stopping = True
-                return
-            batch.append(item)
+        """Wait briefly for the events of requests in flight: until none is left in flight
+        or `gather_seconds` have passed, then take what queued meanwhile. One wake-up a
+        batch — waiting on the queue woke this thread for every event, and each wake-up
+        took the GIL from the request handlers and gave it back."""
+        self._quiet.clear()
+        if self._in_flight > 0:
+            self._quiet.wait(self.gather_seconds)
+        self._drain(batch)
 
     def _append(
         self, events: list[Prepared], granted: Callable[[], object] | None = None

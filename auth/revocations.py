@@ -116,6 +116,7 @@ class Revocations:
         # must not put the old state back.
         self._published: dict[str, tuple[PrincipalState, float]] = {}
         self._synced_at = 0.0  # last attempt
+        self._sync_due = False  # a request of this process awaits a read now
         self._good_at = 0.0  # last read that worked
         self._lock = threading.Lock()
         self._syncing = threading.Lock()
@@ -168,8 +169,16 @@ class Revocations:
         keys = claims.revocation_keys()
         principals = state_keys(claims)
         now = time.time()
-        if now - self._synced_at > self._poll:
-            await anyio.to_thread.run_sync(self._sync, now)
+        if now - self._synced_at > self._poll and (not self._sync_due or not self._good_at):
+            # One read under way per process: every request arriving meanwhile queued a
+            # thread of its own (behind the routes' threads, one at a time on SQLite) only
+            # to find the read done or taken; they go on with the mirror as it is, as
+            # `_sync` lets other threads do — except before the first read.
+            self._sync_due = True
+            try:
+                await anyio.to_thread.run_sync(self._sync, now)
+            finally:
+                self._sync_due = False
         self._check_fresh(now)
         local = self._local_refusal(claims, keys, principals, now)
         if local or self._redis is None:

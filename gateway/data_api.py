@@ -16,6 +16,7 @@ from starlette.responses import Response, StreamingResponse
 
 from audit.events import audited, notes
 from auth.principal import principal_of
+from gateway.direct_route import DirectRoute
 from gateway.exports import EXPORT_THREADS, ExportResponse, ExportSlots, caller_key
 from gateway.renderers import RENDERERS, rendering
 from gateway.route_marks import DATA_TAG
@@ -68,7 +69,8 @@ def _params(request: Request) -> list[tuple[str, str]]:
 
 
 def build_router(enforcer: Enforcer, settings: Settings | None = None) -> APIRouter:
-    router = APIRouter(prefix="/api/v1/datasets", tags=[DATA_TAG])  # the data mark
+    # The data mark; the endpoints are called without FastAPI's dependency resolution.
+    router = APIRouter(prefix="/api/v1/datasets", tags=[DATA_TAG], route_class=DirectRoute)
     settings = settings or Settings()
     export_slots = ExportSlots(settings.exports_per_caller)
     sqlite = enforcer.dialect == "sqlite"
