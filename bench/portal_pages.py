@@ -63,6 +63,7 @@ def main() -> None:
             "OPENGATE_DATABASE_URL": url,
             "OPENGATE_DATA_DIR": tmp,
             "OPENGATE_RATE_ANON": "100000/minute",
+            "OPENGATE_RATE_WEB": "100000/minute",  # the pages are counted, as in production
             "OPENGATE_RATE_DATA": "100000/minute",
         }
         command = [PYTHON, "-m", "gateway.cli", "serve", "--port", str(port)]

@@ -62,7 +62,7 @@ from portal import demand_pages as portal_demands
 from portal import pages as portal_pages
 from portal.admin_routes import admin_routers
 from portal.admin_upload import PATH as UPLOAD_PATH
-from portal.session import WebSessions, current_account
+from portal.session import WebSessions, account_key, current_account
 
 
 def limit_sync_threads(settings: Settings, engine: Engine) -> None:
@@ -263,6 +263,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         client_address=ClientAddress(settings.trusted_proxies),
         is_conditional=is_conditional,
         marks=marks,
+        web_account=account_key,
     )
     app.add_middleware(AuthenticationMiddleware, authenticator=security.authenticator)
     app.add_middleware(

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     rate_data: str = "1200/minute"
     rate_auth: str = "120/minute"
     rate_admin: str = "300/minute"
+    # Web pages (portal, console, admin, audit, 我的授权; not their static files), per caller:
+    # the signed-in account of the session, or the client address when anonymous.
+    rate_web: str = "300/minute"
     # false: no rate limit at all (no counting, no headers); for benchmarks, or behind
     # another limiter. Grant quotas still apply.
     rate_limits_enabled: bool = True
