@@ -62,6 +62,7 @@ from portal import demand_pages as portal_demands
 from portal import pages as portal_pages
 from portal.admin_routes import admin_routers
 from portal.admin_upload import PATH as UPLOAD_PATH
+from portal.consent_pages import TemplateConsentPages
 from portal.session import WebSessions, account_key, current_account
 
 
@@ -190,6 +191,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(analysis_api.build_router(enforcer))
     app.include_router(catalog_views.router)
     app.include_router(grant_views.router)
+    # auth's consent flow drawn on the portal's templates (auth imports neither).
+    consent_pages = TemplateConsentPages()
     app.state.oauth_services = oauth_views.OAuthServices(
         server=security.oauth,
         keys=security.keys,
@@ -197,6 +200,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         client_ip=client_ip,
         form_token=csrf.csrf_token,
         form_refusal=csrf.refusal_of,
+        pages=consent_pages,
         start_identity=provider.begin if provider is not None else None,
     )
     app.include_router(oauth_views.router)
@@ -204,6 +208,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         provider=security.identity_provider,
         revocations=security.revocations,
         identity_key=security.identity_key,
+        pages=consent_pages,
     )
     app.include_router(identity_views.router)
     app.include_router(admin_views.router)
