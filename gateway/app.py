@@ -167,7 +167,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     # 纠错 messages keep a quoted level-3/4 value as the audit log keeps a filter value.
     app.state.quote_digest = partial(keyed_digest, keys.audit_digest)
-    app.state.overview = OverviewCache(engine)
+    app.state.overview = OverviewCache(engine, ttl=settings.overview_cache_seconds)
     https = settings.issuer.startswith("https://")
     app.state.web_sessions = WebSessions(
         engine, secure=https, lifetime=timedelta(hours=settings.session_hours)
