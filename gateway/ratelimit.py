@@ -50,8 +50,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("opengate.limits")
 
 LIMITED_PREFIXES = ("/api/", "/oauth/", "/auth/")
-# Under the API prefixes but a page a person reads: refused with a page, not JSON.
-HTML_API_PATHS = frozenset({"/oauth/authorize"})
 # Outside the API, what no page window counts: static files (a page's styles and scripts
 # are not requests of their own), the probes a load balancer sends, the machine documents.
 UNCOUNTED_PREFIXES = (
@@ -454,9 +452,8 @@ class RateLimitMiddleware:
 
     async def _refuse(self, send: Send, scope: Scope, verdict: Verdict) -> None:
         problem = refusal(verdict)
-        path = scope["path"]
-        if not path.startswith(LIMITED_PREFIXES) or path in HTML_API_PATHS:
-            await send_html(send, problem, page_refusal(verdict))  # a page, in Chinese
+        if not scope["path"].startswith(LIMITED_PREFIXES):  # a web page: a page, in Chinese
+            await send_html(send, problem, page_refusal(verdict))
             return
         await send_problem(send, problem, scope["state"].get("request_id"))
 
