@@ -6,7 +6,7 @@ across every worker and host.
 A request must fit in every window that applies to it: its caller's (anonymous address,
 app or signed-in user), its route group's (data, auth, admin; per caller) and, for sign-in
 and token requests, the strict per-address one. A web page (portal, console, admin, audit,
-我的授权: every path outside the API but the static assets, probes and machine documents)
+我的授权: every path outside the API but static files, probes and the API's documents)
 counts in the `web` window of its caller instead — the signed-in account of its session, or
 the client address when anonymous — and is refused with a Chinese HTML page. A request is
 admitted only if all of its windows have room, and then counted in all of them. With
@@ -51,12 +51,13 @@ log = logging.getLogger("opengate.limits")
 
 LIMITED_PREFIXES = ("/api/", "/oauth/", "/auth/")
 # Outside the API, what no page window counts: static files (a page's styles and scripts
-# are not requests of their own), the probes a load balancer sends, the machine documents.
+# are not requests of their own), the probes a load balancer sends, the API's documentation
+# and machine documents (never limited, as before the pages were: tests/gateway/
+# test_rate_limits.py). "/docs" and "/redoc" cover their assets too.
 UNCOUNTED_PREFIXES = (
     STATIC_PREFIX + "/",
-    "/docs-assets/",
-    "/redoc-assets/",
-    "/docs/init.js",
+    "/docs",
+    "/redoc",
     "/favicon.ico",
     "/healthz",
     "/readyz",
