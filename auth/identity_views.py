@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from audit.events import audited, note
-from auth.consent_page import NO_FRAMING, message_page
+from auth.consent_page import NO_FRAMING, ConsentPages
 from auth.identity import IdentityRefused, identity_of, link_identity
 from auth.models import Role, User
 from auth.oidc import LOGIN_LIFETIME, IdentityProvider, ProofError
@@ -50,11 +50,13 @@ def safe_return_to(target: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class IdentityServices:
-    """What the app factory puts on `app.state.identity_services` for these routes."""
+    """What the app factory puts on `app.state.identity_services` for these routes;
+    `pages` draw the result page (the web layer's, as on the consent page)."""
 
     provider: IdentityProvider | None
     revocations: Revocations
     identity_key: bytes
+    pages: ConsentPages
 
 
 async def identity_services(request: Request) -> IdentityServices:
@@ -132,16 +134,18 @@ def complete(
         identity = identity_of(services.identity_key, verified.id_number)
     except ProofError as exc:
         note(request, detail={"proof": proof, "refused": exc.reason})
-        return page(exc.status, "实名核验未完成", exc.message)
+        return page(request, services, exc.status, "实名核验未完成", exc.message)
     except Problem as problem:  # an identity number failing its check
         note(request, detail={"proof": proof, "refused": "invalid_id_number"})
-        return page(400, "实名核验未完成", problem.detail)
+        return page(request, services, 400, "实名核验未完成", problem.detail)
     # Its own session, closed before the answer leaves (the audit event waits for the lock).
     with Session(engine) as session:
         user = session.get(User, pending.user_id)
         if user is None or not user.is_active or user.role != Role.developer:
             note(request, detail={"identity": identity, "proof": proof, "refused": "account"})
-            return page(403, "实名核验未完成", "该账号不存在、已停用或不能绑定个人身份")
+            return page(
+                request, services, 403, "实名核验未完成", "该账号不存在、已停用或不能绑定个人身份"
+            )
         note(request, actor=f"user:{user.username}")
         try:
             outcome = link_identity(
@@ -153,17 +157,28 @@ def complete(
             )
         except IdentityRefused as refused:
             note(request, detail=refused.audit_detail)
-            return page(409, "实名核验未完成", refused.detail)
+            return page(request, services, 409, "实名核验未完成", refused.detail)
     note(request, detail=outcome.audit_detail())
     back = safe_return_to(pending.return_to)
     if back is not None:
         return RedirectResponse(back, status_code=303, headers=NO_FRAMING)
-    return page(200, "实名核验完成", "您的账号已通过统一身份认证完成实名核验。", ok=True)
+    return page(
+        request, services, 200, "实名核验完成", "您的账号已通过统一身份认证完成实名核验。", ok=True
+    )
 
 
-def page(status: int, title: str, message: str, *, ok: bool = False) -> HTMLResponse:
+def page(
+    request: Request,
+    services: IdentityServices,
+    status: int,
+    title: str,
+    message: str,
+    *,
+    ok: bool = False,
+) -> HTMLResponse:
+    """The proofing's result (`complete` runs in a worker thread, as the page needs)."""
     return HTMLResponse(
-        message_page(title, message, ok=ok),
+        services.pages.message(request, title, message, ok=ok),
         status_code=status,
         headers={**NO_FRAMING, "Cache-Control": "no-store"},
     )

@@ -26,7 +26,7 @@ from starlette.responses import HTMLResponse, Response
 
 from audit.events import audited, note
 from auth import users as user_service
-from auth.consent_page import NO_FRAMING, consent_page, error_page, message_page
+from auth.consent_page import INVALID_REQUEST, NO_FRAMING, ConsentPages, ConsentView
 from auth.consents import record_approval
 from auth.keys import KeyRing
 from auth.models import User
@@ -132,7 +132,8 @@ class OAuthServices:
     account to prove who it is and come back to `return_to` (None: no provider).
     `form_token(request)`: the consent form's hidden `csrf_token` (contract §10);
     `form_refusal(request, submitted)`: why a POSTed token is refused, or None. Both come
-    from the web layer, which owns the CSRF key and the browser's nonce cookie."""
+    from the web layer, which owns the CSRF key and the browser's nonce cookie; so do
+    `pages`, which draw the consent page and its messages (called from a worker thread)."""
 
     server: OAuthServer
     keys: KeyRing
@@ -140,6 +141,7 @@ class OAuthServices:
     client_ip: Callable[[Request], str]
     form_token: Callable[[Request], str]
     form_refusal: Callable[[Request, str | None], str | None]
+    pages: ConsentPages
     start_identity: Callable[[int, str], str] | None = None
 
     @property
@@ -280,6 +282,32 @@ def _hidden(
     return [*params, ("csrf_token", services.form_token(request))]
 
 
+def _consent_page(
+    request: Request,
+    services: OAuthServices,
+    params: list[tuple[str, str]],
+    shown: dict[str, Any],
+    *,
+    status: int = 200,
+    error: str | None = None,
+) -> HTMLResponse:
+    view = ConsentView(
+        hidden=_hidden(request, services, params),
+        error=error,
+        can_verify=services.can_verify,
+        **shown,
+    )
+    page = services.pages.consent(request, view)
+    return HTMLResponse(page, status_code=status, headers=NO_FRAMING)
+
+
+def _message_page(
+    request: Request, services: OAuthServices, status: int, title: str, message: str
+) -> HTMLResponse:
+    page = services.pages.message(request, title, message)
+    return HTMLResponse(page, status_code=status, headers=NO_FRAMING)
+
+
 @router.get(
     "/oauth/authorize",
     response_class=HTMLResponse,
@@ -288,19 +316,18 @@ def _hidden(
 )
 async def authorize_page(request: Request, services: Services) -> Response:
     plain = _plain(request, "GET", [])
-    try:
-        _grant, _asked, shown = await run_in_threadpool(
-            consent_request, services.server, services.engine, plain
-        )
-    except (OAuth2Error, ValueError) as exc:
-        return HTMLResponse(error_page(_describe(exc)), status_code=400)
     params = [(k, v) for k, v in request.query_params.multi_items() if k not in CONSENT_FIELDS]
-    return HTMLResponse(
-        consent_page(
-            hidden=_hidden(request, services, params), can_verify=services.can_verify, **shown
-        ),
-        headers=NO_FRAMING,
-    )
+
+    def show() -> Response:
+        try:
+            _grant, _asked, shown = consent_request(services.server, services.engine, plain)
+        except (OAuth2Error, ValueError) as exc:
+            return _message_page(request, services, 400, INVALID_REQUEST, _describe(exc))
+        return _consent_page(request, services, params, shown)
+
+    # In a worker thread: the request's validation and the page's session lookup use the
+    # database.
+    return await run_in_threadpool(show)
 
 
 @router.post("/oauth/authorize", include_in_schema=False)
@@ -315,8 +342,7 @@ async def authorize_decision(request: Request, services: Services) -> Response:
     forged = services.form_refusal(request, values.get("csrf_token"))
     if forged is not None:
         note(request, outcome="denied", detail={"refused": "csrf"})
-        page = message_page("请求被拒绝", forged)
-        return HTMLResponse(page, status_code=403, headers=NO_FRAMING)
+        return await run_in_threadpool(_message_page, request, services, 403, "请求被拒绝", forged)
     plain = _plain(request, "POST", params)
     plain._args = dict(params)  # the consent page posts the query back as the form
     decision = values.get("decision")
@@ -337,7 +363,7 @@ async def authorize_decision(request: Request, services: Services) -> Response:
             grant, asked, shown = consent_request(services.server, services.engine, plain)
         except (OAuth2Error, ValueError) as exc:
             note(request, detail={"error": "invalid_request", "reason": _describe(exc)[:200]})
-            return HTMLResponse(error_page(_describe(exc)), status_code=400)
+            return _message_page(request, services, 400, INVALID_REQUEST, _describe(exc))
         note_decision(request, asked, shown)
         if decision not in ("approve", "verify"):
             # Refusing needs no proof of who one is; when the form names the person
@@ -359,13 +385,9 @@ async def authorize_decision(request: Request, services: Services) -> Response:
             except Problem as problem:
                 # who tried, even when refused (as user.login names it)
                 note(request, actor=f"user:{values.get('username', '')[:64]}")
-                page = consent_page(
-                    hidden=_hidden(request, services, params),
-                    error=problem.detail,
-                    can_verify=services.can_verify,
-                    **shown,
+                return _consent_page(
+                    request, services, params, shown, status=problem.status, error=problem.detail
                 )
-                return HTMLResponse(page, status_code=problem.status, headers=NO_FRAMING)
             note(request, actor=f"user:{user.username}")
             reason = refusal(user, decision, asked, services.can_verify)
             if reason is None and decision == "verify":
@@ -383,13 +405,7 @@ async def authorize_decision(request: Request, services: Services) -> Response:
                     return Response(status_code=303, headers={"Location": url, **NO_FRAMING})
             if reason is not None:
                 note(request, outcome="denied", detail={"refused": reason})
-                page = consent_page(
-                    hidden=_hidden(request, services, params),
-                    error=reason,
-                    can_verify=services.can_verify,
-                    **shown,
-                )
-                return HTMLResponse(page, status_code=403, headers=NO_FRAMING)
+                return _consent_page(request, services, params, shown, status=403, error=reason)
             # One live consent per app × dataset: approving again extends it.
             consent = record_approval(
                 session,

@@ -63,7 +63,8 @@ from portal import demand_pages as portal_demands
 from portal import pages as portal_pages
 from portal.admin_routes import admin_routers
 from portal.admin_upload import PATH as UPLOAD_PATH
-from portal.session import WebSessions, current_account
+from portal.consent_pages import TemplateConsentPages
+from portal.session import WebSessions, account_key, current_account
 
 
 def limit_sync_threads(settings: Settings, engine: Engine) -> None:
@@ -167,7 +168,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     # 纠错 messages keep a quoted level-3/4 value as the audit log keeps a filter value.
     app.state.quote_digest = partial(keyed_digest, keys.audit_digest)
-    app.state.overview = OverviewCache(engine)
+    app.state.overview = OverviewCache(engine, ttl=settings.overview_cache_seconds)
     https = settings.issuer.startswith("https://")
     app.state.web_sessions = WebSessions(
         engine, secure=https, lifetime=timedelta(hours=settings.session_hours)
@@ -191,6 +192,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(analysis_api.build_router(enforcer))
     app.include_router(catalog_views.router)
     app.include_router(grant_views.router)
+    # auth's consent flow drawn on the portal's templates (auth imports neither).
+    consent_pages = TemplateConsentPages()
     app.state.oauth_services = oauth_views.OAuthServices(
         server=security.oauth,
         keys=security.keys,
@@ -198,6 +201,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         client_ip=client_ip,
         form_token=csrf.csrf_token,
         form_refusal=csrf.refusal_of,
+        pages=consent_pages,
         start_identity=provider.begin if provider is not None else None,
     )
     app.include_router(oauth_views.router)
@@ -205,6 +209,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         provider=security.identity_provider,
         revocations=security.revocations,
         identity_key=security.identity_key,
+        pages=consent_pages,
     )
     app.include_router(identity_views.router)
     app.include_router(admin_views.router)
@@ -266,6 +271,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         client_address=ClientAddress(settings.trusted_proxies),
         is_conditional=is_conditional,
         marks=marks,
+        web_account=account_key,
     )
     app.add_middleware(AuthenticationMiddleware, authenticator=security.authenticator)
     app.add_middleware(

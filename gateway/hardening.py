@@ -4,8 +4,9 @@ before any route parses it.
 `SecurityHeadersMiddleware` (outermost, so 401/429/503 answers of other middleware get them
 too): `X-Content-Type-Options: nosniff` and a Content-Security-Policy on everything, HSTS
 when the installation is https, and for HTML a policy that lets a page load scripts, styles
-and images from the gateway itself only (the consent page's one inline `<style>` by its
-hash), plus `X-Frame-Options: DENY` and `Referrer-Policy: same-origin`.
+and images from the gateway itself only (no inline style or script on any portal page, the
+consent page included: it is drawn on the portal's templates), plus `X-Frame-Options: DENY`
+and `Referrer-Policy: same-origin`.
 
 `InputGuardMiddleware` (innermost, after authentication and rate limits): a NUL character in
 the path or query string is refused with 400 before routing (PostgreSQL cannot store one
@@ -20,8 +21,6 @@ like any other error of the route.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 from typing import Any
 
@@ -29,25 +28,19 @@ from fastapi import HTTPException
 from starlette.routing import BaseRoute, Match, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth.consent_page import STYLE as CONSENT_STYLE
 from gateway.middleware import send_problem
 from gateway.route_marks import routes_in
 from kernel.problems import invalid_parameter
-
-
-def _style_hash(style: str) -> str:
-    return "'sha256-" + base64.b64encode(hashlib.sha256(style.encode()).digest()).decode() + "'"
-
 
 # Swagger UI (/docs) needs its bundle, its stylesheet, data: images from that stylesheet
 # and fetches of /openapi.json: all from 'self'. No inline script anywhere. No
 # form-action: the consent page's POST answers with a redirect to the app, which a
 # `form-action 'self'` would block.
 HTML_POLICY = (
-    "default-src 'none'; script-src 'self'; "
-    f"style-src 'self' {_style_hash(CONSENT_STYLE)}; img-src 'self' data:; font-src 'self'; "
-    "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
-).encode()
+    b"default-src 'none'; script-src 'self'; "
+    b"style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    b"connect-src 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
 # ReDoc (/redoc) styles itself with styled-components, which writes <style> elements from
 # script: that one page allows inline styles. Scripts stay 'self' only; the page renders
 # the gateway's own OpenAPI document and nothing a user typed.

@@ -1,17 +1,20 @@
-"""Rate limits on `/api/`, `/oauth/` and `/auth/` (contract §7), moving window (exact, which
-the accuracy bar needs): in-process counters (`gateway.moving_window`, this worker's own)
-by default, Redis when `OPENGATE_REDIS_URL` is set, so a limit holds across every worker
-and host.
+"""Rate limits on `/api/`, `/oauth/`, `/auth/` (contract §7) and the web pages, moving
+window (exact, which the accuracy bar needs): in-process counters (`gateway.moving_window`,
+this worker's own) by default, Redis when `OPENGATE_REDIS_URL` is set, so a limit holds
+across every worker and host.
 
 A request must fit in every window that applies to it: its caller's (anonymous address,
 app or signed-in user), its route group's (data, auth, admin; per caller) and, for sign-in
-and token requests, the strict per-address one. It is admitted only if all of them have
-room, and then counted in all of them. With Redis that is one round trip: one Lua script
-checks, counts and reads the windows back, on `limits`' own keys and lists, sent through
-`gateway.redis_pipe` (a pipelined connection; redis-py's client cost four to six times the
-CPU a call — decision 0005). Every limited response carries the IETF `RateLimit-Policy` and
-`RateLimit` fields of the window closest to running out; a refusal is 429 `rate_limited`
-with `Retry-After`.
+and token requests, the strict per-address one. A web page (portal, console, admin, audit,
+我的授权: every path outside the API but static files, probes and the API's documents)
+counts in the `web` window of its caller instead — the signed-in account of its session, or
+the client address when anonymous — and is refused with a Chinese HTML page. A request is
+admitted only if all of its windows have room, and then counted in all of them. With
+Redis that is one round trip: one Lua script checks, counts and reads the windows back, on
+`limits`' own keys and lists, sent through `gateway.redis_pipe` (a pipelined connection;
+redis-py's client cost four to six times the CPU a call — decision 0005). Every limited
+response carries the IETF `RateLimit-Policy` and `RateLimit` fields of the window closest
+to running out; a refusal is 429 `rate_limited` with `Retry-After`.
 
 If Redis fails, the gateway keeps answering: data of conditional datasets fails closed
 (503 `unavailable`), everything else falls back to this worker's own counters with a
@@ -24,7 +27,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -39,6 +42,7 @@ from gateway.redis_pipe import ScriptRunner
 from gateway.route_marks import RouteMarks
 from kernel.problems import Problem
 from portal.refusal import refusal_page
+from portal.templating import STATIC_PREFIX
 
 if TYPE_CHECKING:
     from gateway.settings import Settings
@@ -46,6 +50,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("opengate.limits")
 
 LIMITED_PREFIXES = ("/api/", "/oauth/", "/auth/")
+# Outside the API, what no page window counts: static files (a page's styles and scripts
+# are not requests of their own), the probes a load balancer sends, the API's documentation
+# and machine documents (never limited, as before the pages were: tests/gateway/
+# test_rate_limits.py). "/docs" and "/redoc" cover their assets too.
+UNCOUNTED_PREFIXES = (
+    STATIC_PREFIX + "/",
+    "/docs",
+    "/redoc",
+    "/favicon.ico",
+    "/healthz",
+    "/readyz",
+    "/openapi.json",
+    "/.well-known/",
+)
 # The data group is the routes marked as data (gateway/route_marks.py); every one of them
 # fails closed on a conditional dataset without Redis.
 # Administration: grants, applications, apps, the signed-in account, the audit log.
@@ -143,6 +161,11 @@ class Verdict:
     reset_in: int
 
 
+def is_page(path: str) -> bool:
+    """A web page request (counted in the `web` window), not an API one or an asset."""
+    return not path.startswith(LIMITED_PREFIXES) and not path.startswith(UNCOUNTED_PREFIXES)
+
+
 def route_group(path: str, *, data: bool) -> str | None:
     """`data` (a route marked as data), `auth`, `admin`, or None (catalog and the rest: the
     caller's limit only)."""
@@ -185,6 +208,7 @@ class RateLimits:
         data: str | None = None,
         auth: str | None = None,
         admin: str | None = None,
+        web: str | None = None,
         redis_url: str | None = None,
         enabled: bool = True,
         prefix: str = RedisStorage.PREFIX,
@@ -200,6 +224,7 @@ class RateLimits:
                 "data": data,
                 "auth": auth,
                 "admin": admin,
+                "web": web,
             }.items()
             if rate
         }
@@ -224,6 +249,7 @@ class RateLimits:
             data=settings.rate_data,
             auth=settings.rate_auth,
             admin=settings.rate_admin,
+            web=settings.rate_web,
             redis_url=settings.redis_url,
             enabled=settings.rate_limits_enabled,
             prefix=settings.rate_limit_prefix,
@@ -243,6 +269,18 @@ class RateLimits:
         grouped = self.rules.get(group or "")
         if grouped is not None and not caller.covers(grouped):
             checks.append(Check(grouped, grouped.key_for(who)))
+        strictly = self.rules.get(strict or "")
+        if strictly is not None:
+            checks.append(Check(strictly, strictly.key_for(ip)))
+        return checks
+
+    def page_plan(self, account: str | None, ip: str, strict: str | None = None) -> list[Check]:
+        """The windows of a web page: its caller's `web` window (the signed-in account,
+        `account`, or else the address; never the API caller's counter) and its strict one."""
+        checks = []
+        web = self.rules.get("web")
+        if web is not None:
+            checks.append(Check(web, web.key_for(account or ip)))
         strictly = self.rules.get(strict or "")
         if strictly is not None:
             checks.append(Check(strictly, strictly.key_for(ip)))
@@ -357,12 +395,16 @@ class RateLimitMiddleware:
         client_address: Callable[[Scope], str],
         is_conditional: Callable[[str], bool],
         marks: RouteMarks,
+        web_account: Callable[[Scope], Awaitable[str | None]] | None = None,
     ) -> None:
+        """`web_account(scope)`: the key of the signed-in account of a page request's web
+        session (the web layer's), or None when anonymous."""
         self.app = app
         self.limits = limits
         self.client_address = client_address
         self.is_conditional = is_conditional
         self.marks = marks
+        self.web_account = web_account
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -372,18 +414,28 @@ class RateLimitMiddleware:
         scope["state"]["client_ip"] = ip
         path: str = scope["path"]
         strict = self.marks.strict_rule(scope["method"], path)
+        page = is_page(path)
         # A sign-in anywhere (the web form /login included) counts in the one login window.
-        if not self.limits.enabled or (strict is None and not path.startswith(LIMITED_PREFIXES)):
+        if not self.limits.enabled or (
+            strict is None and not page and not path.startswith(LIMITED_PREFIXES)
+        ):
             await self.app(scope, receive, send)
             return
-        principal: Principal | None = scope["state"].get("principal")
-        dataset = self.marks.dataset_of(path)
-        fail_closed = dataset is not None and self.is_conditional(dataset)
-        group = route_group(path, data=dataset is not None)
+        fail_closed = False
+        if page:
+            account = await self.web_account(scope) if self.web_account is not None else None
+            checks = self.limits.page_plan(account, ip, strict)
+        else:
+            principal: Principal | None = scope["state"].get("principal")
+            dataset = self.marks.dataset_of(path)
+            fail_closed = dataset is not None and self.is_conditional(dataset)
+            group = route_group(path, data=dataset is not None)
+            checks = self.limits.plan(principal, ip, group, strict)
+        if not checks:
+            await self.app(scope, receive, send)
+            return
         try:
-            verdict = await self.limits.hit(
-                self.limits.plan(principal, ip, group, strict), fail_closed=fail_closed
-            )
+            verdict = await self.limits.hit(checks, fail_closed=fail_closed)
         except Problem as problem:
             await send_problem(send, problem, scope["state"].get("request_id"))
             return
@@ -401,14 +453,26 @@ class RateLimitMiddleware:
 
     async def _refuse(self, send: Send, scope: Scope, verdict: Verdict) -> None:
         problem = refusal(verdict)
-        if not scope["path"].startswith(LIMITED_PREFIXES):  # a web form: a page, in Chinese
-            await send_html(send, problem)
+        if not scope["path"].startswith(LIMITED_PREFIXES):  # a web page: a page, in Chinese
+            await send_html(send, problem, page_refusal(verdict))
             return
         await send_problem(send, problem, scope["state"].get("request_id"))
 
 
-async def send_html(send: Send, problem: Problem) -> None:
-    body = refusal_page(problem.detail, title="操作过于频繁").encode()
+def page_refusal(verdict: Verdict) -> str | None:
+    """What a person reads when the page window refuses: in words, not the window's name
+    (None: another window refused, the problem's own text)."""
+    if verdict.rule.name != "web":
+        return None
+    retry = max(1, verdict.reset_in)
+    return (
+        f"访问过于频繁（每 {verdict.rule.seconds} 秒最多打开 {verdict.rule.amount} 个页面），"
+        f"请 {retry} 秒后再试。"
+    )
+
+
+async def send_html(send: Send, problem: Problem, message: str | None = None) -> None:
+    body = refusal_page(message or problem.detail, title="操作过于频繁").encode()
     headers = [
         (b"content-type", b"text/html; charset=utf-8"),
         (b"content-length", str(len(body)).encode()),

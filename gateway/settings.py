@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     rate_data: str = "1200/minute"
     rate_auth: str = "120/minute"
     rate_admin: str = "300/minute"
+    # Web pages (portal, console, admin, audit, 我的授权; not their static files), per caller:
+    # the signed-in account of the session, or the client address when anonymous.
+    rate_web: str = "300/minute"
     # false: no rate limit at all (no counting, no headers); for benchmarks, or behind
     # another limiter. Grant quotas still apply.
     rate_limits_enabled: bool = True
@@ -45,6 +48,9 @@ class Settings(BaseSettings):
     rate_limit_prefix: str = Field(default="LIMITS", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     # How long a worker may serve a dataset's previous version after `--replace`.
     catalog_cache_seconds: float = Field(default=2.0, ge=0)
+    # How old the cockpit's figures (`/`, `/cockpit`, `/api/v1/stats/overview`) may get
+    # before a request starts their background refresh (participation/overview.py).
+    overview_cache_seconds: float = Field(default=30.0, gt=0)
     db_pool_size: int = Field(default=10, ge=1)
     # Seconds a request waits for a pooled connection before it answers 503 `unavailable`
     # (a full pool is an overload to report at once, not a queue to sit in for 30 s).

@@ -6,12 +6,15 @@ datasets, from the audit log. Only totals: no figure names an app or a person.
 
 Closed datasets (不予开放) appear as one count: their metadata is the administrators'.
 The audit counts are one GROUP BY over the ts index; the whole overview is cached per
-process for `CACHE_SECONDS`, so a busy cockpit costs the database little."""
+process for `CACHE_SECONDS`, so a busy cockpit costs the database little, and refreshed off
+the request path (`OverviewCache`), so no page waits for the GROUP BYs but the very first."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +23,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from audit.canonical import format_ts
 from participation.demands import CLOSED
+
+log = logging.getLogger("opengate.overview")
 
 DAYS = 30
 TOP = 10
@@ -161,18 +166,65 @@ def compute(engine: Engine, *, now: datetime | None = None) -> dict[str, Any]:
 
 
 class OverviewCache:
-    """`compute()` at most once per `ttl` seconds per process."""
+    """`compute()` at most once per `ttl` seconds per process, off the request path
+    (stale-while-revalidate): a request that finds the figures older than `ttl` is answered
+    with them as they are and starts one background refresh; at most one runs at a time, and
+    the others keep reading the last figures meanwhile. Only the first request ever, with
+    nothing to serve yet, computes in its own thread (the others wait for that one)."""
 
-    def __init__(self, engine: Engine, *, ttl: float = CACHE_SECONDS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        ttl: float = CACHE_SECONDS,
+        compute: Callable[[Engine], dict[str, Any]] = compute,
+    ) -> None:
         self.engine = engine
         self.ttl = ttl
-        self._lock = threading.Lock()
+        self._compute = compute
+        self._first = threading.Lock()  # one first computation, the others wait for it
+        self._lock = threading.Lock()  # guards `_refreshing`
+        self._refreshing = False
         self._value: dict[str, Any] | None = None
         self._at = 0.0
 
     def get(self) -> dict[str, Any]:
+        value = self._value
+        if value is None:
+            with self._first:
+                if self._value is None:
+                    self._value = self._compute(self.engine)
+                    self._at = time.monotonic()
+                return self._value
+        if time.monotonic() - self._at >= self.ttl:
+            self._start_refresh()
+        return value
+
+    def clear(self) -> None:
+        """Forget the figures: the next `get` computes them (tests, after a change)."""
+        self._value = None
+
+    @property
+    def refreshing(self) -> bool:
+        return self._refreshing
+
+    def _start_refresh(self) -> None:
         with self._lock:
-            if self._value is None or time.monotonic() - self._at >= self.ttl:
-                self._value = compute(self.engine)
-                self._at = time.monotonic()
-            return self._value
+            if self._refreshing:
+                return
+            self._refreshing = True
+        threading.Thread(target=self._refresh, name="overview-refresh", daemon=True).start()
+
+    def _refresh(self) -> None:
+        try:
+            value = self._compute(self.engine)
+        except Exception:  # the database is away: keep the last figures, retry after ttl
+            log.warning("the overview could not be refreshed; serving the last one", exc_info=True)
+            self._at = time.monotonic()
+        else:
+            # One assignment each: a reader sees the old value or the new one, never half.
+            self._value = value
+            self._at = time.monotonic()
+        finally:
+            with self._lock:
+                self._refreshing = False

@@ -11,6 +11,7 @@ Sign-out ends the row; a stolen cookie is dead after it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,11 +19,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import Column, ForeignKey, Integer
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, delete, update
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
+from starlette.types import Scope
 
 from auth.models import User
 from kernel.clock import aware, utcnow
+
+log = logging.getLogger("opengate.web")
 
 COOKIE = "og_session"
 DEFAULT_LIFETIME = timedelta(hours=8)
@@ -153,3 +158,18 @@ def current_account(conn: HTTPConnection) -> User | None:
     """The signed-in account of this request, or None. Usable as a FastAPI dependency."""
     found = signed_in(conn)
     return found.user if found is not None else None
+
+
+async def account_key(scope: Scope) -> str | None:
+    """Whose page this is, for the rate limiter's `web` window: `user:<id>` of the live
+    session, or None (anonymous: counted by address). The lookup runs in a worker thread and
+    is the request's one (the route reads it from the request state)."""
+    conn = HTTPConnection(scope)
+    if not conn.cookies.get(COOKIE):
+        return None
+    try:
+        found = await run_in_threadpool(signed_in, conn)
+    except Exception:  # the database is away: count by address, the page reports the rest
+        log.warning("web session lookup failed before the page limit", exc_info=True)
+        return None
+    return None if found is None else f"user:{found.user.id}"

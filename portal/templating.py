@@ -61,16 +61,10 @@ def static_url(request: Request, name: str) -> str:
     return request.scope.get("root_path", "") + f"{STATIC_PREFIX}/{name}"
 
 
-def render(
-    request: Request,
-    name: str,
-    context: dict[str, Any] | None = None,
-    *,
-    status_code: int = 200,
-    section: str = "",
-) -> HTMLResponse:
+def _values(request: Request, context: dict[str, Any] | None, section: str) -> dict[str, Any]:
     account = account_of(request)
     values: dict[str, Any] = {
+        "request": request,
         "nav": nav_for(account),
         "account": account,
         "section": section,
@@ -80,4 +74,24 @@ def render(
         "csrf_token": LazyToken(request),
     }
     values.update(context or {})
+    return values
+
+
+def render(
+    request: Request,
+    name: str,
+    context: dict[str, Any] | None = None,
+    *,
+    status_code: int = 200,
+    section: str = "",
+) -> HTMLResponse:
+    values = _values(request, context, section)
     return templates.TemplateResponse(request, name, values, status_code=status_code)
+
+
+def page_text(
+    request: Request, name: str, context: dict[str, Any] | None = None, *, section: str = ""
+) -> str:
+    """The same page as `render`, as text: for a domain route that answers its own response
+    (the OAuth consent page: portal/consent_pages.py)."""
+    return _env.get_template(name).render(_values(request, context, section))

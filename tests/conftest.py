@@ -52,6 +52,7 @@ UNLIMITED = {
     "rate_data": "1000000/minute",
     "rate_auth": "1000000/minute",
     "rate_admin": "1000000/minute",
+    "rate_web": "1000000/minute",
 }
 
 

@@ -18,7 +18,7 @@ from starlette.routing import Mount
 
 from audit.events import action_of
 from gateway.app import create_app
-from gateway.ratelimit import LIMITED_PREFIXES, limiter_unavailable
+from gateway.ratelimit import LIMITED_PREFIXES, is_page, limiter_unavailable
 from gateway.route_marks import DATA_TAG
 from gateway.settings import Settings
 from tests.conftest import TestClient
@@ -27,7 +27,6 @@ from tests.packages import import_conditional
 
 DATASET = "social-insurance"  # conditional: the fail-closed view needs one
 LIMITER_DOWN = limiter_unavailable().detail
-WEB_SESSION_PREFIXES = ("/console", "/admin", "/audit", "/me/", "/login", "/register", "/logout")
 KNOWN_DATA = {
     "/api/v1/datasets/{dataset_id}/records",
     "/api/v1/datasets/{dataset_id}/records/{key}",
@@ -80,24 +79,24 @@ def test_audit_and_limiter_see_exactly_the_marked_routes(
             if answer.status_code == 503 and answer.json().get("detail") == LIMITER_DOWN:
                 fail_closed.add(path)
 
-    # The audit: with the address's budget spent, every limited request is refused before
-    # its route; a data route's refusal is still an event of its dataset. Routes outside
-    # the limiter are asked with a method they do not take (405, also before any endpoint
-    # runs; none of them is an audited route).
-    spent = settings.model_copy(update={"rate_anon": "1/minute"})
+    # The audit: with the address's budgets spent (the API's and the pages'), every limited
+    # request is refused before its route; a data route's refusal is still an event of its
+    # dataset, a page's is an HTML page. Routes outside the limiter are asked with a method
+    # they do not take (405, also before any endpoint runs; none of them is audited).
+    spent = settings.model_copy(update={"rate_anon": "1/minute", "rate_web": "1/minute"})
     with TestClient(create_app(spent, engine=engine)) as client:
-        assert client.get("/api/v1/datasets").status_code == 200  # spends the budget
+        assert client.get("/api/v1/datasets").status_code == 200  # spends the API budget
+        assert client.get("/").status_code == 200  # and the pages' one
         for path, method, url, request_id in calls(app):
             headers = {"X-Request-Id": request_id}
-            if url.startswith(LIMITED_PREFIXES):
+            if url.startswith(LIMITED_PREFIXES) or is_page(url):
                 answer = client.request(method, url, json={}, headers=headers)
                 assert answer.status_code == 429, (method, url)
+                if is_page(url):
+                    assert answer.headers["content-type"].startswith("text/html"), url
             else:
                 route = next(r for r in walk(app.router.routes) if getattr(r, "path", "") == path)
-                # Web pages on the session (their sign-in under the strict login window) are
-                # audited outside the API limiter; no other audited route may be.
-                if not path.startswith(WEB_SESSION_PREFIXES):
-                    assert action_of(getattr(route, "endpoint", None)) is None, path
+                assert action_of(getattr(route, "endpoint", None)) is None, path
                 answer = client.request("PATCH", url, headers=headers)
                 assert answer.status_code == 405, (method, url)
     with engine.connect() as conn:

@@ -15,13 +15,14 @@ from sqlalchemy.engine import Engine
 from auth.principal import Principal
 from catalog.importer import import_package
 from gateway.app import create_app
-from gateway.ratelimit import RateLimits
+from gateway.ratelimit import RateLimits, is_page
 from gateway.ratelimit import route_group as groups
 from gateway.settings import Settings
 from tests.auth.helpers import PASSWORD, developer_with_app
 from tests.conftest import TestClient
 from tests.gateway.test_route_table import walk
 from tests.packages import import_conditional, write_package
+from tests.portal.web import web_login
 
 RECORDS = "/api/v1/datasets/air-readings/records?limit=1"
 
@@ -263,3 +264,95 @@ def test_redis_windows_are_limits_own(
         return anon.remaining, data.remaining
 
     assert asyncio.run(stats()) == (50 - 8, 20 - 7)
+
+
+def test_pages_count_in_their_callers_web_window(engine: Engine, backend: Settings):
+    """A web page counts in the `web` window of the signed-in account, or of the address
+    when anonymous; over it, a Chinese HTML page answers 429. Static files count nowhere,
+    and the page window is not the API's."""
+    developer_with_app(engine)
+    settings = backend.model_copy(update={"rate_anon": "100/minute", "rate_web": "4/minute"})
+    with TestClient(create_app(settings, engine=engine)) as client:
+        web_login(client, "dev1")  # two page requests of the (anonymous) address
+        session = client.cookies["og_session"]
+        # Signed in: the account's own window, whatever the address has spent.
+        pages = ("/", "/console", "/datasets", "/cockpit")
+        for remaining, url in zip((3, 2, 1, 0), pages, strict=True):
+            page = client.get(url)
+            assert page.status_code == 200, (url, page.text[:200])
+            assert page.headers["ratelimit-policy"] == '"web";q=4;w=60'
+            assert page.headers["ratelimit"].startswith(f'"web";r={remaining};t=')
+        refused = client.get("/console/apps")
+        assert refused.status_code == 429
+        assert refused.headers["content-type"].startswith("text/html")
+        assert '<html lang="zh-CN">' in refused.text and "访问过于频繁" in refused.text
+        assert "每 60 秒最多打开 4 个页面" in refused.text
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert refused.headers["ratelimit-policy"] == '"web";q=4;w=60'
+        # the §10 headers on the refusal page too
+        assert refused.headers["x-frame-options"] == "DENY"
+        assert "content-security-policy" in refused.headers
+        # Static files are no page: never refused, never counted, no limit headers.
+        for _ in range(6):
+            asset = client.get("/static/portal/portal.css")
+            assert asset.status_code == 200 and "ratelimit-policy" not in asset.headers
+        # The API is counted in its own windows: the pages' refusal took nothing from it.
+        assert client.get("/api/v1/datasets").status_code == 200
+
+        # Anonymous, from the same address: the address's window (two spent on sign-in).
+        client.cookies.clear()
+        for remaining in (1, 0):
+            page = client.get("/datasets")
+            assert page.status_code == 200
+            assert page.headers["ratelimit"].startswith(f'"web";r={remaining};t=')
+        assert client.get("/").status_code == 429
+        assert client.get("/static/portal/portal.css").status_code == 200
+        # and the account is still over its own
+        client.cookies.set("og_session", session)
+        assert client.get("/").status_code == 429
+
+
+def test_pages_are_counted_in_the_web_window_only():
+    """Which paths are pages: the portal's, not the API, static files, probes or machine
+    documents; the web form's sign-in also counts in the strict login window."""
+    limits = RateLimits(
+        anon="60/minute", app="1200/minute", login="10/minute", token="60/minute", web="5/minute"
+    )
+    for path in (
+        "/",
+        "/datasets/x",
+        "/console/apps",
+        "/admin",
+        "/audit/verify",
+        "/me/consents",
+        "/login",
+        "/no-such-page",
+    ):
+        assert is_page(path), path
+    for path in (
+        "/api/v1/datasets",
+        "/oauth/authorize",
+        "/auth/login",
+        "/static/portal/a.css",
+        "/docs",
+        "/docs-assets/x.js",
+        "/docs/init.js",
+        "/redoc",
+        "/redoc-assets/y.js",
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/.well-known/jwks.json",
+        "/favicon.ico",
+    ):
+        assert not is_page(path), path
+    assert [(c.rule.name, c.key) for c in limits.page_plan(None, "203.0.113.9")] == [
+        ("web", "LIMITER/web/203.0.113.9/5/1/minute")
+    ]
+    assert [(c.rule.name, c.key) for c in limits.page_plan("user:7", "203.0.113.9", "login")] == [
+        ("web", "LIMITER/web/user:7/5/1/minute"),
+        ("login", "LIMITER/login/203.0.113.9/10/1/minute"),
+    ]
+    assert RateLimits.from_settings(Settings(_env_file=None)).rules["web"].policy == (
+        '"web";q=300;w=60'
+    )

@@ -9,7 +9,7 @@ import httpx
 from authlib.integrations.httpx_client import OAuth2Client
 from sqlalchemy.engine import Engine
 
-from tests.auth.helpers import PASSWORD
+from tests.auth.helpers import PASSWORD, hidden_fields
 from tests.conftest import LiveServer
 from tests.portal.consenting import approve, consent_rows, consent_url
 from tests.portal.web import TOKEN
@@ -27,6 +27,47 @@ def test_the_consent_page_names_the_organization_the_fields_and_the_title(
         assert title in text
     assert "社会保险参保缴费信息" in text and "social-insurance）" not in text
     assert page.headers["x-frame-options"] == "DENY"
+
+
+def test_the_consent_page_is_a_portal_page(live: LiveServer, setup: OAuth2Client):
+    """The shared layout (site header and navigation, the portal's stylesheets, no inline
+    style), the §10 headers, and its refusals in Chinese on the same layout."""
+
+    def on_the_layout(answer: httpx.Response) -> None:
+        text = answer.text
+        assert answer.headers["content-type"].startswith("text/html")
+        assert '<html lang="zh-CN">' in text and 'class="brand"' in text
+        assert ">数据目录</a>" in text and ">数据驾驶舱</a>" in text
+        assert '<link rel="stylesheet" href="/static/portal/portal.css">' in text
+        assert "<style" not in text and " style=" not in text and "<script" not in text
+        policy = answer.headers["content-security-policy"]
+        assert "style-src 'self';" in policy and "unsafe-inline" not in policy
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["referrer-policy"] == "same-origin"
+
+    with httpx.Client() as http:
+        url = consent_url(live, setup, 30)
+        page = http.get(url)
+        assert page.status_code == 200
+        on_the_layout(page)
+        assert "<title>个人数据授权 · 公共数据开放平台</title>" in page.text
+        assert "使用目的</dt><dd>贷款资格核验</dd>" in page.text
+        assert "授权期限</dt><dd>30 天</dd>" in page.text
+        assert ">同意授权</button>" in page.text and ">拒绝</button>" in page.text
+        form = hidden_fields(page.text)
+        wrong = http.post(
+            f"{live.url}/oauth/authorize",
+            data={**form, "username": "zhangsan", "password": "not-it", "decision": "approve"},
+        )
+        assert wrong.status_code == 401
+        on_the_layout(wrong)
+        assert '<p class="notice error" role="alert">用户名或密码错误</p>' in wrong.text
+        assert "个人数据授权确认" in wrong.text  # the form again, to try once more
+    invalid = httpx.get(f"{live.url}/oauth/authorize?client_id=nobody")
+    assert invalid.status_code == 400
+    on_the_layout(invalid)
+    assert "<h1>授权请求无效</h1>" in invalid.text and "错误代码" in invalid.text
 
 
 def test_a_bad_request_is_explained_in_chinese(live: LiveServer, setup: OAuth2Client):

@@ -2,16 +2,18 @@
 page of the site — every page route without parameters, every dataset page, the demands
 and the cockpit — for anyone: nobody signed in, a developer, a data administrator (web
 sessions) and an app whose grant covers the canary dataset (its bearer token on the
-pages), also after 纠错 reports that quote the canaries."""
+pages), also after 纠错 reports that quote the canaries; the OAuth consent page is walked
+too (asking for the canary dataset)."""
 
 from __future__ import annotations
 
 import re
 
+from authlib.integrations.httpx_client import OAuth2Client
 from fastapi.routing import APIRoute
 
 from gateway.route_marks import routes_in
-from tests.auth.helpers import developer_with_app
+from tests.auth.helpers import REDIRECT, developer_with_app
 from tests.participation.conftest import CANARY_ID, CANARY_NAME, CANARY_PHONE, World, login
 from tests.portal.web import web_login
 
@@ -33,9 +35,26 @@ def page_urls(world: World) -> list[str]:
     return sorted(set(urls)) + [f"/datasets/{d}" for d in datasets] + ["/datasets?q=金丝雀"]
 
 
-def walk(world: World, headers: dict[str, str] | None = None) -> int:
+def consent_urls(client_id: str) -> list[str]:
+    """The consent page (个人授权) of an app asking for a person's own rows of the canary
+    dataset, and for open data; and the page of a request it cannot show."""
+    app = OAuth2Client(client_id, redirect_uri=REDIRECT, code_challenge_method="S256")
+    urls = [
+        app.create_authorization_url(
+            "/oauth/authorize",
+            code_verifier="v" * 64,
+            scope=scope,
+            purpose="页面泄露测试",
+            duration_days="30",
+        )[0]
+        for scope in ("dataset:social-insurance:self", "dataset:air-readings")
+    ]
+    return [*urls, "/oauth/authorize?client_id=nobody"]
+
+
+def walk(world: World, headers: dict[str, str] | None = None, extra: tuple[str, ...] = ()) -> int:
     seen = 0
-    for url in page_urls(world):
+    for url in [*page_urls(world), *extra]:
         answer = world.client.get(url, headers=headers or {})
         if not answer.headers.get("content-type", "").startswith("text/html"):
             continue
@@ -65,6 +84,10 @@ def test_no_canary_in_any_page_for_any_account(world: World):
         data={"grant_type": "client_credentials"},
     ).json()["access_token"]
     app_headers = {"Authorization": f"Bearer {token}"}
+    consents = tuple(consent_urls(reg.client_id))
+    for url in consents[:2]:  # the walk reaches the consent pages themselves
+        shown = world.client.get(url)
+        assert shown.status_code == 200 and "个人数据授权确认" in shown.text, shown.text
     # 纠错 quoting the canaries, anonymous and signed in
     for headers in ({}, login(world.client, "dev-a")):
         world.client.post(
@@ -73,7 +96,7 @@ def test_no_canary_in_any_page_for_any_account(world: World):
             json={"record": "1", "message": f"{CANARY_NAME} {CANARY_ID} {CANARY_PHONE} 有误"},
         )
 
-    assert walk(world) >= 8
+    assert walk(world, extra=consents) >= 11
     # the app's preview is its grant's: masked, never the raw values
     page = world.client.get("/datasets/social-insurance", headers=app_headers).text
     api = world.client.get(
@@ -84,8 +107,8 @@ def test_no_canary_in_any_page_for_any_account(world: World):
     expected = [str(v) for row in api["data"] for v in row.values()]
     assert cells == expected  # masked exactly as the API masks them
     assert "金****" in cells and any(c.startswith("p_") for c in cells)
-    assert walk(world, app_headers) >= 8
+    assert walk(world, app_headers, consents) >= 11
     for account in ("dev-a", "admin", "granted-dev"):
         world.client.cookies.clear()
         web_login(world.client, account)
-        assert walk(world) >= 8
+        assert walk(world, extra=consents) >= 11

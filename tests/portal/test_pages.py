@@ -161,7 +161,7 @@ def test_the_page_path_never_counts_a_hosted_table(world: World, engine: Engine)
 def test_the_cockpit_has_the_figures_as_tables_and_as_chart_data(world: World):
     for _ in range(3):
         world.client.get("/api/v1/datasets/air-readings/records?limit=1")
-    world.client.app.state.overview.ttl = 0  # type: ignore[attr-defined]
+    world.client.app.state.overview.clear()  # type: ignore[attr-defined]
     page = world.client.get("/cockpit").text
     data = json.loads(
         re.search(
