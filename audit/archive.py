@@ -6,7 +6,8 @@
    — a broken chain is never archived;
 2. in one transaction: signs an "archive" checkpoint at the last archived seq (its head
    and frontier keep the rest of the chain verifiable, and proofs computable), lifts the
-   DELETE guard, deletes the archived rows, puts the guard back.
+   DELETE guard, deletes the archived rows, puts the guard back, and forgets the per-day
+   counts (audit.day_counts) of the days the cut reaches.
 The caller records the `audit.archive` event.
 """
 

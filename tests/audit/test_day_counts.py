@@ -16,7 +16,7 @@ from audit.archive import archive
 from audit.day_counts import count_all
 from audit.search import EventQuery, live_timeline, parse_moment, timeline
 from gateway.settings import Settings
-from tests.audit.helpers import seed
+from tests.audit.helpers import opengate, seed
 from tests.keys import keys_of
 
 APPS = ["app-a", "app-b", None]
@@ -151,9 +151,11 @@ def test_a_request_counts_only_its_budget_and_the_rest_live(
     assert oldest == "2025-03-01"
 
 
-def test_count_all_counts_every_closed_day_once(engine: Engine):
+def test_count_all_counts_every_closed_day_once(engine: Engine, settings: Settings, tmp_path: Path):
     _fill(engine)
-    assert count_all(engine) == 9  # 2025-03-10 is the head's day
+    counted = opengate("audit", "count-days", settings=settings, cwd=tmp_path)
+    assert counted.returncode == 0, counted.stderr
+    assert counted.stdout.strip() == "counted 9 days"  # 2025-03-10 is the head's day
     assert count_all(engine) == 0
     query = _query(None, None)
     assert timeline(engine, query) == live_timeline(engine, replace(query, before_seq=None))
