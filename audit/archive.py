@@ -6,7 +6,8 @@
    — a broken chain is never archived;
 2. in one transaction: signs an "archive" checkpoint at the last archived seq (its head
    and frontier keep the rest of the chain verifiable, and proofs computable), lifts the
-   DELETE guard, deletes the archived rows, puts the guard back.
+   DELETE guard, deletes the archived rows, puts the guard back, and forgets the per-day
+   counts (audit.day_counts) of the days the cut reaches.
 The caller records the `audit.archive` event.
 """
 
@@ -22,6 +23,7 @@ from sqlalchemy.engine import Engine
 from audit.bundle import BundleFile, ChainGapError, bundle_lines, plan, verify_bundle, write_bundle
 from audit.canonical import format_ts
 from audit.checkpoints import Checkpoint, latest_archive, write_checkpoint
+from audit.day_counts import forget_through
 from audit.guards import create_guard, drop_guard
 from audit.signing import Signer
 from audit.store import lock_head
@@ -97,12 +99,17 @@ def _cut(
         base = previous.tree_size if previous else 0
         if base != first - 1 or checkpoint.head_hash != last_hash:
             raise ArchiveRefusedError("the log changed while archiving; nothing archived")
+        last_ts = conn.execute(
+            sa.text("SELECT ts FROM audit_events WHERE seq = :last"), {"last": last}
+        ).scalar()
         dialect = conn.dialect.name
         conn.exec_driver_sql(drop_guard(dialect, "DELETE"))
         deleted = conn.execute(
             sa.text("DELETE FROM audit_events WHERE seq <= :last"), {"last": last}
         ).rowcount
         conn.exec_driver_sql(create_guard(dialect, "DELETE"))
+        if last_ts is not None:
+            forget_through(conn, last_ts[:10])
         if deleted != count:
             raise ArchiveRefusedError("the log changed while archiving; nothing archived")
     return checkpoint

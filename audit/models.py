@@ -12,7 +12,9 @@ from sqlmodel import Field, SQLModel
 class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_events"
     __table_args__ = (
-        sa.Index("ix_audit_events_ts", "ts"),
+        # (ts, seq): a period's first and last seq are one index entry each, even where a
+        # batch of events shares one ts (audit.search, migration 0011).
+        sa.Index("ix_audit_events_ts_seq", "ts", "seq"),
         sa.Index("ix_audit_events_client_ts", "client_id", "ts"),
         sa.Index("ix_audit_events_request_id", "request_id"),
         # The auditor's usual question, one app on one dataset in a period, newest first
@@ -76,3 +78,37 @@ class AuditCheckpoint(SQLModel, table=True):
     # The Merkle tree's right edge (perfect-subtree roots, left to right): the next
     # checkpoint extends it instead of re-reading every event.
     frontier: list[str] = Field(sa_column=sa.Column(sa.JSON, nullable=False))
+
+
+class AuditDayCount(SQLModel, table=True):
+    """Events of one closed UTC day per dataset, app and outcome: the auditor console's
+    timeline reads these instead of counting the day's events again (audit.day_counts).
+    Derived from audit_events, never part of the chain; `resource` is kept for datasets
+    only (other resources name single users, apps or events, so they would make a row
+    per event) and is NULL for the rest."""
+
+    __tablename__ = "audit_day_counts"
+    __table_args__ = (
+        sa.Index("ix_audit_day_counts_resource_client_day", "resource", "client_id", "day"),
+        # Both orders answer dataset + app exactly, whichever the planner picks before
+        # the table has statistics; this one also serves the app alone.
+        sa.Index("ix_audit_day_counts_client_resource_day", "client_id", "resource", "day"),
+        sa.Index("ix_audit_day_counts_day", "day"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    day: str = Field(max_length=10)  # YYYY-MM-DD, UTC
+    resource: str | None = Field(default=None, max_length=256)
+    client_id: str | None = Field(default=None, max_length=64)
+    outcome: str = Field(max_length=16)
+    events: int = Field(sa_column=sa.Column(sa.BigInteger, nullable=False))
+
+
+class AuditDayCounted(SQLModel, table=True):
+    """The days whose events audit_day_counts holds (a day without events too). The
+    primary key makes two requests counting the same day at once a conflict, not a
+    double count."""
+
+    __tablename__ = "audit_days_counted"
+
+    day: str = Field(primary_key=True, max_length=10)

@@ -90,19 +90,16 @@ def _nul_error(spec: PackageSpec) -> PackageError:
             header = next(reader, [])
             for i, name in enumerate(header):
                 if "\x00" in name:
-                    return PackageError(
-                        f"{source} line 1: column #{i + 1} contains a NUL character"
-                    )
+                    return PackageError(f"{source} 第 1 行：第 {i + 1} 列的列名含有 NUL 字符")
             for row in reader:
                 for name, value in zip(header, row, strict=False):
                     if "\x00" in value:
                         return PackageError(
-                            f"{source} line {reader.line_num}, field '{name}': contains a NUL "
-                            "character"
+                            f"{source} 第 {reader.line_num} 行，字段 {name}：含有 NUL 字符"
                         )
     except csv.Error:
         pass
-    return PackageError(f"{source}: contains a NUL character")
+    return PackageError(f"{source}：含有 NUL 字符")
 
 
 def import_package(
@@ -135,8 +132,8 @@ def import_package(
                     )
                 if not replace:
                     raise PackageError(
-                        f"dataset '{spec.name}' already exists; use --replace to publish "
-                        "a new version"
+                        f"数据集 {spec.name} 已存在；如要发布它的新版本，命令行请加 --replace，"
+                        "网页上传请勾选“发布已有数据集的新版本”"
                     )
             version = 1 if current is None else current.version + 1
             # Open data needs no row key: every caller receives every key in clear.
@@ -153,9 +150,7 @@ def import_package(
             row_count, has_nulls = loaded
             _publish(conn, spec, version, table.name, row_count, digest, has_nulls)
     except IntegrityError:
-        raise PackageError(
-            f"dataset '{spec.name}' was imported by someone else at the same time; try again"
-        ) from None
+        raise PackageError(f"数据集 {spec.name} 正被他人同时导入，请稍后重试") from None
     seconds = time.perf_counter() - started
     return ImportResult(
         spec.name, version, row_count, seconds, warnings=spec.warnings, plain_copy=plain_copy
@@ -203,9 +198,9 @@ def _rows(
         try:
             header = next(reader)
         except StopIteration:
-            raise PackageError(f"{source}: the file is empty (a header row is required)") from None
+            raise PackageError(f"{source}：文件为空（第 1 行须为表头）") from None
         except UnicodeDecodeError:
-            raise PackageError(f"{source}: not valid UTF-8 in the header row") from None
+            raise PackageError(f"{source} 第 1 行：表头不是有效的 UTF-8 编码") from None
         order = _column_order(source, header, spec)
         width = len(header)
         in_order = order == list(range(len(fields)))
@@ -215,7 +210,7 @@ def _rows(
                 line = reader.line_num
                 if len(row) != width:
                     raise PackageError(
-                        f"{source} line {line}: {len(row)} values, the header has {width}"
+                        f"{source} 第 {line} 行：有 {len(row)} 个值，表头却有 {width} 列"
                     )
                 if not in_order:
                     row = [row[i] for i in order]
@@ -235,15 +230,12 @@ def _rows(
                     raise _value_error(source, line, fields[i], row[i]) from None
                 key = row[pk_pos]
                 if key is None or key == "":
-                    raise PackageError(
-                        f"{source} line {line}, field '{spec.primary_key}': the primary key "
-                        "is empty"
-                    )
+                    raise PackageError(f"{source} 第 {line} 行，字段 {spec.primary_key}：主键为空")
                 if key in seen_keys:
-                    shown = f" {key!r}" if fields[pk_pos].level <= 2 else ""
+                    shown = f" {str(key)[:40]!r}" if fields[pk_pos].level <= 2 else ""
                     raise PackageError(
-                        f"{source} line {line}, field '{spec.primary_key}': primary key"
-                        f"{shown} repeats an earlier row"
+                        f"{source} 第 {line} 行，字段 {spec.primary_key}：主键{shown} "
+                        "与前面某一行重复"
                     )
                 seen_keys.add(key)
                 where[0] = line
@@ -251,9 +243,9 @@ def _rows(
                     progress(raw.tell(), total)
                 yield row
         except UnicodeDecodeError:
-            raise PackageError(f"{source} near line {line + 1}: not valid UTF-8") from None
+            raise PackageError(f"{source} 第 {line + 1} 行附近：不是有效的 UTF-8 编码") from None
         except csv.Error as exc:
-            raise PackageError(f"{source} line {reader.line_num}: {exc}") from None
+            raise PackageError(f"{source} 第 {reader.line_num} 行：{_csv_reason(exc)}") from None
     if progress is not None:
         progress(total, total)
 
@@ -262,24 +254,37 @@ def _column_order(source: str, header: list[str], spec: PackageSpec) -> list[int
     position: dict[str, int] = {}
     for i, name in enumerate(header):
         if name in position:
-            raise PackageError(f"{source} line 1: column '{name}' appears twice")
+            raise PackageError(f"{source} 第 1 行：列 {name} 出现了两次")
         position[name] = i
     names = {f.name for f in spec.fields}
     for name in header:
         if name not in names:
-            raise PackageError(f"{source} line 1: column '{name}' is not in the schema")
+            raise PackageError(
+                f"{source} 第 1 行：列 {name} 不在 schema 中，可选："
+                f"{'、'.join(f.name for f in spec.fields)}"
+            )
     for f in spec.fields:
         if f.name not in position:
-            raise PackageError(f"{source} line 1: column '{f.name}' is missing")
+            raise PackageError(f"{source} 第 1 行：缺少列 {f.name}")
     return [position[f.name] for f in spec.fields]
 
 
 def _value_error(source: str, line: int, field: FieldSpec, value: str) -> PackageError:
     # Values of sensitive fields stay out of messages and logs.
-    shown = f"value {value[:40]!r}" if field.level <= 2 else "value"
+    shown = f"值 {value[:40]!r}" if field.level <= 2 else "值"
     return PackageError(
-        f"{source} line {line}, field '{field.name}': {shown} is not {TYPE_NAMES[field.type]}"
+        f"{source} 第 {line} 行，字段 {field.name}：{shown} 不是{TYPE_NAMES[field.type]}"
     )
+
+
+def _csv_reason(exc: csv.Error) -> str:
+    """The csv module's reasons (English) in the message's language."""
+    text = str(exc)
+    if text.startswith("field larger than field limit"):
+        return f"单元格超过 csv 的长度上限（{text.rsplit('(', 1)[-1].rstrip(')')} 个字符）"
+    if text == "unexpected end of data":
+        return "引号未闭合，文件意外结束"
+    return f"CSV 格式有误（{text}）"
 
 
 # A line needs per-value escaping for COPY only if it holds one of these (or a stray tab).
@@ -292,9 +297,7 @@ def _copy_line(row: list[str], width: int, spec: PackageSpec, line: int) -> str:
         return text
     for f, value in zip(spec.fields, row, strict=False):  # the row may end in the HMAC
         if "\x00" in value:
-            raise PackageError(
-                f"{spec.data_path.name} line {line}, field '{f.name}': contains a NUL character"
-            )
+            raise PackageError(f"{spec.data_path.name} 第 {line} 行，字段 {f.name}：含有 NUL 字符")
     return "\t".join(copy_escape(v) for v in row)
 
 

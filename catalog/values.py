@@ -19,12 +19,12 @@ FALSE_VALUES = frozenset({"false", "False", "FALSE", "0"})
 INT64 = 1 << 63
 
 TYPE_NAMES = {
-    FieldType.string: "a string",
-    FieldType.integer: "an integer",
-    FieldType.number: "a number",
-    FieldType.boolean: "a boolean (true/false)",
-    FieldType.date: "a date (YYYY-MM-DD)",
-    FieldType.datetime: "a datetime (YYYY-MM-DDTHH:MM:SS)",
+    FieldType.string: "字符串（string）",
+    FieldType.integer: "整数（integer）",
+    FieldType.number: "数字（number）",
+    FieldType.boolean: "布尔值（boolean，可写 true/false 或 1/0）",
+    FieldType.date: "日期（date，YYYY-MM-DD）",
+    FieldType.datetime: "日期时间（datetime，YYYY-MM-DDTHH:MM:SS）",
 }
 
 
@@ -85,7 +85,7 @@ def parse_value(ftype: FieldType | str, text: str) -> Any:
     try:
         return PARSERS[FieldType(ftype)](text)
     except (ValueError, OverflowError):
-        raise ValueError(f"is not {TYPE_NAMES[FieldType(ftype)]}") from None
+        raise ValueError(f"不是{TYPE_NAMES[FieldType(ftype)]}") from None
 
 
 def to_storage(ftype: FieldType | str, value: Any, dialect: str) -> Any:
@@ -160,5 +160,5 @@ COPY_CONVERTERS: dict[FieldType, Callable[[str], str] | None] = {
 def copy_escape(text: str) -> str:
     """A string as PostgreSQL's COPY text format wants it."""
     if "\x00" in text:
-        raise ValueError("contains a NUL character")
+        raise ValueError("含有 NUL 字符")
     return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")

@@ -210,7 +210,7 @@ def datasets_import(
     with user_errors(settings):
         result = _import(path, replace=replace, skip_unchanged=False, settings=settings)
     for warning in result.warnings:
-        err.print(f"warning: {warning}", markup=False)
+        err.print(f"注意：{warning}", markup=False)
     out.print(
         f"imported {result.dataset_id} version {result.version}: {result.row_count:,} rows "
         f"in {result.seconds:.2f} s ({result.rows_per_second:,.0f} rows/s)"

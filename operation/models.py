@@ -125,7 +125,7 @@ class Product(SQLModel, table=True):
 
 class UsageLine(SQLModel, table=True):
     """Metered use, app × product × business day (UTC+8). Written only by the database
-    trigger on `audit_events` (migration 0011), so it commits with the audit row."""
+    trigger on `audit_events` (migration 0012), so it commits with the audit row."""
 
     __tablename__ = "usage_ledger"
 

@@ -1,7 +1,7 @@
 """Usage, monthly statements and their reconciliation with the audit log.
 
 Units come from the usage ledger, which the database keeps beside the audit log (trigger
-`audit_meter`, migration 0011); reconciliation recomputes the same figures from the audit
+`audit_meter`, migration 0012); reconciliation recomputes the same figures from the audit
 log itself. Money is integer fen: `1000_rows` amounts round half up to the fen once per
 statement line, never per call.
 """
@@ -26,7 +26,7 @@ from operation.products import yuan
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 BUSINESS_DAY = timedelta(hours=8)
-# What the trigger meters (migration 0011): the same filter, read back from the log.
+# What the trigger meters (migration 0012): the same filter, read back from the log.
 METERED = (
     "data.records",
     "data.record",

@@ -53,7 +53,8 @@ def test_import_creates_typed_table_with_primary_key_index(engine: Engine, packa
 def test_existing_dataset_needs_replace(engine: Engine, packages: Path):
     package = write_package(packages)
     import_package(engine, package)
-    with pytest.raises(PackageError, match="already exists; use --replace"):
+    refusal = "数据集 air-readings 已存在；如要发布它的新版本，命令行请加 --replace"
+    with pytest.raises(PackageError, match=refusal):
         import_package(engine, package)
     assert counts(engine) == (1, 1, len(STATION_FIELDS))
 
@@ -110,15 +111,15 @@ def test_bom_and_reordered_columns_are_accepted(engine: Engine, packages: Path):
 
 
 BAD_ROWS = [
-    ("1,a,市南区,abc,1.0,true,2024-01-01,2024-01-01T00:00:00", "line 3, field 'aqi'", "integer"),
-    ("1,a,市南区,5,x1,true,2024-01-01,2024-01-01T00:00:00", "line 3, field 'pm25'", "number"),
-    ("1,a,市南区,5,nan,true,2024-01-01,2024-01-01T00:00:00", "field 'pm25'", "number"),
-    ("1,a,市南区,5,1,maybe,2024-01-01,2024-01-01T00:00:00", "field 'calibrated'", "boolean"),
-    ("1,a,市南区,5,1,true,2024-02-30,2024-01-01T00:00:00", "field 'day'", "date"),
-    ("1,a,市南区,5,1,true,2024-01-01,yesterday", "field 'observed_at'", "datetime"),
-    ("0,a,市南区,5,1,true,2024-01-01,2024-01-01T00:00:00", "field 'reading_id'", "repeats"),
-    (",a,市南区,5,1,true,2024-01-01,2024-01-01T00:00:00", "field 'reading_id'", "empty"),
-    ("1,a,市南区,5", "line 3", "4 values"),
+    ("1,a,市南区,abc,1.0,true,2024-01-01,2024-01-01T00:00:00", "第 3 行，字段 aqi", "不是整数"),
+    ("1,a,市南区,5,x1,true,2024-01-01,2024-01-01T00:00:00", "第 3 行，字段 pm25", "不是数字"),
+    ("1,a,市南区,5,nan,true,2024-01-01,2024-01-01T00:00:00", "字段 pm25", "不是数字"),
+    ("1,a,市南区,5,1,maybe,2024-01-01,2024-01-01T00:00:00", "字段 calibrated", "不是布尔值"),
+    ("1,a,市南区,5,1,true,2024-02-30,2024-01-01T00:00:00", "字段 day", "不是日期"),
+    ("1,a,市南区,5,1,true,2024-01-01,yesterday", "字段 observed_at", "不是日期时间"),
+    ("0,a,市南区,5,1,true,2024-01-01,2024-01-01T00:00:00", "字段 reading_id", "与前面某一行重复"),
+    (",a,市南区,5,1,true,2024-01-01,2024-01-01T00:00:00", "字段 reading_id", "主键为空"),
+    ("1,a,市南区,5", "第 3 行", "有 4 个值，表头却有 8 列"),
 ]
 
 
@@ -170,19 +171,34 @@ def test_errors_never_echo_sensitive_values(engine: Engine, packages: Path):
 
 
 BAD_PACKAGES = [
-    ({"name": "Bad_Name"}, "name"),
-    ({"name": "x"}, "name"),
-    ({"open_type": "sometimes"}, "open_type"),
+    ({"name": "Bad_Name"}, "数据集名称 name 'Bad_Name' 不合法"),
+    ({"name": "x"}, "数据集名称 name 'x' 不合法"),
+    (
+        {"open_type": "sometimes"},
+        "open_type 的取值 'sometimes' 无效，可选：unconditional、conditional、closed",
+    ),
     (
         {"fields": [*STATION_FIELDS[:3], {"name": "aqi", "type": "integer", "level": 3}]},
-        "level 3 is not allowed in an unconditional",
+        "字段 aqi：无条件开放（unconditional）数据集不允许 3 级字段",
     ),
-    ({"fields": [{"name": "reading_id", "type": "uuid"}]}, "type"),
-    ({"fields": [{"name": "reading id", "type": "integer"}]}, "name"),
-    ({"fields": [{"name": "reading_id", "type": "integer", "level": 5}]}, "level"),
-    ({"primary_key": "nope"}, "primaryKey"),
-    ({"header": [f["name"] for f in STATION_FIELDS[:-1]]}, "column 'observed_at' is missing"),
-    ({"header": [*(f["name"] for f in STATION_FIELDS), "extra"]}, "column 'extra' is not in"),
+    (
+        {"fields": [{"name": "reading_id", "type": "uuid"}]},
+        "字段 reading_id：type 的取值 'uuid' 无效，可选：string、integer、number、boolean",
+    ),
+    ({"fields": [{"name": "reading id", "type": "integer"}]}, "字段名 name 'reading id' 不合法"),
+    (
+        {"fields": [{"name": "reading_id", "type": "integer", "level": 5}]},
+        "字段 reading_id：level 的取值 5 无效，须为整数，可选：1、2、3、4",
+    ),
+    (
+        {"primary_key": "nope"},
+        "主键 primaryKey 'nope' 必须是 schema 中的一个字段，可选：reading_id",
+    ),
+    ({"header": [f["name"] for f in STATION_FIELDS[:-1]]}, "data.csv 第 1 行：缺少列 observed_at"),
+    (
+        {"header": [*(f["name"] for f in STATION_FIELDS), "extra"]},
+        "data.csv 第 1 行：列 extra 不在 schema 中，可选：reading_id、station",
+    ),
 ]
 
 
@@ -199,12 +215,41 @@ def test_bad_packages_are_refused_whole(
     assert data_tables(engine) == []
 
 
+@pytest.mark.parametrize(
+    ("descriptor", "data", "expected"),
+    [
+        (
+            '{"name": "x" "title": "y"}',
+            None,
+            "datapackage.json 第 1 行第 14 列：不是有效的 JSON（缺少逗号）",
+        ),
+        ("[1, 2]", None, "datapackage.json：顶层必须是一个 JSON 对象"),
+        (
+            None,
+            f'reading_id,station\n1,"{"x" * 131_073}"\n',  # quoted: read row by row
+            "data.csv 第 2 行：单元格超过 csv 的长度上限（131072 个字符）",
+        ),
+    ],
+)
+def test_malformed_files_are_named_in_chinese(
+    engine: Engine, packages: Path, descriptor: str | None, data: str | None, expected: str
+):
+    fields = STATION_FIELDS[:2]
+    package = write_package(packages, fields=fields, data_text=data or "reading_id,station\n")
+    if descriptor is not None:
+        (package / "datapackage.json").write_text(descriptor, encoding="utf-8")
+    with pytest.raises(PackageError) as info:
+        import_package(engine, package)
+    assert str(info.value) == expected
+    assert data_tables(engine) == []
+
+
 def test_missing_descriptor_and_data_file(engine: Engine, tmp_path: Path, packages: Path):
-    with pytest.raises(PackageError, match=r"no datapackage\.json"):
+    with pytest.raises(PackageError, match=r"找不到 datapackage\.json"):
         import_package(engine, tmp_path / "nowhere")
     package = write_package(packages)
     (package / "data.csv").unlink()
-    with pytest.raises(PackageError, match="not found"):
+    with pytest.raises(PackageError, match=r"resource：找不到数据文件 'data\.csv'"):
         import_package(engine, package)
     (package / "data.csv").write_bytes(b"reading_id\n\xff\xfe\n")
     with pytest.raises(PackageError):
@@ -230,9 +275,9 @@ def test_special_characters_round_trip(engine: Engine, packages: Path):
 @pytest.mark.parametrize(
     ("cells", "reason"),
     [
-        (["7", "007"], "repeats"),
-        (["1", "9223372036854775808"], "integer"),
-        (["1", "-9223372036854775809"], "integer"),
+        (["7", "007"], "主键 '7' 与前面某一行重复"),
+        (["1", "9223372036854775808"], "不是整数"),
+        (["1", "-9223372036854775809"], "不是整数"),
     ],
 )
 def test_integer_keys_are_canonical_and_in_range(
@@ -255,7 +300,7 @@ def test_nul_characters_are_refused_with_their_line(engine: Engine, packages: Pa
     try:
         import_package(engine, write_package(packages, name="nul", fields=fields, data_text=text))
     except PackageError as exc:  # PostgreSQL cannot store NUL in text
-        assert "line 5, field 'text'" in str(exc)
+        assert "data.csv 第 5 行，字段 text：含有 NUL 字符" in str(exc)
         assert data_tables(engine) == []
     else:  # SQLite can
         assert engine.dialect.name == "sqlite"

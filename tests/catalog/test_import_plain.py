@@ -111,23 +111,23 @@ def test_a_dataset_with_a_subject_key_goes_row_by_row(engine: Engine, packages: 
 # Cells PostgreSQL would read but the package format refuses: the plain path must hand
 # them back so that the row loader refuses them as it always has.
 LENIENT = [
-    ("1,a,市南区,5,1,t,2024-01-01,2024-01-01T00:00:00", "field 'calibrated'", "boolean"),
-    ("1,a,市南区,5,1,yes,2024-01-01,2024-01-01T00:00:00", "field 'calibrated'", "boolean"),
-    ("1,a,市南区,5,Infinity,true,2024-01-01,2024-01-01T00:00:00", "field 'pm25'", "number"),
-    ("1,a,市南区,5,1e400,true,2024-01-01,2024-01-01T00:00:00", "field 'pm25'", "number"),
-    ("1,a,市南区,5,1,true,2024-1-01,2024-01-01T00:00:00", "field 'day'", "date"),
-    ("1,a,市南区,5,1,true,20240101,2024-01-01T00:00:00", "field 'day'", "date"),
-    ("1,a,市南区,5,1,true,0000-01-01,2024-01-01T00:00:00", "field 'day'", "date"),
-    ("1,a,市南区,5,1,true,2024-13-01,2024-01-01T00:00:00", "field 'day'", "date"),
-    ("1,a,市南区,5,1,true,2024-01-01,2024-01-01T24:00:00", "field 'observed_at'", "datetime"),
-    ("1,a,市南区,5,1,true,2024-01-01,2024-01-01T23:59:60", "field 'observed_at'", "datetime"),
-    ("1,a,市南区,5,1,true,2024-01-01,2024-02-30T10:00:00", "field 'observed_at'", "datetime"),
-    ("1,a,市南区,99999999999999999999,1,true,2024-01-01,", "field 'aqi'", "integer"),
-    ("1,a,市南区,--5,1,true,2024-01-01,", "field 'aqi'", "integer"),
-    ("1,a,市南区,5-,1,true,2024-01-01,", "field 'aqi'", "integer"),
-    ("00,a,市南区,5,1,true,2024-01-01,", "field 'reading_id'", "repeats"),
-    (",a,市南区,5,1,true,2024-01-01,", "field 'reading_id'", "empty"),
-    ("1,a,市南区,5,1,true,2024-01-01,,extra", "line 3", "9 values"),
+    ("1,a,市南区,5,1,t,2024-01-01,2024-01-01T00:00:00", "第 3 行，字段 calibrated", "不是布尔值"),
+    ("1,a,市南区,5,1,yes,2024-01-01,2024-01-01T00:00:00", "第 3 行，字段 calibrated", "不是布尔值"),
+    ("1,a,市南区,5,Infinity,true,2024-01-01,2024-01-01T00:00:00", "第 3 行，字段 pm25", "不是数字"),
+    ("1,a,市南区,5,1e400,true,2024-01-01,2024-01-01T00:00:00", "第 3 行，字段 pm25", "不是数字"),
+    ("1,a,市南区,5,1,true,2024-1-01,2024-01-01T00:00:00", "第 3 行，字段 day", "不是日期（"),
+    ("1,a,市南区,5,1,true,20240101,2024-01-01T00:00:00", "第 3 行，字段 day", "不是日期（"),
+    ("1,a,市南区,5,1,true,0000-01-01,2024-01-01T00:00:00", "第 3 行，字段 day", "不是日期（"),
+    ("1,a,市南区,5,1,true,2024-13-01,2024-01-01T00:00:00", "第 3 行，字段 day", "不是日期（"),
+    ("1,a,市南区,5,1,true,2024-01-01,2024-01-01T24:00:00", "字段 observed_at", "不是日期时间"),
+    ("1,a,市南区,5,1,true,2024-01-01,2024-01-01T23:59:60", "字段 observed_at", "不是日期时间"),
+    ("1,a,市南区,5,1,true,2024-01-01,2024-02-30T10:00:00", "字段 observed_at", "不是日期时间"),
+    ("1,a,市南区,99999999999999999999,1,true,2024-01-01,", "第 3 行，字段 aqi", "不是整数"),
+    ("1,a,市南区,--5,1,true,2024-01-01,", "第 3 行，字段 aqi", "不是整数"),
+    ("1,a,市南区,5-,1,true,2024-01-01,", "第 3 行，字段 aqi", "不是整数"),
+    ("00,a,市南区,5,1,true,2024-01-01,", "第 3 行，字段 reading_id", "与前面某一行重复"),
+    (",a,市南区,5,1,true,2024-01-01,", "第 3 行，字段 reading_id", "主键为空"),
+    ("1,a,市南区,5,1,true,2024-01-01,,extra", "第 3 行", "有 9 个值，表头却有 8 列"),
 ]
 
 
@@ -147,7 +147,7 @@ def test_invalid_utf8_in_a_cell_is_refused_with_its_line(engine: Engine, package
     package = write_package(packages, rows=station_rows(400))
     good = (package / "data.csv").read_bytes()
     (package / "data.csv").write_bytes(good + b"401,\xff\xfe,x,5,,,,\n")
-    with pytest.raises(PackageError, match=r"near line \d+: not valid UTF-8"):
+    with pytest.raises(PackageError, match=r"第 \d+ 行附近：不是有效的 UTF-8 编码"):
         import_package(engine, package)
     assert counts(engine) == (0, 0, 0)
     assert data_tables(engine) == []

@@ -50,7 +50,10 @@ def test_migrate_then_import_then_replace(tmp_path: Path):
     first = run(["datasets", "import", str(package)], tmp_path)
     assert first.returncode == 0, first.stderr
     assert "imported air-readings version 1: 250 rows" in first.stdout
-    assert_one_line_error(run(["datasets", "import", str(package)], tmp_path), "--replace")
+    assert_one_line_error(
+        run(["datasets", "import", str(package)], tmp_path),
+        "opengate: 数据集 air-readings 已存在；如要发布它的新版本，命令行请加 --replace",
+    )
     second = run(["datasets", "import", str(package), "--replace"], tmp_path)
     assert "version 2" in second.stdout
 
@@ -63,9 +66,12 @@ def test_broken_package_exits_non_zero_with_one_line(tmp_path: Path):
         "1,a,b,NaN-ish,1,true,2024-01-01,2024-01-01T00:00:00\n",
     )
     assert_one_line_error(
-        run(["datasets", "import", str(package)], tmp_path), "line 2", "field 'aqi'"
+        run(["datasets", "import", str(package)], tmp_path),
+        "opengate: data.csv 第 2 行，字段 aqi：值 'NaN-ish' 不是整数（integer）",
     )
-    assert_one_line_error(run(["datasets", "import", str(tmp_path / "nothing")], tmp_path))
+    assert_one_line_error(
+        run(["datasets", "import", str(tmp_path / "nothing")], tmp_path), "找不到 datapackage.json"
+    )
 
 
 def test_commands_refuse_an_unmigrated_or_unreachable_database(tmp_path: Path):

@@ -259,7 +259,7 @@ def test_importer_warns_for_a_sensitive_key_and_refuses_it_in_open_data(
     engine: Engine, packages: Path
 ):
     result = import_ledger(engine, packages)
-    assert len(result.warnings) == 1 and "primaryKey 'id_number' is level 4" in result.warnings[0]
+    assert len(result.warnings) == 1 and "主键 primaryKey id_number 为 4 级" in result.warnings[0]
     open_package = write_package(
         packages,
         name="open-ledger",
@@ -270,7 +270,7 @@ def test_importer_warns_for_a_sensitive_key_and_refuses_it_in_open_data(
     with pytest.raises(PackageError) as refused:
         import_package(engine, open_package)
     message = str(refused.value)
-    assert "primaryKey 'phone'" in message and "\n" not in message
+    assert "主键 primaryKey phone 为 3 级" in message and "\n" not in message
     assert "13812345678" not in message
 
 

@@ -120,7 +120,8 @@ def test_reupload_with_replace_reclassifies(
     assert datasets(engine) == [(NAME, 1, 2)]
     # Without "new version" the existing dataset is the importer's error, nothing changes.
     again = upload(admin, package_zip(tmp_path))
-    assert again.status_code == 400 and "already exists" in again.text
+    refusal = f"数据包有误，未导入任何数据：数据集 {NAME} 已存在；如要发布它的新版本"
+    assert again.status_code == 400 and refusal in again.text
     assert datasets(engine) == [(NAME, 1, 2)]
     fields = [dict(f, level=1) if f["name"] == "aqi" else f for f in STATION_FIELDS]
     answer = upload(admin, package_zip(tmp_path, fields=fields), replace=True)

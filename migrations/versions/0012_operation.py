@@ -6,8 +6,8 @@ The ledger is written only by `audit_meter`, an AFTER INSERT trigger on `audit_e
 a metered call's ledger line commits in the same transaction as its audit row, whichever
 writer (SQLite's, PostgreSQL's COPY) appended it, so the two can never disagree.
 
-Revision ID: 0011_operation
-Revises: 0010_audit_console_indexes
+Revision ID: 0012_operation
+Revises: 0011_audit_day_counts
 Create Date: 2026-12-03 18:40:00.000000
 
 """
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = "0011_operation"
-down_revision: str | Sequence[str] | None = "0010_audit_console_indexes"
+revision: str = "0012_operation"
+down_revision: str | Sequence[str] | None = "0011_audit_day_counts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
