@@ -6,7 +6,7 @@ import hashlib
 import threading
 
 import jcs
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
@@ -38,11 +38,17 @@ def test_keys_sort_by_utf16_code_units_like_jcs() -> None:
     assert canonical(event).index("\U0001f600".encode()) < canonical(event).index("\ue000".encode())
 
 
+# A property, not a speed check: a loaded machine must not fail it for being slow.
+UNHURRIED = settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+
+
+@UNHURRIED
 @given(events)
 def test_canonical_is_rfc8785(event: dict) -> None:
     assert canonical(event) == jcs.canonicalize(event)
 
 
+@UNHURRIED
 @given(st.floats(allow_nan=False) | st.sets(st.integers()) | st.tuples(st.text()))
 def test_plain_leaves_only_the_canonical_domain(value: object) -> None:
     reduced = plain({"v": value})
