@@ -60,6 +60,7 @@ from portal import (
 from portal import assets as portal_assets
 from portal import cockpit as portal_cockpit
 from portal import demand_pages as portal_demands
+from portal import operation_pages as portal_operation
 from portal import pages as portal_pages
 from portal.admin_routes import admin_routers
 from portal.admin_upload import PATH as UPLOAD_PATH
@@ -226,6 +227,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # The portal's pages (HTML; the security-headers middleware gives them the §10 headers).
     app.include_router(portal_pages.router)
     app.include_router(portal_cockpit.router)
+    app.include_router(portal_operation.router)
     app.include_router(portal_demands.router)
     # Sign-in, the developer center and 我的授权, on the web session (portal/session.py).
     app.include_router(account_pages.router)

@@ -33,6 +33,8 @@ templates = Jinja2Templates(env=_env)
 NAV = (
     ("home", "/", "首页"),
     ("datasets", "/datasets", "数据目录"),
+    ("zones", "/zones", "行业专区"),
+    ("products", "/products", "数据产品"),
     ("demands", "/demands", "数据需求"),
     ("cockpit", "/cockpit", "数据驾驶舱"),
 )

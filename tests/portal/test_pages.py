@@ -26,6 +26,8 @@ PAGES = [
     "/demands",
     "/demands?status=open",
     "/cockpit",
+    "/zones",
+    "/products",
     "/redoc",
     "/docs",
     "/login",
