@@ -228,6 +228,7 @@ def demo(
     """Migrate, load the Qingdao demo catalog, accounts and app (idempotent), then serve."""
     from gateway.demo_accounts import ACCOUNTS, DEMO_PASSWORD, ensure_demo_accounts
     from gateway.demo_catalog import write_demo_packages
+    from gateway.demo_operation import ensure_demo_operation
     from gateway.migrate import upgrade
 
     settings = _settings()
@@ -244,6 +245,7 @@ def demo(
         credentials = ensure_demo_accounts(
             installation_engine(settings), settings.data_dir, _keys(settings).identity
         )
+        ensure_demo_operation(installation_engine(settings), credentials["client_id"])
     base = f"http://{host}:{port}"
     accounts = ", ".join(f"{name} ({role})" for name, role, _ in ACCOUNTS)
     out.print(
@@ -251,6 +253,7 @@ def demo(
         f"  API docs:  {base}/docs\n"
         f"  catalog:   {base}/api/v1/datasets?q=空气\n"
         f"  records:   {base}/api/v1/datasets/air-quality-hourly/records?limit=5\n"
+        f"  operation: {base}/zones, {base}/products (信贷风险评估, metered per 1000 rows)\n"
         f"  accounts:  {accounts}, password {DEMO_PASSWORD!r}\n"
         f"  sign in:   curl -s {base}/auth/login -H 'content-type: application/json' "
         f'-d \'{{"username":"bank-dev","password":"{DEMO_PASSWORD}"}}\'\n'

@@ -100,6 +100,23 @@ def test_demo_loads_once_and_is_idempotent(tmp_path: Path):
     second = run(["demo", "--no-serve"], tmp_path)
     assert second.returncode == 0 and second.stdout.count("unchanged") == 5
     assert saved.read_bytes() == credentials
+    # Authorized operation (issue 17): zones, the operator's product, the demo app metered.
+    import json
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "cli.db")
+    zones = {name for (name,) in db.execute("SELECT name FROM zones")}
+    assert {"金融专区", "医疗健康专区", "交通出行专区"} <= zones
+    assert db.execute("SELECT count(*) FROM products").fetchone() == (1,)  # once, not twice
+    client_id = json.loads(credentials)["client_id"]
+    bound = db.execute(
+        "SELECT p.title, p.unit, a.status FROM grants g JOIN products p ON p.id = g.product_id "
+        "JOIN agreements a ON a.id = g.agreement_id WHERE g.client_id = ?",
+        (client_id,),
+    ).fetchall()
+    assert bound == [("信贷风险评估", "1000_rows", "active")]
+    categories = {c for (c,) in db.execute("SELECT category FROM scenarios WHERE approved")}
+    assert categories == {"industry", "public_welfare"}
 
 
 def test_users_apps_and_keys_commands(tmp_path: Path):
