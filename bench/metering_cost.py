@@ -1,0 +1,141 @@
+"""What metering costs a records request (issue 17: ≤ 5 %): the same gateway, the same
+conditional dataset, two apps with the same grant — one of them bound to a data product,
+so each of its calls also updates the usage ledger (the `audit_meter` trigger on the audit
+row's insert) — loaded by wrk in alternating rounds; medians compared.
+
+    python -m bench.metering_cost [--rows 100000] [--seconds 8] [--rounds 3] [--only sqlite]
+
+After the run the ledger's calls must equal the metered app's allowed audit events (the
+reconciliation is printed), so the figure is of metering that really happened.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from datetime import date, timedelta
+
+import httpx
+import sqlalchemy as sa
+
+from bench.common import postgres_database
+from bench.masking_cost import classified_gateway, classified_package
+from bench.wrk import WrkResult, median, require_wrk, run_wrk
+from catalog.identifiers import org_code_check_char, uscc_check_char
+from gateway.database import create_engine
+from operation import statements
+
+BAR = 0.95  # metered ≥ 0.95 × unmetered: metering adds ≤ 5 %
+DATASET = "bench-metered"
+
+
+def _credit_code(body16: str = "91370200MA3BEN01") -> str:
+    first17 = body16 + org_code_check_char(body16[8:16])
+    return first17 + uscc_check_char(first17)
+
+
+def _bind_product(base: str, admin: dict[str, str], grant_id: int) -> None:
+    """Operator, agreement, product, an industry scenario: the grant then meters."""
+
+    def post(path: str, body: dict | None = None) -> dict:
+        answer = httpx.post(f"{base}{path}", json=body or {}, headers=admin)
+        if answer.status_code not in (200, 201):
+            raise RuntimeError(f"{path}: {answer.status_code} {answer.text}")
+        return answer.json()
+
+    operator = post(
+        "/api/v1/admin/operators", {"name": "基准运营机构", "credit_code": _credit_code()}
+    )
+    today = date.today()
+    agreement = post(
+        "/api/v1/admin/agreements",
+        {"operator_id": operator["id"], "title": "基准协议", "datasets": [DATASET],
+         "modes": ["records"], "starts_on": (today - timedelta(days=1)).isoformat(),
+         "ends_on": (today + timedelta(days=3650)).isoformat()},
+    )  # fmt: skip
+    post(f"/api/v1/admin/agreements/{agreement['id']}/activate")
+    product = post(
+        "/api/v1/admin/products",
+        {"code": "BENCH-0001", "operator_id": operator["id"], "title": "基准产品",
+         "datasets": [DATASET], "modes": ["records"], "unit": "call", "price_fen": 1,
+         "cap_fen": 10},
+    )  # fmt: skip
+    scenario = httpx.post(
+        f"{base}/api/v1/scenarios",
+        json={"name": "基准场景", "category": "industry", "organization": "基准银行"},
+        headers=admin,
+    ).json()
+    post(f"/api/v1/admin/scenarios/{scenario['id']}/approve")
+    post(
+        f"/api/v1/admin/grants/{grant_id}/operation",
+        {"scenario_id": scenario["id"], "product_id": product["id"]},
+    )
+
+
+def compare(label: str, url: str, args: argparse.Namespace) -> None:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        classified_gateway(url, tmp, [classified_package(args.rows, DATASET)]) as gateway,
+    ):
+        plain, metered = gateway.app("plain"), gateway.app("metered")
+        gateway.grant(plain, DATASET, modes=["records"])
+        grant_id = gateway.grant(metered, DATASET, modes=["records"])["id"]
+        _bind_product(gateway.base, {"Authorization": f"Bearer {gateway.admin_token}"}, grant_id)
+        target = f"{gateway.base}/api/v1/datasets/{DATASET}/records?limit=100"
+        auth = {a: {"Authorization": f"Bearer {gateway.token(a)}"} for a in (plain, metered)}
+        for app in (plain, metered):
+            run_wrk(target, seconds=2, connections=args.connections, headers=auth[app])
+        runs: dict[str, list[WrkResult]] = {plain: [], metered: []}
+        for _ in range(args.rounds):
+            for app in (plain, metered):
+                runs[app].append(
+                    run_wrk(target, seconds=args.seconds, connections=args.connections,
+                            headers=auth[app])
+                )  # fmt: skip
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            ledger = conn.execute(
+                sa.text("SELECT coalesce(sum(calls), 0) FROM usage_ledger")
+            ).scalar()
+            audited = conn.execute(
+                sa.text("SELECT count(*) FROM audit_events WHERE client_id = :c AND "
+                        "action = 'data.records' AND outcome = 'allowed'"), {"c": metered},
+            ).scalar()  # fmt: skip
+        differences = statements.reconcile(engine, statements.current_month())
+        engine.dispose()
+    a, b = median(runs[plain]), median(runs[metered])
+    ratio = b.requests_per_second / a.requests_per_second
+    errors = a.non_2xx + b.non_2xx
+    verdict = "INVALID (non-2xx answers)" if errors else "ok" if ratio >= BAR else "BELOW"
+    print(
+        f"{label:<11} unmetered {a.requests_per_second:7.0f} req/s p99 {a.p99_ms:6.1f} ms"
+        f" | metered {b.requests_per_second:7.0f} req/s p99 {b.p99_ms:6.1f} ms"
+        f" | ratio {ratio:.3f} (bar ≥ {BAR}) {verdict}"
+        f" | ledger calls {ledger} = audited {audited}: {'yes' if ledger == audited else 'NO'},"
+        f" reconcile differences {len(differences)}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--only", choices=["sqlite", "postgres"])
+    args = parser.parse_args()
+    require_wrk()
+    print(
+        f"records (100 rows, masked) unmetered vs product-bound, one gateway, 1 worker, wrk -t1 "
+        f"-c{args.connections}, {args.rounds} alternating rounds of {args.seconds}s; medians"
+    )
+    if args.only in (None, "sqlite"):
+        with tempfile.TemporaryDirectory() as tmp:
+            compare("SQLite", f"sqlite:///{tmp}/bench.db", args)
+    if args.only in (None, "postgres"):
+        with postgres_database() as url:
+            compare("PostgreSQL", url, args)
+
+
+if __name__ == "__main__":
+    main()
