@@ -58,6 +58,7 @@ from portal import (
     templating,
 )
 from portal import assets as portal_assets
+from portal import audit_reconciliation as portal_reconciliation
 from portal import cockpit as portal_cockpit
 from portal import demand_pages as portal_demands
 from portal import operation_pages as portal_operation
@@ -228,6 +229,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(portal_pages.router)
     app.include_router(portal_cockpit.router)
     app.include_router(portal_operation.router)
+    app.include_router(portal_reconciliation.router)
     app.include_router(portal_demands.router)
     # Sign-in, the developer center and 我的授权, on the web session (portal/session.py).
     app.include_router(account_pages.router)

@@ -108,6 +108,7 @@ WEB_PAGES = {
     ("GET", "/audit/export"): "session",
     ("GET", "/audit/export/bundle"): "session",
     ("GET", "/audit/export/csv"): "session",
+    ("GET", "/audit/reconciliation"): "session",
     # the administrator console and the system page (issue 16): session pages whose role
     # (data_admin, sysadmin) the page checks; tests/portal/test_admin_roles.py walks them
     ("GET", "/admin/system"): "session",

@@ -36,6 +36,7 @@ PAGES = [
     "/audit/export",
     "/audit/export/bundle",
     "/audit/export/csv",
+    "/audit/reconciliation",
 ]
 CHART_DATA = re.compile(r'<script type="application/json" id="chart-data">(.*?)</script>', re.S)
 EVENT_LINK = re.compile(r'href="/audit/events/(\d+)" class="event-link"')
