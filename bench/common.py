@@ -13,8 +13,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -146,3 +147,14 @@ def load_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--connections", type=int, default=16)
+
+
+def each_backend(compare: Callable[[str, str, argparse.Namespace], None], args: Any) -> None:
+    """`compare(label, database_url, args)` on a throw-away SQLite file and a throw-away
+    PostgreSQL database, or only the one `args.only` names."""
+    if args.only in (None, "sqlite"):
+        with tempfile.TemporaryDirectory() as tmp:
+            compare("SQLite", f"sqlite:///{tmp}/bench.db", args)
+    if args.only in (None, "postgres"):
+        with postgres_database() as url:
+            compare("PostgreSQL", url, args)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-from bench.common import PYTHON, free_port, postgres_database, server, synthetic_package
+from bench.common import PYTHON, each_backend, free_port, server, synthetic_package
 from bench.masking_cost import PERSONAL, classified_gateway, classified_package, transforms_of
 from bench.wrk import WrkResult, median, require_wrk, run_wrk
 from catalog.hosted import table_name
@@ -92,12 +92,7 @@ def main() -> None:
         f"each, wrk -t1 -c{args.connections}, {args.rounds} alternating rounds of "
         f"{args.seconds}s after 2s warm-ups; medians"
     )
-    if args.only in (None, "sqlite"):
-        with tempfile.TemporaryDirectory() as tmp:
-            compare("SQLite", f"sqlite:///{tmp}/bench.db", args)
-    if args.only in (None, "postgres"):
-        with postgres_database() as url:
-            compare("PostgreSQL", url, args)
+    each_backend(compare, args)
 
 
 if __name__ == "__main__":

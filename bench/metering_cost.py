@@ -18,7 +18,7 @@ from datetime import date, timedelta
 import httpx
 import sqlalchemy as sa
 
-from bench.common import postgres_database
+from bench.common import each_backend
 from bench.masking_cost import classified_gateway, classified_package
 from bench.wrk import WrkResult, median, require_wrk, run_wrk
 from catalog.identifiers import org_code_check_char, uscc_check_char
@@ -129,12 +129,7 @@ def main() -> None:
         f"records (100 rows, masked) unmetered vs product-bound, one gateway, 1 worker, wrk -t1 "
         f"-c{args.connections}, {args.rounds} alternating rounds of {args.seconds}s; medians"
     )
-    if args.only in (None, "sqlite"):
-        with tempfile.TemporaryDirectory() as tmp:
-            compare("SQLite", f"sqlite:///{tmp}/bench.db", args)
-    if args.only in (None, "postgres"):
-        with postgres_database() as url:
-            compare("PostgreSQL", url, args)
+    each_backend(compare, args)
 
 
 if __name__ == "__main__":

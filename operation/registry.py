@@ -76,6 +76,29 @@ def create_zone(session: Session, *, id: str, name: str, description: str = "") 
     return saved(session, zone)
 
 
+def zone_listing(session: Session) -> list[dict[str, Any]]:
+    """Every zone with how many open datasets and products it holds (the public list)."""
+    from sqlalchemy import func
+
+    from catalog.models import Dataset
+    from operation.models import Product
+
+    open_sets = dict(
+        session.exec(
+            select(Dataset.zone, func.count())
+            .where(Dataset.open_type != "closed")
+            .group_by(Dataset.zone)
+        ).all()
+    )
+    priced = dict(
+        session.exec(select(Product.zone_id, func.count()).group_by(Product.zone_id)).all()
+    )
+    return [
+        {**zone_view(z), "datasets": open_sets.get(z.id, 0), "products": priced.get(z.id, 0)}
+        for z in session.exec(select(Zone).order_by(Zone.id))
+    ]
+
+
 def zone(session: Session, zone_id: str | None) -> Zone | None:
     """The zone named by `zone_id`, None for None; a Problem for an unknown one."""
     if zone_id is None:

@@ -22,7 +22,7 @@ from kernel.problem_schema import problem_responses
 from kernel.problems import Problem, not_found
 from kernel.responses import JSONResponse
 from operation import products, registry, statements
-from operation.models import AgreementStatus, Operator, Product, Statement, Zone
+from operation.models import AgreementStatus, Operator, Product, Statement
 from operation.schemas import (
     AgreementIn,
     AgreementOut,
@@ -62,27 +62,9 @@ AccountDep = Annotated[
 BOM = "\ufeff"
 
 
-def _zone_counts(session: Session) -> dict[str, tuple[int, int]]:
-    datasets: dict[str, int] = {}
-    for zone_id in session.exec(select(Dataset.zone).where(Dataset.open_type != "closed")):
-        datasets[zone_id] = datasets.get(zone_id, 0) + 1
-    counts: dict[str, int] = {}
-    for zone_id in session.exec(select(Product.zone_id)):
-        if zone_id:
-            counts[zone_id] = counts.get(zone_id, 0) + 1
-    zones = session.exec(select(Zone.id)).all()
-    return {z: (datasets.get(z, 0), counts.get(z, 0)) for z in zones}
-
-
 @router.get("/zones", summary="行业专区列表", response_model=ZoneList)
 def list_zones(db: SessionDep) -> JSONResponse:
-    counts = _zone_counts(db)
-    zones = db.exec(select(Zone).order_by(col(Zone.id))).all()
-    data = [
-        {**registry.zone_view(z), "datasets": counts[z.id][0], "products": counts[z.id][1]}
-        for z in zones
-    ]
-    return JSONResponse({"data": data})
+    return JSONResponse({"data": registry.zone_listing(db)})
 
 
 @router.get("/scenarios", summary="应用场景公开登记（已批准）", response_model=ScenarioList)

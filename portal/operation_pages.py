@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 from starlette.responses import HTMLResponse
 
 from catalog.models import Dataset
-from operation import products
+from operation import products, registry
 from operation.models import Operator, Product, Zone
 from portal.templating import render
 
@@ -27,13 +27,7 @@ def _products(session: Session, zone_id: str | None = None) -> list[dict]:
 @router.get("/zones", response_class=HTMLResponse)
 def zones_page(request: Request) -> HTMLResponse:
     with Session(request.app.state.engine) as session:
-        zones = session.exec(select(Zone).order_by(col(Zone.id))).all()
-        open_sets = session.exec(select(Dataset.zone).where(Dataset.open_type != "closed")).all()
-        priced = session.exec(select(Product.zone_id)).all()
-    rows = [
-        {"zone": z, "datasets": open_sets.count(z.id), "products": priced.count(z.id)}
-        for z in zones
-    ]
+        rows = registry.zone_listing(session)
     return render(request, "zones.html", {"rows": rows}, section="zones")
 
 
