@@ -61,13 +61,25 @@ def submit(driver: Any, label: str, *, navigates: bool = True) -> None:
     """Press a form's button and wait for the next page (reading the old page races);
     a script-sent form (`navigates=False`) stays on its page and the caller waits."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
+
+    driver.execute_script("window.__opengate_old_page = true")
+    driver.find_element(By.XPATH, f"//button[normalize-space()='{label}']").click()
+    if navigates:
+        replaced(driver)
+
+
+def replaced(driver: Any, timeout: float = 20) -> None:
+    """Wait until a new, loaded document stands where the marked one was. Asked mid-swap,
+    chromium answers with a plain WebDriverException ("Node ... does not belong to the
+    document") instead of a stale-element error, so every driver error means "not yet"."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    button = driver.find_element(By.XPATH, f"//button[normalize-space()='{label}']")
-    button.click()
-    if navigates:
-        WebDriverWait(driver, 20).until(expected_conditions.staleness_of(button))
+    WebDriverWait(driver, timeout, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(
+            "return !window.__opengate_old_page && document.readyState === 'complete'"
+        )
+    )
 
 
 def test_a_developer_registers_creates_an_app_and_applies(
