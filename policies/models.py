@@ -33,6 +33,10 @@ class Application(SQLModel, table=True):
     decided_at: datetime | None = None
     decided_by: int | None = Field(default=None, foreign_key="users.id")
     grant_id: int | None = None
+    # What the data is for (应用场景) and the data product it serves (contract §13):
+    # approving the application approves the scenario and binds the grant to both.
+    scenario_id: int | None = Field(default=None, foreign_key="scenarios.id")
+    product_id: int | None = Field(default=None, foreign_key="products.id")
 
 
 class Grant(SQLModel, table=True):
