@@ -32,7 +32,7 @@ from operation.models import (
     Product,
     Scenario,
 )
-from policies.models import Grant
+from policies.models import Application, Grant
 
 # The reason a grant suspended by its agreement carries: reactivation lifts exactly these.
 AGREEMENT_SUSPENDED = "授权运营协议已暂停或终止"
@@ -100,6 +100,86 @@ def _get(connection: Connection, model: type[Any], ident: int) -> Any:
     return model.model_validate(dict(row)) if row else None
 
 
+def _approving(connection: Connection, grant: Grant) -> bool:
+    """The grant comes from approving an application that names its scenario: the reviewer
+    approves the scenario with the grant (issue 17, point 3)."""
+    if grant.application_id is None or grant.scenario_id is None or grant.status != "active":
+        return False
+    named = connection.execute(
+        sa.select(Application.__table__.c.scenario_id).where(
+            Application.__table__.c.id == grant.application_id
+        )
+    ).scalar()
+    return bool(named == grant.scenario_id)
+
+
+def _scenario(connection: Connection, scenario_id: int | None, *, approving: bool) -> Any:
+    """The scenario a grant names: approved, or approved now when `approving`."""
+    if scenario_id is None:
+        return None
+    scenario = _get(connection, Scenario, scenario_id)
+    if scenario is not None and not scenario.approved and approving:
+        connection.execute(
+            sa.update(Scenario.__table__)
+            .where(Scenario.__table__.c.id == scenario_id)
+            .values(approved=True, approved_at=utcnow())
+        )
+        scenario.approved = True
+    if scenario is None or not scenario.approved:
+        raise invalid_parameter("scenario_id", f"应用场景 {scenario_id} 不存在或未获批准")
+    return scenario
+
+
+def _product(
+    connection: Connection,
+    dataset_id: str,
+    modes: list[str],
+    scenario: Scenario | None,
+    product_id: int | None,
+) -> Product | None:
+    """The product a grant or an application names, if it may serve this dataset, these
+    modes and this scenario."""
+    if product_id is None:
+        return None
+    product = _get(connection, Product, product_id)
+    if product is None:
+        raise invalid_parameter("product_id", f"数据产品 {product_id} 不存在")
+    if dataset_id not in product.datasets or not set(modes) <= set(product.modes):
+        raise invalid_parameter(
+            "product_id",
+            f"数据产品 {product.code} 不包含数据集 {dataset_id} 的{'、'.join(modes)}使用方式",
+        )
+    if scenario is None:
+        raise invalid_parameter("scenario_id", "绑定数据产品须指明应用场景")
+    if product.price_fen == 0 and scenario.category not in FREE_CATEGORIES:
+        raise invalid_parameter(
+            "product_id",
+            f"产业类应用场景不能使用零价格的数据产品 {product.code}：请先为产品定价",
+        )
+    return product
+
+
+def check_application(connection: Connection, application: Application) -> None:
+    """An application may name a scenario (approved or awaiting approval) and a product
+    that fits its dataset, modes and scenario; refused before anything is written."""
+    if application.scenario_id is None and application.product_id is None:
+        return
+    scenario = None
+    if application.scenario_id is not None:
+        scenario = _get(connection, Scenario, application.scenario_id)
+        if scenario is None:
+            raise invalid_parameter(
+                "scenario_id", f"应用场景 {application.scenario_id} 不存在，请先登记"
+            )
+    _product(
+        connection,
+        application.dataset_id,
+        list(application.modes),
+        scenario,
+        application.product_id,
+    )
+
+
 def check_grant(connection: Connection, grant: Grant) -> None:
     """Refuse a grant outside the rules above (a Problem; nothing is written), and set the
     agreement it falls under."""
@@ -118,28 +198,9 @@ def check_grant(connection: Connection, grant: Grant) -> None:
                 f"方式 {'、'.join(grant.modes)}，至 {_day(grant.expires_at).isoformat()}）"
             )
         agreement_id = agreement.id
-    scenario = None
-    if grant.scenario_id is not None:
-        scenario = _get(connection, Scenario, grant.scenario_id)
-        if scenario is None or not scenario.approved:
-            raise invalid_parameter("scenario_id", f"应用场景 {grant.scenario_id} 不存在或未获批准")
-    if grant.product_id is not None:
-        product = _get(connection, Product, grant.product_id)
-        if product is None:
-            raise invalid_parameter("product_id", f"数据产品 {grant.product_id} 不存在")
-        if grant.dataset_id not in product.datasets or not set(grant.modes) <= set(product.modes):
-            raise invalid_parameter(
-                "product_id",
-                f"数据产品 {product.code} 不包含数据集 {grant.dataset_id} 的"
-                f"{'、'.join(grant.modes)}使用方式",
-            )
-        if scenario is None:
-            raise invalid_parameter("scenario_id", "绑定数据产品的授权须指明应用场景")
-        if product.price_fen == 0 and scenario.category not in FREE_CATEGORIES:
-            raise invalid_parameter(
-                "product_id",
-                f"产业类应用场景不能使用零价格的数据产品 {product.code}：请先为产品定价",
-            )
+    scenario = _scenario(connection, grant.scenario_id, approving=_approving(connection, grant))
+    product = _product(connection, grant.dataset_id, list(grant.modes), scenario, grant.product_id)
+    if product is not None:
         agreement = covering_agreement(
             connection, product.operator_id, grant.dataset_id, list(grant.modes), grant.expires_at
         )
@@ -157,6 +218,11 @@ def check_grant(connection: Connection, grant: Grant) -> None:
 @event.listens_for(Grant, "before_update")
 def _check(_mapper: Any, connection: Connection, target: Grant) -> None:
     check_grant(connection, target)
+
+
+@event.listens_for(Application, "before_insert")
+def _check_application(_mapper: Any, connection: Connection, target: Application) -> None:
+    check_application(connection, target)
 
 
 def follow_agreement(session: Session, agreement: Agreement) -> int:

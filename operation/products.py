@@ -35,7 +35,12 @@ def yuan(fen: int) -> str:
     return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
 
-def create_scenario(
+def create_scenario(session: Session, **fields: Any) -> Scenario:
+    """Register a scenario awaiting approval (fields as `scenario_draft`)."""
+    return saved(session, scenario_draft(session, **fields))
+
+
+def scenario_draft(
     session: Session,
     *,
     name: str,
@@ -44,6 +49,8 @@ def create_scenario(
     description: str = "",
     zone_id: str | None = None,
 ) -> Scenario:
+    """A checked, unsaved scenario (the console saves it together with the application
+    that names it)."""
     name = text("name", "场景名称", name, limit=200)
     if category not in set(ScenarioCategory):
         raise invalid_parameter(
@@ -51,14 +58,13 @@ def create_scenario(
             "场景类别须为 public_governance（公共治理）、public_welfare（公益事业）"
             "或 industry（产业发展）",
         )
-    scenario = Scenario(
+    return Scenario(
         name=name,
         category=category,
         organization=text("organization", "申请单位", organization, limit=200),
         description=(description or "").strip()[:2000],
         zone_id=zone(session, zone_id).id if zone_id else None,
     )
-    return saved(session, scenario)
 
 
 def approve_scenario(session: Session, scenario_id: int) -> Scenario:
@@ -194,3 +200,12 @@ def scenario_view(row: Scenario) -> dict[str, Any]:
         "description": row.description,
         "approved_at": row.approved_at.isoformat() if row.approved_at else None,
     }
+
+
+def products_on(session: Session, dataset_id: str) -> list[Product]:
+    """The registered products that draw on a dataset (an application may name one)."""
+    return [
+        p
+        for p in session.exec(select(Product).order_by(col(Product.code)))
+        if dataset_id in p.datasets
+    ]

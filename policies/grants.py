@@ -182,6 +182,8 @@ def apply(
     modes: list[str],
     fields: list[str] | None,
     duration_days: int,
+    scenario_id: int | None = None,
+    product_id: int | None = None,
 ) -> Application:
     if hosted.open_type != "conditional":
         raise bad("dataset_id", f"数据集 {hosted.id} 不是有条件开放数据，无需申请")
@@ -196,6 +198,8 @@ def apply(
         modes=terms.modes,
         fields=terms.fields,
         duration_days=terms.duration_days,
+        scenario_id=scenario_id,
+        product_id=product_id,
     )
     session.add(application)
     session.commit()
@@ -229,6 +233,8 @@ def grant(
     terms: Terms,
     application_id: int | None = None,
     note: str = "",
+    scenario_id: int | None = None,
+    product_id: int | None = None,
 ) -> Grant:
     """Grant access; if the app already holds an active grant on the dataset, its terms
     change and a new version is written (one active grant per app and dataset)."""
@@ -258,6 +264,11 @@ def grant(
         current.epsilon, current.epsilon_spent = terms.epsilon, 0.0
     current.expires_at = expires
     current.application_id = application_id or current.application_id
+    # The metering basis of a grant is fixed for its life (contract §13).
+    if product_id is not None and current.product_id not in (None, product_id):
+        raise Problem(409, "conflict", f"授权 {current.id} 已绑定其他数据产品，计量依据不可更改")
+    current.scenario_id = scenario_id or current.scenario_id
+    current.product_id = product_id or current.product_id
     session.add(current)
     session.flush()
     _store_version(session, current, terms, admin_id, note)
@@ -306,6 +317,8 @@ def approve(
         terms=terms,
         application_id=application.id,
         note="approved application",
+        scenario_id=application.scenario_id,
+        product_id=application.product_id,
     )
     application.status = "approved"
     application.decided_at = utcnow()

@@ -24,6 +24,8 @@ class ApplicationSummary(BaseModel):
     status: str = Field(description="pending | approved | rejected")
     reason: OptionalText
     grant_id: int | None
+    scenario_id: int | None = Field(default=None, description="应用场景编号（授权运营）")
+    product_id: int | None = Field(default=None, description="数据产品编号（授权运营）")
     created_at: UtcTime
     decided_at: UtcTime | None
 
@@ -58,6 +60,9 @@ class GrantSummary(BaseModel):
     revoke_reason: OptionalText
     suspended_at: UtcTime | None
     suspend_reason: OptionalText
+    scenario_id: int | None = Field(default=None, description="应用场景编号（授权运营）")
+    product_id: int | None = Field(default=None, description="计量所依的数据产品编号")
+    agreement_id: int | None = Field(default=None, description="所属授权运营协议编号")
 
     @model_validator(mode="after")
     def _effective_bounds(self) -> GrantSummary:

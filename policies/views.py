@@ -37,6 +37,12 @@ class NewApplication(BaseModel):
     modes: list[str] = Field(min_length=1, max_length=3)
     fields: list[str] | None = Field(default=None, max_length=200)
     duration_days: int = Field(default=90, ge=1, le=3650)
+    scenario_id: RowId | None = Field(
+        default=None, description="应用场景编号（授权运营，GET /api/v1/scenarios 或新登记的场景）"
+    )
+    product_id: RowId | None = Field(
+        default=None, description="数据产品编号（授权运营：该应用的调用按此产品计量）"
+    )
 
 
 class Conditions(BaseModel):
@@ -84,6 +90,8 @@ def note_application(request: Request, row: Application, decision: str) -> None:
             "modes": list(row.modes),
             "fields": list(row.fields) if row.fields is not None else None,
             "duration_days": row.duration_days,
+            "scenario_id": row.scenario_id,
+            "product_id": row.product_id,
         },
     )
 
@@ -101,6 +109,8 @@ def note_grant(request: Request, grant: Grant, decision: str, **detail: Any) -> 
             "decision": decision,
             "grant_status": grant.status,
             "modes": list(grant.modes),
+            "scenario_id": grant.scenario_id,
+            "product_id": grant.product_id,
             **detail,
         },
     )
@@ -167,6 +177,8 @@ def apply(
         modes=body.modes,
         fields=body.fields,
         duration_days=body.duration_days,
+        scenario_id=body.scenario_id,
+        product_id=body.product_id,
     )
     note_application(request, row, "submit")
     note(request, detail={"status": row.status})

@@ -18,6 +18,8 @@ from audit.events import audited, note
 from catalog.hosted import HostedDataset
 from catalog.request_state import HostedCatalogDep, SessionDep
 from kernel.problems import Problem, not_found
+from operation.models import Product, Scenario
+from operation.products import CATEGORY_LABELS
 from participation.models import Demand, Feedback
 from policies import grants as service
 from policies.models import Application, Grant, Notice
@@ -123,6 +125,9 @@ def _detail_page(
         "dataset": hosted,
         "fields": fields,
         "history": admin_data.history(db, row),
+        "scenario": db.get(Scenario, row.scenario_id) if row.scenario_id else None,
+        "product": db.get(Product, row.product_id) if row.product_id else None,
+        "categories": CATEGORY_LABELS,
         "mode_labels": MODE_LABELS,
         "quota_labels": QUOTA_LABELS,
         "values": values or {},

@@ -20,6 +20,7 @@ from catalog.hosted import HostedDataset
 from catalog.models import Dataset
 from catalog.request_state import HostedCatalogDep, SessionDep
 from kernel.problems import Problem
+from operation import products as operation
 from policies import grants as grant_service
 from policies.views import note_application
 from portal.console_apps import console_page
@@ -60,6 +61,9 @@ def _apply_page(
         "dataset": hosted,
         "fields": [preview(f) for f in hosted.fields] if hosted else [],
         "mode_labels": MODE_LABELS,
+        "scenarios": operation.approved_scenarios(db),
+        "categories": operation.CATEGORY_LABELS,
+        "products": operation.products_on(db, hosted.id) if hosted else [],
         "values": values,
         "error": error,
     }
@@ -78,6 +82,10 @@ def apply_page(request: Request, db: SessionDep, catalog: HostedCatalogDep) -> R
         "fields": None,  # None: every field ticked
         "purpose": "",
         "duration_days": DEFAULT_DAYS,
+        "scenario_id": "",
+        "scenario_name": "",
+        "scenario_category": "industry",
+        "product_id": "",
     }
     dataset_id = (params.get("dataset") or "")[:64] or None
     return _apply_page(request, db, catalog, user, dataset_id=dataset_id, values=values)
@@ -101,6 +109,10 @@ def submit_application(
         "fields": fields,
         "purpose": purpose,
         "duration_days": raw_days,
+        "scenario_id": text(form, "scenario_id", limit=12),
+        "scenario_name": text(form, "scenario_name", limit=200),
+        "scenario_category": text(form, "scenario_category", limit=32),
+        "product_id": text(form, "product_id", limit=12),
     }
     note(
         request,
@@ -137,6 +149,7 @@ def submit_application(
         return again("请选择要申请的数据集", 400)
     try:
         app = app_service.own_app(db, owner=user, client_id=client_id)
+        scenario_id, product_id = _operation_choice(db, user, values)
         row = grant_service.apply(
             db,
             applicant_id=user.id,  # type: ignore[arg-type]
@@ -147,14 +160,44 @@ def submit_application(
             # every field ticked: the application names none (all, as the API's absent list)
             fields=None if set(fields) == {f.name for f in hosted.fields} else fields,
             duration_days=days,
+            scenario_id=scenario_id,
+            product_id=product_id,
         )
     except Problem as problem:
+        db.rollback()  # a scenario registered with a refused application goes with it
         if problem.code == "not_found":
             return again("请选择您自己的应用", 400)
         return again(problem.detail, problem.status)
     note_application(request, row, "submit")
     note(request, detail={"status": row.status})
     return see_other(f"/console/applications?submitted={row.id}")
+
+
+def _choice(raw: str, what: str) -> int | None:
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) < 2**31:
+        raise Problem(400, "invalid_parameter", f"请从列表中选择{what}")
+    return int(raw)
+
+
+def _operation_choice(
+    db: Session, user: User, values: dict[str, Any]
+) -> tuple[int | None, int | None]:
+    """The scenario (an approved one, or a new one registered with this application, in
+    its transaction) and the product the application names."""
+    product_id = _choice(values["product_id"], "数据产品")
+    if values["scenario_id"] != "new":
+        return _choice(values["scenario_id"], "应用场景"), product_id
+    scenario = operation.scenario_draft(
+        db,
+        name=values["scenario_name"],
+        category=values["scenario_category"],
+        organization=user.organization or user.username,
+    )
+    db.add(scenario)
+    db.flush()
+    return scenario.id, product_id
 
 
 @router.get("/console/applications", response_class=HTMLResponse)

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, func, select
 from auth.models import App, User
 from catalog.models import Dataset
 from kernel.clock import aware, utcnow
+from operation.models import Product, Scenario
 from policies.models import Application, Grant, GrantUsage
 from policies.quotas import BUSINESS_DAY  # quotas count by the bureau's day (UTC+8)
 
@@ -71,6 +72,12 @@ def applications(db: Session, user: User) -> list[dict[str, Any]]:
     )
     names = titles(db, {r.dataset_id for r in rows})
     apps = my_apps(db, user)
+    scenario_ids = {r.scenario_id for r in rows if r.scenario_id is not None}
+    product_ids = {r.product_id for r in rows if r.product_id is not None}
+    scenarios = {
+        s.id: s for s in db.exec(select(Scenario).where(col(Scenario.id).in_(scenario_ids)))
+    }
+    products = {p.id: p for p in db.exec(select(Product).where(col(Product.id).in_(product_ids)))}
     return [
         {
             "row": r,
@@ -79,6 +86,8 @@ def applications(db: Session, user: User) -> list[dict[str, Any]]:
             "status_label": STATUS_LABELS.get(r.status, r.status),
             "modes": [MODE_LABELS.get(m, m) for m in r.modes],
             "grant": grants.get(r.grant_id) if r.grant_id is not None else None,
+            "scenario": scenarios.get(r.scenario_id),
+            "product": products.get(r.product_id),
         }
         for r in rows
     ]

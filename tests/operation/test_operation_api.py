@@ -15,6 +15,7 @@ from catalog.identifiers import uscc_check_char
 from catalog.importer import import_package
 from operation import statements
 from operation.models import UsageLine
+from policies.models import Grant
 from tests.auth.helpers import PASSWORD, developer_with_app, user
 from tests.conftest import TestClient
 from tests.packages import write_package
@@ -380,3 +381,128 @@ def test_reconcile_on_the_command_line_finds_an_edited_ledger(
     assert difference["ledger"]["calls"] == 3 and difference["audit"]["calls"] == 2
     refused = opengate(settings, "operation", "issue", "--month", month)
     assert refused.returncode == 2 and "尚未结束" in refused.stderr
+
+
+def test_an_application_names_its_scenario_and_approval_approves_it_with_the_grant(
+    client: TestClient, world: dict, engine: Engine
+):
+    admin, developer = world["admin"], world["developer"]
+    made = setup_operation(client, world)
+    pending = client.post(
+        "/api/v1/scenarios",
+        json={"name": "普惠金融授信核验", "category": "industry", "organization": "青岛某银行"},
+        headers=developer,
+    ).json()
+    assert pending["approved_at"] is None
+    application = {
+        "client_id": world["bank"],
+        "dataset_id": "credit-records",
+        "purpose": "小微企业授信前核验企业信用",
+        "modes": ["records"],
+    }
+    # Each bad binding: a Chinese refusal naming the member, no application stored.
+    refusals = (
+        ({"scenario_id": 999_999}, "scenario_id"),
+        ({"scenario_id": pending["id"], "product_id": 999_999}, "product_id"),
+        ({"product_id": made["product_id"]}, "scenario_id"),  # a product needs its scenario
+    )
+    for binding, parameter in refusals:
+        answer = client.post("/api/v1/applications", json=application | binding, headers=developer)
+        chinese(answer, 400, parameter)
+    assert client.get("/api/v1/applications", headers=developer).json()["data"] == []
+
+    submitted = client.post(
+        "/api/v1/applications",
+        json=application | {"scenario_id": pending["id"], "product_id": made["product_id"]},
+        headers=developer,
+    )
+    assert submitted.status_code == 201, submitted.text
+    body = submitted.json()
+    assert (body["scenario_id"], body["product_id"]) == (pending["id"], made["product_id"])
+    listed = [s["id"] for s in client.get("/api/v1/scenarios").json()["data"]]
+    assert pending["id"] not in listed  # not public until approved
+
+    approved = client.post(
+        f"/api/v1/admin/applications/{body['id']}/approve", json={}, headers=admin
+    )
+    assert approved.status_code == 200, approved.text
+    grant = approved.json()
+    assert (grant["scenario_id"], grant["product_id"]) == (pending["id"], made["product_id"])
+    assert grant["agreement_id"] == made["agreement_id"]
+    public = {s["id"]: s for s in client.get("/api/v1/scenarios").json()["data"]}
+    assert public[pending["id"]]["approved_at"] is not None
+
+    answer = client.get(
+        "/api/v1/datasets/credit-records/records?limit=4", headers=world["bank_token"]
+    )
+    assert answer.status_code == 200, answer.text
+    assert ledger(engine) == [
+        (world["bank"], made["product_id"], False, 1, len(answer.json()["data"]))
+    ]
+    assert statements.reconcile(engine, statements.current_month()) == []
+
+
+def test_an_approval_that_breaks_the_operation_rules_approves_nothing(
+    client: TestClient, world: dict, engine: Engine
+):
+    """A zero-priced product cannot serve an industry scenario: the approval is refused and
+    neither the scenario nor the application nor any grant changes."""
+    admin, developer = world["admin"], world["developer"]
+    made = setup_operation(client, world)
+    free_product = client.post(
+        "/api/v1/admin/products",
+        json={
+            "code": "QD-FIN-0002",
+            "operator_id": made["operator_id"],
+            "title": "惠民补贴核验",
+            "datasets": ["credit-records"],
+            "modes": ["records"],
+            "unit": "call",
+            "price_fen": 0,
+            "cap_fen": 100,
+        },
+        headers=admin,
+    ).json()
+    pending = client.post(
+        "/api/v1/scenarios",
+        json={"name": "企业贷后监测", "category": "industry", "organization": "青岛某银行"},
+        headers=developer,
+    ).json()
+
+    def apply(product_id: int):
+        return client.post(
+            "/api/v1/applications",
+            json={
+                "client_id": world["bank"],
+                "dataset_id": "credit-records",
+                "purpose": "贷后监测企业经营",
+                "modes": ["records"],
+                "scenario_id": pending["id"],
+                "product_id": product_id,
+            },
+            headers=developer,
+        )
+
+    chinese(apply(free_product["id"]), 400, "product_id")
+    assert client.get("/api/v1/applications", headers=developer).json()["data"] == []
+    assert pending["id"] not in [s["id"] for s in client.get("/api/v1/scenarios").json()["data"]]
+    with Session(engine) as session:
+        assert session.exec(select(Grant)).all() == []
+    # An approval refused after the scenario check (the product's agreement is suspended)
+    # rolls the scenario's approval back with everything else.
+    submitted = apply(made["product_id"])
+    assert submitted.status_code == 201, submitted.text
+    client.post(
+        f"/api/v1/admin/agreements/{made['agreement_id']}/suspend",
+        json={"reason": "核查数据用途"},
+        headers=admin,
+    )
+    refused = client.post(
+        f"/api/v1/admin/applications/{submitted.json()['id']}/approve", json={}, headers=admin
+    )
+    assert refused.status_code == 403 and refused.json()["code"] == "grant_outside_agreement"
+    assert pending["id"] not in [s["id"] for s in client.get("/api/v1/scenarios").json()["data"]]
+    (still,) = client.get("/api/v1/applications", headers=developer).json()["data"]
+    assert still["status"] == "pending" and still["grant_id"] is None
+    with Session(engine) as session:
+        assert session.exec(select(Grant)).all() == []

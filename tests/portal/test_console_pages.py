@@ -345,3 +345,61 @@ def test_each_form_without_a_valid_csrf_token_is_403_and_changes_nothing(
         assert answer.status_code == 403, (form, token, answer.text[-300:])
         assert "csrf_token" in answer.text and '<html lang="zh-CN">' in answer.text
     assert snapshot(engine) == before, form
+
+
+def test_an_application_registers_its_scenario_and_approval_publishes_it(
+    developer: TestClient, engine: Engine, packages: Path
+):
+    import_conditional(engine, packages, fields=FIELDS, rows=ROWS)
+    client_id, _secret = create_app(developer)
+    form = developer.get("/console/apply", params={"dataset": "social-insurance"})
+    assert "登记新的应用场景" in form.text and "产业发展" in form.text
+    base = {
+        "csrf_token": TOKEN.search(form.text).group(1),
+        "dataset_id": "social-insurance",
+        "client_id": client_id,
+        "fields": ["record_id", "district"],
+        "modes": ["records"],
+        "purpose": "核验惠民补贴发放对象的参保情况",
+        "duration_days": "90",
+    }
+    bad = [
+        ({"scenario_id": "new", "scenario_name": ""}, "场景名称"),
+        ({"scenario_id": "new", "scenario_name": "补贴核验", "scenario_category": "x"}, "场景类别"),
+        ({"scenario_id": "abc"}, "请从列表中选择应用场景"),
+        ({"scenario_id": "424242"}, "应用场景 424242 不存在"),
+        ({"product_id": "7"}, "数据产品 7 不存在"),
+    ]
+    for change, message in bad:
+        answer = developer.post("/console/applications", data={**base, **change})
+        assert answer.status_code == 400, change
+        assert message in answer.text, (change, answer.text[-800:])
+    assert count(engine, "applications") == 0 and count(engine, "scenarios") == 0
+
+    submitted = developer.post(
+        "/console/applications",
+        data={
+            **base,
+            "scenario_id": "new",
+            "scenario_name": "惠民补贴发放核验",
+            "scenario_category": "public_welfare",
+        },
+        follow_redirects=False,
+    )
+    assert submitted.status_code == 303, submitted.text
+    mine = developer.get(submitted.headers["location"])
+    assert "惠民补贴发放核验（随申请审核）" in mine.text
+    assert developer.get("/api/v1/scenarios").json()["data"] == []
+
+    user(engine, "admin1", "data_admin")
+    admin = developer.post("/auth/login", json={"username": "admin1", "password": PASSWORD})
+    bearer = {"Authorization": f"Bearer {admin.json()['access_token']}"}
+    (pending,) = developer.get("/api/v1/admin/applications", headers=bearer).json()["data"]
+    approved = developer.post(
+        f"/api/v1/admin/applications/{pending['id']}/approve", json={}, headers=bearer
+    )
+    assert approved.status_code == 200, approved.text
+    (public,) = developer.get("/api/v1/scenarios").json()["data"]
+    assert public["name"] == "惠民补贴发放核验" and public["category"] == "public_welfare"
+    assert approved.json()["scenario_id"] == public["id"]
+    assert "惠民补贴发放核验（已批准）" in developer.get("/console/applications").text
