@@ -226,9 +226,10 @@ def demo(
     ] = True,
 ) -> None:
     """Migrate, load the Qingdao demo catalog, accounts and app (idempotent), then serve."""
-    from gateway.demo_accounts import ACCOUNTS, DEMO_PASSWORD, ensure_demo_accounts
+    from gateway.demo_accounts import ACCOUNTS, DEMO_PASSWORD, demo_app, ensure_demo_accounts
     from gateway.demo_catalog import write_demo_packages
-    from gateway.demo_operation import ensure_demo_operation
+    from gateway.demo_operation import WELFARE_APP, ensure_demo_operation
+    from gateway.demo_usage import ensure_demo_usage
     from gateway.migrate import upgrade
 
     settings = _settings()
@@ -245,7 +246,18 @@ def demo(
         credentials = ensure_demo_accounts(
             installation_engine(settings), settings.data_dir, _keys(settings).identity
         )
-        ensure_demo_operation(installation_engine(settings), credentials["client_id"])
+        welfare = demo_app(
+            installation_engine(settings),
+            settings.data_dir / "demo-welfare-app.json",
+            name=WELFARE_APP,
+            purpose="困难群众救助资格核验（演示）",
+        )
+        ensure_demo_operation(
+            installation_engine(settings), credentials["client_id"], welfare["client_id"]
+        )
+        calls = ensure_demo_usage(settings, credentials, welfare)
+        if calls:
+            out.print(f"  metered:   {calls} calls by the two demo apps this month")
     base = f"http://{host}:{port}"
     accounts = ", ".join(f"{name} ({role})" for name, role, _ in ACCOUNTS)
     out.print(

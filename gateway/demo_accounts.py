@@ -59,24 +59,35 @@ def ensure_demo_accounts(engine: Engine, data_dir: Path, identity_key: bytes) ->
                 resource=f"users/{outcome.user_id}",
                 detail={**outcome.audit_detail(), "evidence": "演示数据（demo）"},
             )
-        saved = data_dir / "demo-app.json"
-        if saved.exists():
-            return json.loads(saved.read_text())
+    return demo_app(
+        engine,
+        data_dir / "demo-app.json",
+        name="授信评估（演示）",
+        purpose="个人贷款授信评估（演示）",
+    )
+
+
+def demo_app(engine: Engine, saved: Path, *, name: str, purpose: str) -> dict[str, str]:
+    """bank-dev's demo app `name` with its grant on social insurance, created once; its
+    credentials kept in `saved` (the secret itself is stored only as a digest)."""
+    if saved.exists():
+        return json.loads(saved.read_text())
+    with Session(engine) as session:
         owner = get_user(session, username="bank-dev")
         app, secret = create_app(
             session,
-            owner=owner,
-            name="授信评估（演示）",  # type: ignore[arg-type]
+            owner=owner,  # type: ignore[arg-type]
+            name=name,
             redirect_uris=["http://127.0.0.1:8765/callback"],
         )
     credentials = {"client_id": app.client_id, "client_secret": secret}
-    _demo_grant(engine, app.client_id)
+    _demo_grant(engine, app.client_id, purpose)
     # It holds the app's client secret: written as a key file.
     keyfile.replace(saved, json.dumps(credentials).encode())
     return credentials
 
 
-def _demo_grant(engine: Engine, client_id: str) -> None:
+def _demo_grant(engine: Engine, client_id: str, purpose: str) -> None:
     """The demo app may read social insurance masked, aggregate it and verify identities."""
     from catalog.hosted import HostedCatalog
     from policies.grants import grant, validate_terms
@@ -99,7 +110,7 @@ def _demo_grant(engine: Engine, client_id: str) -> None:
             admin_id=admin.id,
             client_id=client_id,  # type: ignore[union-attr]
             dataset_id=hosted.id,
-            purpose="个人贷款授信评估（演示）",
+            purpose=purpose,
             terms=terms,
             note="demo",
         )

@@ -1,7 +1,15 @@
 """Demo authorized operation (idempotent): three industry zones, a bank-data operator with
 an active agreement, the credit-assessment product (信贷风险评估, priced per 1000 rows under
-its cap), an industry scenario and a free public-welfare one, and the demo app's grant
-bound to the product — so every call the demo app makes is metered and priced."""
+its cap), an industry scenario and a free public-welfare one, the demo app's grant bound
+to the product under the industry scenario, a second app bound to it under the welfare
+scenario — so every call either makes is metered, priced or free — and the month's use so
+far: real calls through the gateway, so the ledger, the statement and the reconciliation
+show figures from the first start.
+
+Why the current month and not a closed one: the audit log's timestamps never go back
+(audit.writer keeps them in chain order), so a past month cannot be written after this
+installation's first events without forging the log; `tests/operation` issue statements
+for closed months instead."""
 
 from __future__ import annotations
 
@@ -29,7 +37,10 @@ def _credit_code(body16: str = "91370200MA3QD001") -> str:
     return first17 + uscc_check_char(first17)
 
 
-def ensure_demo_operation(engine: Engine, client_id: str) -> None:
+WELFARE_APP = "救助资格核验（演示）"
+
+
+def ensure_demo_operation(engine: Engine, client_id: str, welfare_client_id: str | None) -> None:
     with Session(engine) as session:
         for zone_id, name, description in ZONES:
             if session.get(Zone, zone_id) is None:
@@ -83,11 +94,16 @@ def ensure_demo_operation(engine: Engine, client_id: str) -> None:
                     description=text, zone_id="finance",
                 )  # fmt: skip
                 scenarios[name] = products.approve_scenario(session, made.id or 0)
-        grant = session.exec(
-            select(Grant).where(Grant.client_id == client_id, Grant.status == "active")
-        ).first()
-        if grant is not None and grant.product_id is None:
-            grant.scenario_id = scenarios["小微企业主信贷风险评估"].id
-            grant.product_id = product.id
-            session.add(grant)
-            session.commit()
+        bindings = (
+            (client_id, "小微企业主信贷风险评估"),
+            (welfare_client_id, "困难群众救助资格核验"),
+        )
+        for app_id, scenario in bindings:
+            grant = session.exec(
+                select(Grant).where(Grant.client_id == app_id, Grant.status == "active")
+            ).first()
+            if grant is not None and grant.product_id is None:
+                grant.scenario_id = scenarios[scenario].id
+                grant.product_id = product.id
+                session.add(grant)
+                session.commit()

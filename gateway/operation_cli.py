@@ -39,6 +39,8 @@ def reconcile(
     )  # fmt: skip
     if as_json:
         typer.echo(json.dumps({"month": month, "differences": differences}, ensure_ascii=False))
+    elif not differences:
+        typer.echo(f"{month} 对账：{len(lines)} 行账单，台账、审计日志与已出具账单一致，差异 0 处")
     else:
         table = Table(title=f"{month} 对账：{len(lines)} 行账单，差异 {len(differences)} 处")
         for column in ("应用", "产品", "免费", "台账/账单 次数·行数", "审计日志 次数·行数"):

@@ -117,6 +117,17 @@ def test_demo_loads_once_and_is_idempotent(tmp_path: Path):
     assert bound == [("信贷风险评估", "1000_rows", "active")]
     categories = {c for (c,) in db.execute("SELECT category FROM scenarios WHERE approved")}
     assert categories == {"industry", "public_welfare"}
+    # The month's use so far: real calls, metered once (the second run calls nothing),
+    # priced for the credit app, free for the relief app, and reconciled with the log.
+    welfare_id = json.loads((tmp_path / "var" / "demo-welfare-app.json").read_bytes())["client_id"]
+    ledger = dict(
+        db.execute("SELECT client_id, sum(calls) || '/' || max(free) FROM usage_ledger GROUP BY 1")
+    )
+    assert ledger == {client_id: "40/0", welfare_id: "9/1"}
+    assert "metered:   49 calls" in first.stdout and "metered:" not in second.stdout
+    month = db.execute("SELECT max(day) FROM usage_ledger").fetchone()[0][:7]
+    reconciled = run(["operation", "reconcile", "--month", month, "--json"], tmp_path)
+    assert reconciled.returncode == 0 and json.loads(reconciled.stdout)["differences"] == []
 
 
 def test_users_apps_and_keys_commands(tmp_path: Path):
