@@ -506,3 +506,57 @@ def test_an_approval_that_breaks_the_operation_rules_approves_nothing(
     assert still["status"] == "pending" and still["grant_id"] is None
     with Session(engine) as session:
         assert session.exec(select(Grant)).all() == []
+
+
+def test_a_closed_months_statement_is_issued_once_signed_and_immutable(
+    client: TestClient, world: dict, engine: Engine, monkeypatch: pytest.MonkeyPatch
+):
+    import base64
+    from datetime import datetime
+
+    import sqlalchemy as sa
+
+    from audit.signing import load_public_key
+
+    made = setup_operation(client, world)
+    grant_id = direct_grant(client, world, world["bank"]).json()["id"]
+    client.post(
+        f"/api/v1/admin/grants/{grant_id}/operation",
+        json={"scenario_id": made["scenarios"]["industry"], "product_id": made["product_id"]},
+        headers=world["admin"],
+    )
+    for limit in (3, 4):
+        client.get(
+            f"/api/v1/datasets/credit-records/records?limit={limit}", headers=world["bank_token"]
+        )
+    month = statements.current_month()
+    # A month later, this month is closed and may be issued.
+    later = datetime.now() + timedelta(days=40)
+    monkeypatch.setattr(statements, "utcnow", lambda: later)
+    issued = client.post(f"/api/v1/admin/statements/{month}/issue", headers=world["admin"])
+    assert issued.status_code == 201, issued.text
+    body = issued.json()
+    (line,) = body["lines"]
+    assert (line["calls"], line["rows"], line["amount_fen"]) == (2, 7, (7 * 1250 + 500) // 1000)
+    assert body["issued"] is True and body["total_fen"] == line["amount_fen"]
+    # Anyone with the published key verifies it: signed over the canonical lines.
+    pem = client.get("/api/v1/audit/public-key", headers=world["auditor"]).text
+    load_public_key(pem.encode()).verify(
+        base64.b64decode(body["signature"]),
+        f"opengate-statement:{month}:".encode() + statements.canonical(body["lines"]),
+    )
+    again = client.post(f"/api/v1/admin/statements/{month}/issue", headers=world["admin"])
+    chinese(again, 409)
+    shown = client.get(f"/api/v1/admin/statements?month={month}", headers=world["admin"]).json()
+    assert shown["signature"] == body["signature"] and shown["issued"] is True
+    # Later calls change the live ledger, never the issued statement; reconcile says so.
+    client.get("/api/v1/datasets/credit-records/records?limit=1", headers=world["bank_token"])
+    (difference,) = statements.reconcile(engine, month)
+    assert difference["issued"]["calls"] == 2 and difference["audit"]["calls"] == 3
+    for statement in ("UPDATE statements SET total_fen = 0", "DELETE FROM statements"):
+        with pytest.raises(sa.exc.DBAPIError, match="immutable"), engine.begin() as conn:
+            conn.execute(sa.text(statement))
+    with engine.connect() as conn:
+        assert (
+            conn.execute(sa.text("SELECT total_fen FROM statements")).scalar() == body["total_fen"]
+        )
