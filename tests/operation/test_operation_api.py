@@ -176,6 +176,16 @@ def direct_grant(client: TestClient, world: dict, client_id: str, dataset: str =
     )
 
 
+def bound_grant(client: TestClient, world: dict, made: dict, category: str):
+    """A direct grant to the bank's app, bound to the product under a `category` scenario."""
+    grant_id = direct_grant(client, world, world["bank"]).json()["id"]
+    return client.post(
+        f"/api/v1/admin/grants/{grant_id}/operation",
+        json={"scenario_id": made["scenarios"][category], "product_id": made["product_id"]},
+        headers=world["admin"],
+    )
+
+
 def ledger(engine: Engine) -> list[tuple[str, int, bool, int, int]]:
     with Session(engine) as session:
         return [
@@ -264,13 +274,7 @@ def test_metered_calls_match_the_audit_log_and_the_agreement_holds_grants(
 ):
     admin = world["admin"]
     made = setup_operation(client, world)
-    granted = direct_grant(client, world, world["bank"])
-    grant_id = granted.json()["id"]
-    bound = client.post(
-        f"/api/v1/admin/grants/{grant_id}/operation",
-        json={"scenario_id": made["scenarios"]["industry"], "product_id": made["product_id"]},
-        headers=admin,
-    )
+    bound = bound_grant(client, world, made, "industry")
     assert bound.status_code == 200, bound.text
     assert bound.json()["agreement_id"] == made["agreement_id"]
     rows = 0
@@ -359,12 +363,7 @@ def test_reconcile_on_the_command_line_finds_an_edited_ledger(
     import sqlalchemy as sa
 
     made = setup_operation(client, world)
-    grant_id = direct_grant(client, world, world["bank"]).json()["id"]
-    client.post(
-        f"/api/v1/admin/grants/{grant_id}/operation",
-        json={"scenario_id": made["scenarios"]["public_welfare"], "product_id": made["product_id"]},
-        headers=world["admin"],
-    )
+    bound_grant(client, world, made, "public_welfare")
     for _ in range(2):
         client.get("/api/v1/datasets/credit-records/records?limit=4", headers=world["bank_token"])
     month = statements.current_month()
@@ -519,12 +518,7 @@ def test_a_closed_months_statement_is_issued_once_signed_and_immutable(
     from audit.signing import load_public_key
 
     made = setup_operation(client, world)
-    grant_id = direct_grant(client, world, world["bank"]).json()["id"]
-    client.post(
-        f"/api/v1/admin/grants/{grant_id}/operation",
-        json={"scenario_id": made["scenarios"]["industry"], "product_id": made["product_id"]},
-        headers=world["admin"],
-    )
+    assert bound_grant(client, world, made, "industry").status_code == 200
     for limit in (3, 4):
         client.get(
             f"/api/v1/datasets/credit-records/records?limit={limit}", headers=world["bank_token"]
