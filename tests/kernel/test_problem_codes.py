@@ -13,7 +13,7 @@ from kernel.problem_schema import STATUS_MEANINGS
 from kernel.problems import Problem
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("auth", "audit", "catalog", "gateway", "kernel", "keystore", "policies")
+PACKAGES = ("auth", "audit", "catalog", "gateway", "kernel", "keystore", "policies", "services")
 
 
 def raised() -> list[tuple[str, int, int, str]]:
