@@ -21,7 +21,7 @@ from kernel.problems import Problem
 
 APP_SCOPE = "data:read"
 SELF = "self"
-MODES = ("records", "aggregate", "verify")
+MODES = ("records", "aggregate", "verify", "call")  # call: an interface service
 # The width of the stored scope columns (codes, refresh tokens, consents).
 MAX_SCOPE_CHARS = 200
 MAX_SCOPES = 16

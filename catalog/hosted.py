@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -86,6 +86,14 @@ class HostedField:
     has_nulls: bool
 
 
+TABLE_MODES = ("records", "aggregate", "verify")
+# What `HostedCatalog` hands out for a catalog entry of another kind (an interface
+# service: services.catalog.HostedService), loaded by the function its package registers:
+# the catalog attributes of a HostedDataset (id … fields, by_name, subject_field, modes),
+# no table — the enforcement door refuses every table mode before one is needed.
+KindLoader = Callable[[Session, Dataset], Any]
+
+
 @dataclass(frozen=True, slots=True)
 class HostedDataset:
     """A published version as a request sees it: metadata, fields and the table."""
@@ -110,6 +118,11 @@ class HostedDataset:
     def subject_field(self) -> HostedField | None:
         return next((f for f in self.fields if f.subject_key), None)
 
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The access modes a grant on it may name (an interface service has `call`)."""
+        return TABLE_MODES
+
 
 class HostedCatalog:
     """Published versions, cached per process for `ttl` seconds.
@@ -132,6 +145,7 @@ class HostedCatalog:
         # id → (when to read it again, when it was last read, the version or None)
         self._cache: dict[str, tuple[float, float, HostedDataset | None]] = {}
         self._row_keys: dict[str, bool] = {}  # table → has a row key (a version never changes)
+        self._kinds: dict[str, KindLoader] = {}
         self._lock = threading.Lock()
 
     def get(self, dataset_id: str) -> HostedDataset | None:
@@ -158,11 +172,19 @@ class HostedCatalog:
             self._cache[dataset_id] = (now + self._ttl, now, hosted)
         return hosted
 
-    def _load(self, dataset_id: str) -> HostedDataset | None:
+    def register_kind(self, kind: str, loader: KindLoader) -> None:
+        """Serve catalog entries of `kind` through `loader` (the composing app does this;
+        without it such an entry is not found here)."""
+        self._kinds[kind] = loader
+
+    def _load(self, dataset_id: str) -> Any:
         with Session(self._engine) as session:
             dataset = session.get(Dataset, dataset_id)
             if dataset is None:
                 return None
+            if dataset.kind != "table":
+                loader = self._kinds.get(dataset.kind)
+                return loader(session, dataset) if loader else None
             version = session.exec(
                 select(DatasetVersion).where(
                     DatasetVersion.dataset_id == dataset_id,

@@ -53,6 +53,9 @@ class Dataset(SQLModel, table=True):
     theme: str = Field(default="", index=True)
     keywords: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     open_type: str = Field(index=True, max_length=16)
+    # `table`: hosted rows (dataset_versions); `service`: a department's live API
+    # (interface services, issue 18: services.models.ServiceVersion holds its declaration).
+    kind: str = Field(default="table", max_length=16, sa_column_kwargs={"server_default": "table"})
     level: int
     zone: str = Field(default="public", max_length=32)
     license: str = ""

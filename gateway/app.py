@@ -10,6 +10,7 @@ from functools import partial
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
+from redis import asyncio as aioredis
 from sqlalchemy.engine import Engine
 
 from audit import views as audit_views
@@ -67,6 +68,10 @@ from portal.admin_routes import admin_routers
 from portal.admin_upload import PATH as UPLOAD_PATH
 from portal.consent_pages import TemplateConsentPages
 from portal.session import WebSessions, account_key, current_account
+from services import views as service_views
+from services.breaker import Breaker, BreakerConfig, MemoryBreaker, RedisBreaker
+from services.catalog import load_service
+from services.upstream import UpstreamLimits, Upstreams
 
 
 def limit_sync_threads(settings: Settings, engine: Engine) -> None:
@@ -101,6 +106,19 @@ def verify_brake(settings: Settings) -> VerifyBrake:
     )
 
 
+def service_breaker(settings: Settings) -> Breaker:
+    """Interface services' circuit breaker: shared by every worker and host through Redis
+    when the installation has one, else this process's own."""
+    config = BreakerConfig(
+        failure_threshold=settings.service_breaker_failures,
+        cool_down=settings.service_breaker_seconds,
+    )
+    if settings.redis_url:
+        redis = aioredis.from_url(settings.redis_url)
+        return RedisBreaker(redis, config, prefix=f"{settings.rate_limit_prefix}:breaker:")
+    return MemoryBreaker(config)
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     settings = settings or Settings()
     engine = engine or create_engine(
@@ -114,6 +132,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     hosted_catalog = HostedCatalog(
         engine, ttl=settings.catalog_cache_seconds, stale=settings.db_stale_seconds
     )
+    hosted_catalog.register_kind("service", load_service)  # interface services (issue 18)
     # Every host of the installation reads the same keys from the database (contract §9).
     keys = installation_keys(settings, engine, create=True)
     security = Security.build(settings, engine, keys)
@@ -140,6 +159,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         limit_sync_threads(settings, engine)
         writer.start()
         yield
+        await upstreams.close()
         enforcer.close()  # the usage counts gathered in this worker
         writer.close()  # flush, then sign a shutdown checkpoint
         engine.dispose()
@@ -192,6 +212,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.include_router(data_api.build_router(enforcer, settings))
     app.include_router(analysis_api.build_router(enforcer))
+    upstreams = app.state.upstreams = Upstreams(
+        service_breaker(settings),
+        UpstreamLimits(per_service=settings.service_concurrency),
+    )
+    app.include_router(service_views.build_router(enforcer, upstreams))
     app.include_router(catalog_views.router)
     app.include_router(grant_views.router)
     # auth's consent flow drawn on the portal's templates (auth imports neither).

@@ -71,11 +71,12 @@ class NullSink:
 
 
 def build_event(
-    scope: Scope, status: int, action: str, dataset: str | None = None
+    scope: Scope, status: int, action: str, resource: str | None = None
 ) -> dict[str, Any]:
-    """`dataset`: the dataset of a data route's request (its resource when the route noted
-    none itself: a request refused before its plan still names its dataset the way served
-    ones do, and never a record key, which may be an identity number)."""
+    """`resource`: the dataset or service of a data route's request (`datasets/<id>`; the
+    event's resource when the route noted none itself: a request refused before its plan
+    still names its dataset the way served ones do, and never a record key, which may be
+    an identity number)."""
     state = scope.get("state", {})
     noted = state.get("audit", {})
     principal = state.get("principal")
@@ -91,8 +92,7 @@ def build_event(
         "client_id": noted.get("client_id") or (principal.client_id if principal else None),
         "ip": state.get("client_ip") or (client[0] if client else None),
         "action": noted.get("action") or action,
-        "resource": noted.get("resource")
-        or (f"datasets/{dataset}" if dataset is not None else scope["path"]),
+        "resource": noted.get("resource") or resource or scope["path"],
         "fields": noted.get("fields"),
         "row_count": noted.get("row_count"),
         "purpose": noted.get("purpose"),
@@ -191,7 +191,7 @@ class AuditMiddleware:
         started = False
         streamed: dict[str, Any] | None = None
         # A data request always ends in an event: tell the writer one is coming.
-        dataset = self.marks.dataset_of(scope["path"])
+        dataset = self.marks.resource_of(scope["path"])
         expected = dataset is not None
         if expected:
             self.sink.in_flight += 1

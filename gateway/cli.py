@@ -49,6 +49,8 @@ app.add_typer(apps_app, name="apps")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(operation_app, name="operation")
+services_app = typer.Typer(help="Interface services (接口服务).", no_args_is_help=True)
+app.add_typer(services_app, name="services")
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -214,6 +216,34 @@ def datasets_import(
     out.print(
         f"imported {result.dataset_id} version {result.version}: {result.row_count:,} rows "
         f"in {result.seconds:.2f} s ({result.rows_per_second:,.0f} rows/s)"
+    )
+
+
+@services_app.command("import")
+def services_import(
+    path: Annotated[Path, typer.Argument(help="service folder (or its service.json)")],
+    replace: Annotated[bool, typer.Option("--replace", help="publish a new version")] = False,
+) -> None:
+    """Publish an interface service from its service.json (all or nothing)."""
+    from services.registry import import_service
+
+    settings = _settings()
+    _require_schema(settings)
+    engine = installation_engine(settings)
+    with user_errors(settings):
+        result = import_service(engine, path, replace=replace)
+    if result.unchanged:
+        out.print(f"{result.service_id} version {result.version} unchanged")
+        return
+    record_cli_event(
+        engine,
+        "service.import",
+        resource=f"services/{result.service_id}",
+        detail={"version": result.version, "replace": replace},
+    )
+    out.print(
+        f"imported service {result.service_id} version {result.version}: "
+        f"{result.parameters} parameters, {result.paths} response paths"
     )
 
 

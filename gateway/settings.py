@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     # How old the cockpit's figures (`/`, `/cockpit`, `/api/v1/stats/overview`) may get
     # before a request starts their background refresh (participation/overview.py).
     overview_cache_seconds: float = Field(default=30.0, gt=0)
+    # Interface services (issue 18): concurrent upstream calls per service and worker (a
+    # hanging upstream holds at most these; the next call is 503 at once), and the circuit
+    # breaker — open after this many consecutive failures, for this many seconds, shared
+    # through Redis when `redis_url` is set.
+    service_concurrency: int = Field(default=32, ge=1, le=4096)
+    service_breaker_failures: int = Field(default=5, ge=1, le=1000)
+    service_breaker_seconds: float = Field(default=30.0, gt=0, le=3600)
     db_pool_size: int = Field(default=10, ge=1)
     # Seconds a request waits for a pooled connection before it answers 503 `unavailable`
     # (a full pool is an overload to report at once, not a queue to sit in for 30 s).

@@ -39,7 +39,9 @@ CODES: dict[str, ProblemCode] = {
     "rate_limited": _code("请求过于频繁", 429, names_status=429),
     "quota_exceeded": _code("超出配额", 429),
     "internal_error": _code("内部错误", 500, names_status=500),
+    "upstream_error": _code("上游接口出错", 502),
     "unavailable": _code("服务暂不可用", 503, names_status=503),
+    "upstream_timeout": _code("上游接口超时", 504),
 }
 
 TITLES: dict[str, str] = {name: c.title for name, c in CODES.items()}

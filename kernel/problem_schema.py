@@ -30,8 +30,13 @@ STATUS_MEANINGS: dict[int, str] = {
     415: "The request body has the wrong media type: `invalid_parameter`",
     429: "Rate limited (`rate_limited`) or a grant's daily quota used up (`quota_exceeded`); "
     "`Retry-After` says when to try again",
-    503: "A store the answer needs (database, Redis, audit log) is unavailable: `unavailable`, "
+    502: "An interface service's upstream failed or answered what the gateway cannot pass on "
+    "(not JSON, a redirect, too large): `upstream_error`; nothing of its answer is shown",
+    503: "A store the answer needs (database, Redis, audit log) is unavailable, or an "
+    "interface service's circuit is open or its calls are all busy: `unavailable`, "
     "with `Retry-After`",
+    504: "An interface service's upstream did not answer within its `timeout_ms`: "
+    "`upstream_timeout`",
 }
 
 

@@ -8,3 +8,4 @@ import operation.models  # noqa: F401
 import participation.models  # noqa: F401
 import policies.models  # noqa: F401
 import portal.session  # noqa: F401
+import services.models  # noqa: F401

@@ -39,10 +39,12 @@ class AuditNotes:
         *,
         filters: Iterable[Filter] = (),
         fields: list[dict[str, str]] | None = None,
+        resource: str | None = None,
         **detail: Any,
     ) -> None:
         """The plan's facts: resource, the fields sent (`fields` for a mode that sends
-        none, named by what it did with them), grant, purpose, filters as digests."""
+        none, named by what it did with them), grant, purpose, filters as digests. An
+        interface service's `resource` is `services/<id>`, its fields the paths returned."""
         grant = plan.grant
         conditions = {
             f"{f.field}__{f.op}": self.loggable(hosted, f.field, f.value) for f in filters
@@ -50,7 +52,7 @@ class AuditNotes:
         if conditions:
             detail["filters"] = conditions
         self.add(
-            resource=f"datasets/{hosted.id}",
+            resource=resource or f"datasets/{hosted.id}",
             fields=fields
             if fields is not None
             else [{"name": n, "transform": plan.transform_of(n)} for n in names],

@@ -20,7 +20,7 @@ from kernel.problems import Problem, not_found
 from policies.grants import epsilon_bounds
 from policies.transform_rules import default_transform, grantable, stricter
 
-MODES = ("records", "aggregate", "verify")
+MODES = ("records", "aggregate", "verify", "call")  # call: an interface service (issue 18)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +138,13 @@ def decide(
 ) -> Plan:
     if mode not in MODES:
         raise Problem(400, "invalid_parameter", f"未知访问方式 {mode}", parameter="mode")
+    if mode not in hosted.modes:
+        if mode == "call":
+            raise not_found(f"接口服务 {hosted.id} 不存在")
+        raise not_found(
+            f"{hosted.id} 是接口服务，不提供 {mode} 访问；"
+            f"请调用 POST /api/v1/services/{hosted.id}/call"
+        )
     if hosted.open_type == OpenType.closed:
         if caller.kind == "user" and caller.role == "data_admin":
             raise Problem(403, "forbidden", f"数据集 {hosted.id} 不予开放，不提供数据接口")

@@ -18,7 +18,6 @@ from kernel.problems import Problem
 from policies.models import Application, Grant, GrantUsage, GrantVersion, Notice
 from policies.transform_rules import allowed_transforms, grantable, parse_transform
 
-MODES = ("records", "aggregate", "verify")
 QUOTA_KEYS = (
     "requests_per_day",
     "rows_per_day",
@@ -92,8 +91,8 @@ def validate_terms(
     epsilon_floor: float | None = None,
     epsilon_ceiling: float | None = None,
 ) -> Terms:
-    if not modes or any(m not in MODES for m in modes):
-        raise bad("modes", f"modes 须为 {', '.join(MODES)} 的非空子集")
+    if not modes or any(m not in hosted.modes for m in modes):
+        raise bad("modes", f"modes 须为 {', '.join(hosted.modes)} 的非空子集")
     modes = list(dict.fromkeys(modes))
     if fields is not None:
         if not fields:

@@ -1,0 +1,216 @@
+"""Interface services over HTTP (contract §12): a call passes the same door as a dataset
+(grant, mode `call`, per-path transforms), reaches the real upstream on loopback, and
+answers only the declared members, masked; every upstream failure is one of the
+contract's three codes with nothing of the upstream's answer in it; the circuit opens and
+closes by itself. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from gateway.demo_upstreams import DemoUpstreams, service_packages
+from gateway.settings import Settings
+from services.registry import import_service
+from tests.auth.helpers import PASSWORD, developer_with_app, user
+from tests.conftest import TestClient
+
+CREDIT = "enterprise-credit-verify"
+SOCIAL = "social-insurance-status"
+# Values the upstreams hold that no caller of these grants may see in clear.
+SECRETS = ("370202198507114517", "13806421357", "王海涛", "刘晓燕", "AMR-000183", "香港中路")
+
+
+@pytest.fixture
+def upstream() -> Iterator[DemoUpstreams]:
+    server = DemoUpstreams().start()
+    yield server
+    server.stop()
+
+
+def control(upstream: DemoUpstreams, **state: Any) -> None:
+    httpx.post(f"{upstream.url}/_control", json=state).raise_for_status()
+
+
+@pytest.fixture
+def world(
+    engine: Engine, settings: Settings, upstream: DemoUpstreams, tmp_path: Path
+) -> Iterator[dict[str, Any]]:
+    from gateway.app import create_app
+
+    for name, doc in service_packages(upstream.url).items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "service.json").write_text(json.dumps(doc, ensure_ascii=False))
+        import_service(engine, folder)
+    bank = developer_with_app(engine, "bank-dev")
+    user(engine, "admin1", "data_admin")
+    fast = settings.model_copy(
+        update={"service_breaker_failures": 2, "service_breaker_seconds": 0.5}
+    )
+    with TestClient(create_app(fast, engine=engine)) as client:
+        admin = client.post("/auth/login", json={"username": "admin1", "password": PASSWORD})
+        token = client.post(
+            "/oauth/token",
+            auth=(bank.client_id, bank.client_secret),
+            data={"grant_type": "client_credentials"},
+        ).json()["access_token"]
+        yield {
+            "client": client,
+            "admin": {"Authorization": f"Bearer {admin.json()['access_token']}"},
+            "app": {"Authorization": f"Bearer {token}"},
+            "client_id": bank.client_id,
+        }
+
+
+def grant(world: dict[str, Any], service: str, **terms: Any) -> dict[str, Any]:
+    answer = world["client"].post(
+        "/api/v1/admin/grants",
+        json={
+            "client_id": world["client_id"],
+            "dataset_id": service,
+            "purpose": "授信前核验企业登记信息",
+            "modes": ["call"],
+            **terms,
+        },
+        headers=world["admin"],
+    )
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def call(world: dict[str, Any], service: str, body: Any, headers: Any = None) -> httpx.Response:
+    return world["client"].post(
+        f"/api/v1/services/{service}/call",
+        content=json.dumps(body),
+        headers={"Content-Type": "application/json", **(headers or world["app"])},
+    )
+
+
+def events(engine: Engine, action: str = "service.call") -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT resource, outcome, status, fields, detail, grant_id FROM audit_events "
+                "WHERE action = :a ORDER BY seq"
+            ),
+            {"a": action},
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+def raw_audit(engine: Engine) -> str:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT * FROM audit_events")).all()
+    return json.dumps([list(map(str, r)) for r in rows], ensure_ascii=False)
+
+
+def test_a_granted_call_answers_the_declared_paths_masked(world: dict, engine: Engine):
+    refused = call(world, CREDIT, {"credit_code": "91370202MA3C1PQ52K"})
+    assert refused.status_code == 403 and refused.json()["code"] == "grant_required"
+    granted = grant(world, CREDIT)
+    answer = call(world, CREDIT, {"credit_code": "91370202MA3C1PQ52K"})
+    assert answer.status_code == 200, answer.text
+    data = answer.json()["data"]
+    assert data["name"] == "青岛海澜数字科技有限公司" and data["status"] == "存续"
+    assert data["legal_person"] == "王**"  # level 3 name: masked as a record field is
+    assert data["legal_person_id"] != "370202198507114517"
+    assert [s["share"] for s in data["shareholders"]] == [0.6, 0.4]
+    assert {s["name"] for s in data["shareholders"]} == {"王**", "刘**"}
+    # Undeclared members never leave: the upstream's internal id, address, phone, trace.
+    assert set(data) <= {
+        "credit_code", "name", "status", "abnormal", "legal_person", "legal_person_id",
+        "shareholders",
+    }  # fmt: skip
+    assert set(data["shareholders"][0]) == {"name", "share"}
+    assert answer.headers["x-service-version"] == "1"
+    for secret in SECRETS:
+        assert secret not in answer.text and secret not in str(answer.headers)
+    (denied, served) = events(engine)
+    assert denied["outcome"] == "denied" and denied["resource"] == f"services/{CREDIT}"
+    assert served["resource"] == f"services/{CREDIT}" and served["grant_id"] == granted["id"]
+    detail = (
+        served["detail"] if isinstance(served["detail"], dict) else json.loads(served["detail"])
+    )
+    assert detail["parameters"] == ["credit_code"] and detail["mode"] == "call"
+    fields = (
+        served["fields"] if isinstance(served["fields"], list) else json.loads(served["fields"])
+    )
+    named = {f["name"]: f["transform"] for f in fields}
+    assert named["$.data.legal_person"] != "clear" and "$.data.name" in named
+    for secret in SECRETS:
+        assert secret not in raw_audit(engine)
+    # A dataset route on a service, and a call of a dataset: clear refusals.
+    records = world["client"].get(f"/api/v1/datasets/{CREDIT}/records", headers=world["app"])
+    assert records.status_code == 404 and "接口服务" in records.json()["detail"]
+
+
+def test_bad_parameters_are_refused_before_the_upstream_is_called(
+    world: dict, upstream: DemoUpstreams
+):
+    grant(world, SOCIAL)
+    before = upstream.server.control["calls"]
+    for body, parameter in (
+        ({"id_number": "370202198507114517", "name": "王海涛"}, "name"),
+        ({"id_number": 370202198507114517}, "id_number"),
+        ({}, "id_number"),
+        ([1, 2], "body"),
+    ):
+        answer = call(world, SOCIAL, body)
+        assert answer.status_code == 400, (body, answer.text)
+        problem = answer.json()
+        assert problem["code"] == "invalid_parameter" and problem["parameter"] == parameter
+        assert "370202198507114517" not in answer.text
+    not_json = world["client"].post(
+        f"/api/v1/services/{SOCIAL}/call", content=b"{oops", headers=world["app"]
+    )
+    assert not_json.status_code == 400
+    assert upstream.server.control["calls"] == before
+    answer = call(world, SOCIAL, {"id_number": "370202198507114517"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"]["insured"] is True
+    assert answer.json()["data"]["phone"] != "13806421357"
+    assert upstream.server.control["calls"] == before + 1
+
+
+def test_upstream_failures_are_the_contracts_codes_and_the_circuit_recovers(
+    world: dict, upstream: DemoUpstreams
+):
+    grant(world, SOCIAL)
+    person = {"id_number": "370202198507114517"}
+    for answer_kind in ("html", "redirect", "huge"):
+        control(upstream, answer=answer_kind)
+        answer = call(world, SOCIAL, person)
+        assert answer.status_code == 502 and answer.json()["code"] == "upstream_error", answer.text
+        assert "系统维护中" not in answer.text and "203.0.113.9" not in answer.text
+        assert "location" not in answer.headers
+        control(upstream)  # one good call closes the count again
+        assert call(world, SOCIAL, person).status_code == 200
+    control(upstream, delay_ms=1500)  # its timeout_ms is 1000
+    timed_out = call(world, SOCIAL, person)
+    assert timed_out.status_code == 504 and timed_out.json()["code"] == "upstream_timeout"
+    control(upstream, fail=True)
+    failed = call(world, SOCIAL, person)
+    assert failed.status_code == 502 and "ORA-12541" not in failed.text
+    # Two consecutive failures (the timeout, the 500): the circuit is open, no call goes.
+    calls = upstream.server.control["calls"]
+    opened = call(world, SOCIAL, person)
+    assert opened.status_code == 503 and opened.json()["code"] == "unavailable"
+    assert int(opened.headers["retry-after"]) >= 1
+    assert upstream.server.control["calls"] == calls
+    # The other service is not affected.
+    grant(world, CREDIT)
+    assert call(world, CREDIT, {"credit_code": "91370211MA3D2RT17X"}).status_code == 200
+    control(upstream)  # the upstream is back: after the cool-down the probe closes it
+    deadline = time.monotonic() + 15
+    while (status := call(world, SOCIAL, person).status_code) != 200:
+        assert status == 503 and time.monotonic() < deadline
+        time.sleep(0.1)
