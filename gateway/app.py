@@ -51,6 +51,7 @@ from portal import (
     audit_review,
     console_access,
     console_apps,
+    console_fees,
     console_participation,
     csrf,
     forms,
@@ -235,6 +236,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(account_pages.router)
     app.include_router(console_apps.router)
     app.include_router(console_access.router)
+    app.include_router(console_fees.router)
     app.include_router(me_pages.router)
     app.include_router(console_participation.router)
     # The administrator's and the system administrator's consoles (portal/admin_*.py).
