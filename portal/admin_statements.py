@@ -25,27 +25,33 @@ from portal.forms import CheckedForm, see_other
 router = APIRouter(include_in_schema=False)
 
 TITLE = "公共数据授权运营月度账单"
+# What a line's billed quantity counts, by price unit (calls, rows, months of use).
+BILLED = {PriceUnit.call: "次", PriceUnit.rows_1000: "行", PriceUnit.month: "月"}
 
 
-def unit_label(unit: str) -> str:
-    return UNIT_LABELS[PriceUnit(unit)] if unit in set(PriceUnit) else unit
+def labelled(line: dict[str, Any]) -> dict[str, Any]:
+    """A statement line with what the pages print beside its figures: the unit price's
+    unit, what the billed quantity counts and the unit price in 元."""
+    unit = line["unit"]
+    known = unit in set(PriceUnit)
+    return {
+        **line,
+        "unit_label": UNIT_LABELS[PriceUnit(unit)] if known else unit,
+        "billed_label": BILLED[PriceUnit(unit)] if known else "",
+        "unit_price_yuan": yuan(line["unit_price_fen"]),
+    }
 
 
 def statement_context(db: Session, engine: Any, month: str) -> dict[str, Any]:
     """What the billing and print pages show of `month` (a Problem for a bad month)."""
     body, issued = statement_of(db, engine, month)
-    lines = [
-        {**x, "unit_label": unit_label(x["unit"]), "unit_price_yuan": yuan(x["unit_price_fen"])}
-        for x in body["lines"]
-    ]
-    charged = sum(x["amount_fen"] for x in lines if not x["free"])
+    lines = [labelled(x) for x in body["lines"]]
     return {
         "month": month,
         "statement": body,
         "lines": lines,
         "issued": issued,
         "free_lines": sum(1 for x in lines if x["free"]),
-        "charged_yuan": yuan(charged),
         "closed": month < statements.current_month(),
         "title": TITLE,
     }

@@ -16,9 +16,8 @@ from auth.models import User
 from catalog.request_state import EngineDep, SessionDep
 from kernel.problems import Problem
 from operation import statements
-from operation.products import yuan
 from operation.views import csv_file, statement_body, statement_rows
-from portal.admin_statements import unit_label
+from portal.admin_statements import labelled
 from portal.console_apps import console_page
 from portal.forms import need_account
 
@@ -35,10 +34,8 @@ def my_lines(db: Session, engine: Any, user: User, month: str) -> dict[str, Any]
     body = statement_body(month, lines, None)
     names = {a.client_id: a.name for a in apps}
     body["lines"] = [
-        {**x, "app_name": names.get(x["client_id"], x["client_id"]),
-         "unit_label": unit_label(x["unit"]), "unit_price_yuan": yuan(x["unit_price_fen"])}
-        for x in lines
-    ]  # fmt: skip
+        {**labelled(x), "app_name": names.get(x["client_id"], x["client_id"])} for x in lines
+    ]
     return body
 
 
