@@ -8,7 +8,7 @@ import re
 from datetime import date
 from typing import Any, TypeVar
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog.identifiers import is_valid_uscc
 from kernel.clock import utcnow
@@ -262,22 +262,21 @@ def operator_listing(session: Session) -> list[dict[str, Any]]:
     ]
 
 
-def grants_held(session: Session, agreement_id: int) -> int:
-    """How many grants are suspended because this agreement is suspended or terminated
-    (what `follow_agreement` stopped and would lift on reactivation)."""
+def grants_held(session: Session) -> dict[int, int]:
+    """How many grants each agreement holds suspended because it is suspended or
+    terminated (what `follow_agreement` stopped and would lift on reactivation)."""
     from sqlalchemy import func
 
     from operation.gate import AGREEMENT_SUSPENDED
     from policies.models import Grant
 
-    return int(
-        session.exec(
-            select(func.count())
-            .select_from(Grant)
-            .where(
-                Grant.agreement_id == agreement_id,
-                Grant.status == "suspended",
-                Grant.suspend_reason == AGREEMENT_SUSPENDED,
-            )
-        ).one()
-    )
+    rows = session.exec(
+        select(Grant.agreement_id, func.count())
+        .where(
+            col(Grant.agreement_id).is_not(None),
+            Grant.status == "suspended",
+            Grant.suspend_reason == AGREEMENT_SUSPENDED,
+        )
+        .group_by(Grant.agreement_id)
+    ).all()
+    return {int(agreement): int(count) for agreement, count in rows}

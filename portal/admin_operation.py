@@ -159,12 +159,13 @@ def _agreements_page(
 ) -> Response:
     rows = db.exec(select(Agreement).order_by(col(Agreement.id))).all()
     names = _operator_names(db)
+    held = registry.grants_held(db)
     agreements = [
         {
             **registry.agreement_view(r),
             "operator": names.get(r.operator_id, ""),
             "moves": [(to, ACTIONS[AgreementStatus(to)]) for to in registry.MOVES[r.status]],
-            "held": registry.grants_held(db, r.id or 0),
+            "held": held.get(r.id or 0, 0),
         }
         for r in rows
     ]
@@ -243,7 +244,7 @@ def move_agreement(
         return _agreements_page(
             request, db, status_code=problem.status, error=_error(problem), form=f"move-{found}"
         )
-    held = registry.grants_held(db, found)
+    held = registry.grants_held(db).get(found, 0)
     return see_other(f"/admin/agreements?moved={found}&held={held}#agreement-{found}")
 
 
