@@ -52,6 +52,7 @@ from portal import (
     audit_review,
     console_access,
     console_apps,
+    console_fees,
     console_participation,
     csrf,
     forms,
@@ -260,6 +261,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(account_pages.router)
     app.include_router(console_apps.router)
     app.include_router(console_access.router)
+    app.include_router(console_fees.router)
     app.include_router(me_pages.router)
     app.include_router(console_participation.router)
     # The administrator's and the system administrator's consoles (portal/admin_*.py).

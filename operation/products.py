@@ -35,6 +35,20 @@ def yuan(fen: int) -> str:
     return f"{sign}{abs(fen) // 100}.{abs(fen) % 100:02d}"
 
 
+YUAN = re.compile(r"^(\d{1,7})(?:\.(\d{1,2}))?$")
+
+
+def fen_of(parameter: str, label: str, raw: str | None) -> int:
+    """A 元 amount typed by a person ("12", "12.5", "12.50") as integer fen, parsed as
+    text (no float ever holds money); anything else is refused naming the field."""
+    match = YUAN.match((raw or "").strip())
+    if match is None:
+        raise invalid_parameter(
+            parameter, f"{label}须为不小于 0 的金额（元），最多两位小数，例如 12.50"
+        )
+    return int(match[1]) * 100 + int((match[2] or "0").ljust(2, "0"))
+
+
 def create_scenario(session: Session, **fields: Any) -> Scenario:
     """Register a scenario awaiting approval (fields as `scenario_draft`)."""
     return saved(session, scenario_draft(session, **fields))

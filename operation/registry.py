@@ -8,7 +8,7 @@ import re
 from datetime import date
 from typing import Any, TypeVar
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from catalog.identifiers import is_valid_uscc
 from kernel.clock import utcnow
@@ -248,3 +248,35 @@ def operator_view(row: Operator) -> dict[str, Any]:
 
 def zone_view(row: Zone) -> dict[str, Any]:
     return {"id": row.id, "name": row.name, "description": row.description}
+
+
+def operator_listing(session: Session) -> list[dict[str, Any]]:
+    """Every operator (as `operator_view`) with the client_ids of the apps it acts through,
+    for the administrator's register page."""
+    bound: dict[int, list[str]] = {}
+    for link in session.exec(select(OperatorApp).order_by(OperatorApp.client_id)):
+        bound.setdefault(link.operator_id, []).append(link.client_id)
+    return [
+        {**operator_view(o), "apps": bound.get(o.id or 0, [])}
+        for o in session.exec(select(Operator).order_by(Operator.id))
+    ]
+
+
+def grants_held(session: Session) -> dict[int, int]:
+    """How many grants each agreement holds suspended because it is suspended or
+    terminated (what `follow_agreement` stopped and would lift on reactivation)."""
+    from sqlalchemy import func
+
+    from operation.gate import AGREEMENT_SUSPENDED
+    from policies.models import Grant
+
+    rows = session.exec(
+        select(Grant.agreement_id, func.count())
+        .where(
+            col(Grant.agreement_id).is_not(None),
+            Grant.status == "suspended",
+            Grant.suspend_reason == AGREEMENT_SUSPENDED,
+        )
+        .group_by(Grant.agreement_id)
+    ).all()
+    return {int(agreement): int(count) for agreement, count in rows}

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from audit.events import audited, note
@@ -153,10 +154,14 @@ def my_usage(request: Request, engine: EngineDep, month: str | None = None) -> J
         raise Problem(403, "forbidden", "请使用应用令牌查询本应用的用量")
     month = month or statements.current_month()
     lines = statements.compute(engine, month, client_id=principal.client_id)
-    return JSONResponse(_statement(month, lines, None))
+    return JSONResponse(statement_body(month, lines, None))
 
 
-def _statement(month: str, lines: list[dict[str, Any]], issued: Statement | None) -> dict[str, Any]:
+def statement_body(
+    month: str, lines: list[dict[str, Any]], issued: Statement | None
+) -> dict[str, Any]:
+    """A month's statement as the API answers it: the lines, the total in fen and 元, and
+    for an issued statement its digest, signature and key id."""
     total = sum(x["amount_fen"] for x in lines)
     return {
         "month": month,
@@ -339,6 +344,17 @@ def statement_rows(body: dict[str, Any]) -> list[list[Any]]:
     return [header, *lines, ["合计", *[""] * 10, body["total_yuan"]]]
 
 
+def statement_of(
+    db: Session, engine: Engine, month: str
+) -> tuple[dict[str, Any], Statement | None]:
+    """The month's statement body: the issued one's signed lines, else computed live from
+    the ledger; and the issued row (None when the month has none). A bad month: a Problem."""
+    statements.month_of(month)
+    issued = db.exec(select(Statement).where(Statement.month == month)).first()
+    lines = issued.lines if issued else statements.compute(engine, month)
+    return statement_body(month, lines, issued), issued
+
+
 @admin_router.get(
     "/statements",
     summary="月度账单（应用 × 数据产品）",
@@ -347,17 +363,14 @@ def statement_rows(body: dict[str, Any]) -> list[list[Any]]:
     response_model=StatementOut,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
 )
-def get_statement(
+def getstatement_body(
     _admin: AdminDep,
     db: SessionDep,
     engine: EngineDep,
     month: str,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> Response:
-    statements.month_of(month)
-    issued = db.exec(select(Statement).where(Statement.month == month)).first()
-    lines = issued.lines if issued else statements.compute(engine, month)
-    body = _statement(month, lines, issued)
+    body, _issued = statement_of(db, engine, month)
     if format == "csv":
         return csv_file(statement_rows(body), f"statement-{month}.csv")
     return JSONResponse(body)
@@ -370,14 +383,14 @@ def get_statement(
     response_model=StatementOut,
 )
 @audited("operation.statement_issue")
-def issue_statement(
+def issuestatement_body(
     month: str, request: Request, admin: AdminDep, db: SessionDep, engine: EngineDep
 ) -> JSONResponse:
     issued = statements.issue(
         db, engine, month, signer=request.app.state.audit_signer, by=admin.subject
     )
     note(request, resource=f"statements/{month}", detail={"total_fen": issued.total_fen})
-    return JSONResponse(_statement(month, issued.lines, issued), status_code=201)
+    return JSONResponse(statement_body(month, issued.lines, issued), status_code=201)
 
 
 @router.get(

@@ -8,8 +8,10 @@ from fastapi import APIRouter
 from portal import (
     admin_catalog,
     admin_grants,
+    admin_operation,
     admin_participation,
     admin_review,
+    admin_statements,
     admin_upload,
     admin_usage,
     system_pages,
@@ -25,4 +27,6 @@ admin_routers: list[APIRouter] = [
     admin_catalog.router,
     admin_participation.router,
     admin_usage.router,
+    admin_operation.router,
+    admin_statements.router,
 ]

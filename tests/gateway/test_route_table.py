@@ -139,6 +139,25 @@ WEB_PAGES = {
     ("POST", "/admin/demands/{demand_id}/answer"): "session",
     ("POST", "/admin/demands/{demand_id}/satisfy"): "session",
     ("POST", "/admin/demands/{demand_id}/decline"): "session",
+    # 授权运营 in the administrator console and 用量与费用 in the developer center (issue 17);
+    # tests/portal/test_operation_console.py walks their roles
+    ("GET", "/admin/operators"): "session",
+    ("POST", "/admin/operators"): "session",
+    ("POST", "/admin/operators/{operator_id}/apps"): "session",
+    ("GET", "/admin/agreements"): "session",
+    ("POST", "/admin/agreements"): "session",
+    ("POST", "/admin/agreements/{agreement_id}/status"): "session",
+    ("GET", "/admin/products"): "session",
+    ("POST", "/admin/products"): "session",
+    ("POST", "/admin/products/{product_id}/price"): "session",
+    ("GET", "/admin/scenarios"): "session",
+    ("POST", "/admin/scenarios/{scenario_id}/approve"): "session",
+    ("GET", "/admin/statements"): "session",
+    ("GET", "/admin/statements/{month}/csv"): "session",
+    ("POST", "/admin/statements/{month}/issue"): "session",
+    ("GET", "/admin/statements/{month}/print"): "session",
+    ("GET", "/console/fees"): "session",
+    ("GET", "/console/fees/csv"): "session",
 }
 
 EXPECTED_ROLES = {

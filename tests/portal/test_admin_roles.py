@@ -73,6 +73,14 @@ def admin_pages(w: dict) -> list[str]:
         f"/admin/datasets/{DATASET}",
         "/admin/feedback",
         "/admin/demands",
+        # 授权运营 (tests/portal/test_operation_console.py walks them with their data)
+        "/admin/operators",
+        "/admin/agreements",
+        "/admin/products",
+        "/admin/scenarios",
+        "/admin/statements",
+        "/admin/statements/2026-01/csv",
+        "/admin/statements/2026-01/print",
     ]
 
 
@@ -93,6 +101,14 @@ def admin_forms(w: dict) -> list[tuple[str, dict]]:
         (f"/admin/demands/{d}/answer", {"response": "答复"}),
         (f"/admin/demands/{d}/satisfy", {"dataset_id": DATASET}),
         (f"/admin/demands/{d}/decline", {"reason": "无法提供"}),
+        ("/admin/operators", {"name": "某公司", "credit_code": "91370200MA3C1234XX"}),
+        ("/admin/operators/1/apps", {"client_id": w["bank"].client_id}),
+        ("/admin/agreements", {"operator_id": "1", "title": "协议"}),
+        ("/admin/agreements/1/status", {"to": "active"}),
+        ("/admin/products", {"code": "QD-0001", "operator_id": "1"}),
+        ("/admin/products/1/price", {"price": "1.00"}),
+        ("/admin/scenarios/1/approve", {}),
+        ("/admin/statements/2026-01/issue", {}),
     ]
 
 
