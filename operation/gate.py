@@ -66,7 +66,7 @@ def covering_agreement(
     for row in rows:
         agreement = Agreement.model_validate(dict(row))
         if (
-            dataset_id in agreement.datasets
+            (dataset_id in agreement.datasets or dataset_id in agreement.services)
             and set(modes) <= set(agreement.modes)
             and agreement.starts_on <= today
             and last <= agreement.ends_on
@@ -144,7 +144,8 @@ def _product(
     product = _get(connection, Product, product_id)
     if product is None:
         raise invalid_parameter("product_id", f"数据产品 {product_id} 不存在")
-    if dataset_id not in product.datasets or not set(modes) <= set(product.modes):
+    drawn = dataset_id in product.datasets or dataset_id in product.services
+    if not drawn or not set(modes) <= set(product.modes):
         raise invalid_parameter(
             "product_id",
             f"数据产品 {product.code} 不包含数据集 {dataset_id} 的{'、'.join(modes)}使用方式",

@@ -95,16 +95,15 @@ def approved_scenarios(session: Session) -> list[Scenario]:
     )
 
 
-def _in_agreement(
-    session: Session, operator_id: int, datasets: list[str], modes: list[str]
-) -> bool:
-    """Some active agreement of the operator covers every dataset and mode."""
+def _in_agreement(session: Session, operator_id: int, names: list[str], modes: list[str]) -> bool:
+    """Some active agreement of the operator covers every dataset or service and mode."""
     for agreement in session.exec(
         select(Agreement).where(
             Agreement.operator_id == operator_id, Agreement.status == AgreementStatus.active
         )
     ):
-        if set(datasets) <= set(agreement.datasets) and set(modes) <= set(agreement.modes):
+        scope = {*agreement.datasets, *agreement.services}
+        if set(names) <= scope and set(modes) <= set(agreement.modes):
             return True
     return False
 
@@ -137,6 +136,7 @@ def register_product(
     cap_fen: int,
     description: str = "",
     zone_id: str | None = None,
+    services: list[str] | None = None,
 ) -> Product:
     """Register (登记赋码) a product. The cap is the administrator's; the price never exceeds it."""
     if not CODE.match(code or ""):
@@ -146,16 +146,18 @@ def register_product(
     operator(session, operator_id)
     title = text("title", "产品名称", title, limit=200)
     datasets = sorted(set(datasets or []))
-    if not datasets:
-        raise invalid_parameter("datasets", "数据产品须至少使用一个数据集")
+    services = sorted(set(services or []))
+    if not datasets and not services:
+        raise invalid_parameter("datasets", "数据产品须至少使用一个数据集或接口服务")
     bad = sorted(set(modes or []) - set(MODES))
     if not modes or bad:
         raise invalid_parameter("modes", f"使用方式须从 {'、'.join(MODES)} 中选择")
     _price(unit, price_fen, cap_fen)
-    if not _in_agreement(session, operator_id, datasets, modes):
+    if not _in_agreement(session, operator_id, [*datasets, *services], modes):
         raise invalid_parameter(
             "datasets",
-            f"数据集 {'、'.join(datasets)} 或使用方式不在该运营机构生效中的授权运营协议范围内",
+            f"{'、'.join([*datasets, *services])} 或使用方式不在该运营机构生效中的授权运营协议"
+            "范围内",
         )
     product = Product(
         code=code,
@@ -164,6 +166,7 @@ def register_product(
         description=(description or "").strip()[:2000],
         zone_id=zone(session, zone_id).id if zone_id else None,
         datasets=datasets,
+        services=services,
         modes=sorted(set(modes)),
         unit=unit,
         price_fen=price_fen,

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from sqlmodel import Session, col, select
 
 from catalog.identifiers import is_valid_uscc
+from catalog.models import Dataset
 from kernel.clock import utcnow
 from kernel.problems import Problem, invalid_parameter, not_found
 from operation.gate import follow_agreement
@@ -193,6 +194,12 @@ def create_agreement(
         ends_on=ends_on,
     )
     return saved(session, agreement)
+
+
+def catalog_names(session: Session) -> tuple[set[str], set[str]]:
+    """The published datasets and interface services an agreement may name."""
+    rows = session.exec(select(Dataset.id, Dataset.kind)).all()
+    return {i for i, k in rows if k != "service"}, {i for i, k in rows if k == "service"}
 
 
 def agreement(session: Session, agreement_id: int) -> Agreement:

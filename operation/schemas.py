@@ -61,6 +61,9 @@ class ProductIn(_Body):
     description: str = Field(default="", description="产品说明")
     zone_id: str | None = Field(default=None, description="所属专区（可选）")
     datasets: list[str] = Field(description="产品使用的数据集 id，须在运营机构的协议范围内")
+    services: list[str] = Field(
+        default_factory=list, description="产品使用的接口服务 id（方式 call），须在协议范围内"
+    )
     modes: list[str] = Field(description="产品使用的方式")
     unit: str = Field(description="计价单位：call、1000_rows 或 month")
     price_fen: Fen = Field(description="单价（分），不超过上限")

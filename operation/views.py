@@ -16,7 +16,6 @@ from sqlmodel import Session, col, select
 from audit.events import audited, note
 from auth.models import Role
 from auth.principal import Principal, principal_of, require_role, unauthorized
-from catalog.models import Dataset
 from catalog.request_state import EngineDep, SessionDep
 from catalog.row_id import RowId
 from kernel.problem_schema import problem_responses
@@ -217,8 +216,10 @@ def create_agreement(
     _admin: AdminDep,
     db: SessionDep,
 ) -> JSONResponse:
-    known = set(db.exec(select(Dataset.id)).all())
-    row = registry.create_agreement(db, **body.model_dump(), known_datasets=known)
+    datasets, services = registry.catalog_names(db)
+    row = registry.create_agreement(
+        db, **body.model_dump(), known_datasets=datasets, known_services=services
+    )
     note(request, resource=f"agreements/{row.id}")
     return JSONResponse(registry.agreement_view(row), status_code=201)
 

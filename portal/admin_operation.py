@@ -151,7 +151,7 @@ def bind_operator_app(
 
 
 def _datasets(db: Session) -> list[Dataset]:
-    return list(db.exec(select(Dataset).order_by(col(Dataset.id))))
+    return list(db.exec(select(Dataset).where(Dataset.kind == "table").order_by(col(Dataset.id))))
 
 
 def _agreements_page(
@@ -212,7 +212,7 @@ def create_agreement(request: Request, form: CheckedForm, db: SessionDep) -> Res
             modes=_values(form)["modes"],
             starts_on=_day(form, "starts_on", "起始日期"),
             ends_on=_day(form, "ends_on", "终止日期"),
-            known_datasets=set(db.exec(select(Dataset.id)).all()),
+            known_datasets=registry.catalog_names(db)[0],
         )
     except Problem as problem:
         db.rollback()

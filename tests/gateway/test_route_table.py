@@ -31,6 +31,7 @@ PUBLIC = {
     ("GET", "/api/v1/datasets/{dataset_id}/aggregate"),
     ("POST", "/api/v1/datasets/{dataset_id}/verify"),
     ("GET", "/api/v1/datasets/{dataset_id}/policy"),
+    ("POST", "/api/v1/services/{service_id}/call"),  # decided per service, as the above
     # OAuth endpoints authenticate the client or the person themselves
     ("POST", "/oauth/token"),
     ("POST", "/oauth/introspect"),

@@ -214,3 +214,70 @@ def test_upstream_failures_are_the_contracts_codes_and_the_circuit_recovers(
     while (status := call(world, SOCIAL, person).status_code) != 200:
         assert status == 503 and time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_calls_under_a_product_bound_grant_are_metered_like_records(world: dict, engine: Engine):
+    from datetime import date, timedelta
+
+    from operation import statements
+    from tests.operation.test_operation_api import uscc
+
+    client, admin = world["client"], world["admin"]
+    operator = client.post(
+        "/api/v1/admin/operators",
+        json={"name": "青岛金融数据运营有限公司", "credit_code": uscc()},
+        headers=admin,
+    ).json()
+    agreement = client.post(
+        "/api/v1/admin/agreements",
+        json={
+            "operator_id": operator["id"],
+            "title": "社保核验授权运营协议",
+            "datasets": [],
+            "services": [SOCIAL],
+            "modes": ["call"],
+            "starts_on": (date.today() - timedelta(days=1)).isoformat(),
+            "ends_on": (date.today() + timedelta(days=900)).isoformat(),
+        },
+        headers=admin,
+    )
+    assert agreement.status_code == 201, agreement.text
+    active = client.post(
+        f"/api/v1/admin/agreements/{agreement.json()['id']}/activate", json={}, headers=admin
+    )
+    assert active.json()["status"] == "active", active.text
+    product = client.post(
+        "/api/v1/admin/products",
+        json={
+            "code": "QD-HRSS-0001",
+            "operator_id": operator["id"],
+            "title": "参保状态核验",
+            "datasets": [],
+            "services": [SOCIAL],
+            "modes": ["call"],
+            "unit": "call",
+            "price_fen": 5,
+            "cap_fen": 10,
+        },
+        headers=admin,
+    )
+    assert product.status_code == 201, product.text
+    scenario = client.post(
+        "/api/v1/scenarios",
+        json={"name": "信贷申请人参保核验", "category": "industry", "organization": "青岛某银行"},
+        headers=admin,
+    ).json()
+    client.post(f"/api/v1/admin/scenarios/{scenario['id']}/approve", headers=admin)
+    granted = grant(world, SOCIAL)
+    bound = client.post(
+        f"/api/v1/admin/grants/{granted['id']}/operation",
+        json={"scenario_id": scenario["id"], "product_id": product.json()["id"]},
+        headers=admin,
+    )
+    assert bound.status_code == 200, bound.text
+    for _ in range(3):
+        assert call(world, SOCIAL, {"id_number": "370202198507114517"}).status_code == 200
+    assert call(world, SOCIAL, {"nobody": 1}).status_code == 400  # refusals are free
+    (line,) = statements.compute(engine, statements.current_month())
+    assert (line["calls"], line["amount_fen"]) == (3, 15)
+    assert statements.reconcile(engine, statements.current_month()) == []
