@@ -34,6 +34,11 @@ class DatasetSummary(BaseModel):
     theme: str
     keywords: list[str]
     open_type: OpenType
+    kind: str = Field(
+        default="table",
+        description="table: records, export, aggregate, verify; service: an interface service "
+        "(POST /api/v1/services/{id}/call, described at GET /api/v1/services/{id})",
+    )
     level: int = Field(ge=1, le=4, description="the highest level of its fields")
     zone: str
     license: str

@@ -105,7 +105,24 @@ def dcat_catalog(session: Session, *, base_url: str) -> dict[str, Any]:
     ).all()
     api = f"{base_url}/api/v1/datasets"
     entries = []
+    services = []
     for d in datasets:
+        if d.kind == "service":  # a department's API: a data service, nothing to download
+            services.append(
+                {
+                    "@id": f"{base_url}/api/v1/services/{d.id}",
+                    "@type": "dcat:DataService",
+                    "dct:identifier": d.id,
+                    "dct:title": {"@value": d.title, "@language": "zh-CN"},
+                    "dct:description": {"@value": d.description, "@language": "zh-CN"},
+                    "dct:publisher": {"@type": "foaf:Organization", "foaf:name": d.publisher},
+                    "dcat:keyword": d.keywords,
+                    "dct:accessRights": d.open_type,
+                    "dcat:endpointURL": {"@id": f"{base_url}/api/v1/services/{d.id}/call"},
+                    "dcat:endpointDescription": {"@id": f"{base_url}/api/v1/services/{d.id}"},
+                }
+            )
+            continue
         distributions = [
             {
                 "@type": "dcat:Distribution",
@@ -149,6 +166,7 @@ def dcat_catalog(session: Session, *, base_url: str) -> dict[str, Any]:
         "@type": "dcat:Catalog",
         "dct:title": {"@value": "公共数据开放目录", "@language": "zh-CN"},
         "dcat:dataset": entries,
+        "dcat:service": services,
     }
 
 

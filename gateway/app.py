@@ -218,6 +218,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         UpstreamLimits(per_service=settings.service_concurrency),
     )
     app.include_router(service_views.build_router(enforcer, upstreams))
+    app.include_router(service_views.router)
     app.include_router(catalog_views.router)
     app.include_router(grant_views.router)
     # auth's consent flow drawn on the portal's templates (auth imports neither).

@@ -1,5 +1,7 @@
-"""The call route of interface services (contract §12):
+"""The routes of interface services (contract §12):
 
+    GET  /api/v1/services                     the published services (parameters, paths)
+    GET  /api/v1/services/{service_id}        one of them
     POST /api/v1/services/{service_id}/call   parse → enforce (mode `call`) → upstream → project
 
 The decision is the enforcement door's (`policies.access.Enforcer`, the same as for a
@@ -14,22 +16,93 @@ import threading
 
 import orjson
 from fastapi import APIRouter, Request
+from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from audit.events import audited, notes
 from auth.principal import principal_of
+from catalog.models import Dataset, OpenType
+from catalog.request_state import HostedCatalogDep, SeesClosedDep, SessionDep
 from kernel.problem_schema import problem_responses
-from kernel.problems import Problem
+from kernel.problems import not_found
 from policies.access import Access, Enforcer
 from policies.decide import Plan
 from services.catalog import HostedService
 from services.masking import projector
 from services.parameters import check_call
 from services.paths import ProjectionError, Projector, returned_paths
+from services.registry import KIND
+from services.schemas import ServiceList, ServiceOut
 from services.upstream import Upstreams, upstream_error
 
 SERVICE_TAG = "data"  # the data mark (gateway.route_marks.DATA_TAG): limits and audit
+
+router = APIRouter(prefix="/api/v1/services", tags=["services"])
+
+
+def described(service: HostedService) -> dict[str, object]:
+    spec = service.spec
+    return {
+        "id": service.id,
+        "title": service.title,
+        "description": spec.description,
+        "publisher": spec.publisher,
+        "open_type": service.open_type,
+        "level": service.level,
+        "version": service.version,
+        "method": spec.upstream.method,
+        "timeout_ms": spec.upstream.timeout_ms,
+        "call": f"/api/v1/services/{service.id}/call",
+        "parameters": [
+            {"name": p.name, "location": p.location, "type": p.type, "required": p.required,
+             "level": p.level, "pii": p.pii, "title": p.title}
+            for p in spec.parameters
+        ],
+        "response": [
+            {"path": f.path, "type": f.type, "level": f.level, "pii": f.pii, "title": f.title}
+            for f in spec.fields
+        ],
+    }  # fmt: skip
+
+
+@router.get(
+    "",
+    summary="接口服务目录",
+    response_model=ServiceList,
+    response_model_by_alias=True,
+    responses=problem_responses(429, 503),
+)
+def list_services(
+    db: SessionDep, catalog: HostedCatalogDep, include_closed: SeesClosedDep
+) -> dict[str, object]:
+    ids = db.exec(select(Dataset.id).where(Dataset.kind == KIND).order_by(Dataset.id)).all()
+    found = [catalog.get(i) for i in ids]
+    return {
+        "data": [
+            described(s)
+            for s in found
+            if isinstance(s, HostedService) and (include_closed or s.open_type != OpenType.closed)
+        ]
+    }
+
+
+@router.get(
+    "/{service_id}",
+    summary="查看接口服务（参数与应答字段）",
+    response_model=ServiceOut,
+    response_model_by_alias=True,
+    responses=problem_responses(404, 429, 503),
+)
+def get_service(
+    service_id: str, catalog: HostedCatalogDep, include_closed: SeesClosedDep
+) -> dict[str, object]:
+    service = catalog.get(service_id)
+    if not isinstance(service, HostedService) or (
+        service.open_type == OpenType.closed and not include_closed
+    ):
+        raise not_found(f"接口服务 {service_id} 不存在")
+    return described(service)
 
 
 class Projections:
@@ -79,7 +152,7 @@ def build_router(enforcer: Enforcer, upstreams: Upstreams) -> APIRouter:
         )
         service = access.hosted
         if not isinstance(service, HostedService):  # a dataset: decide() refused it already
-            raise Problem(404, "not_found", f"接口服务 {service_id} 不存在")
+            raise not_found(f"接口服务 {service_id} 不存在")
         arguments = check_call(service.spec, raw)
         await run_in_threadpool(access.admit, None)
         document = await upstreams.call(

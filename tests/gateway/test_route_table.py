@@ -32,6 +32,8 @@ PUBLIC = {
     ("POST", "/api/v1/datasets/{dataset_id}/verify"),
     ("GET", "/api/v1/datasets/{dataset_id}/policy"),
     ("POST", "/api/v1/services/{service_id}/call"),  # decided per service, as the above
+    ("GET", "/api/v1/services"),
+    ("GET", "/api/v1/services/{service_id}"),
     # OAuth endpoints authenticate the client or the person themselves
     ("POST", "/oauth/token"),
     ("POST", "/oauth/introspect"),

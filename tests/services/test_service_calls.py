@@ -148,6 +148,21 @@ def test_a_granted_call_answers_the_declared_paths_masked(world: dict, engine: E
     assert named["$.data.legal_person"] != "clear" and "$.data.name" in named
     for secret in SECRETS:
         assert secret not in raw_audit(engine)
+    # The catalog lists it as a service; its description names levels, never the upstream.
+    listed = {d["id"]: d for d in world["client"].get("/api/v1/datasets").json()["data"]}
+    assert listed[CREDIT]["kind"] == "service"
+    described = world["client"].get(f"/api/v1/services/{CREDIT}").json()
+    assert described["parameters"][0] == {
+        "name": "credit_code", "in": "body", "type": "string", "required": True, "level": 1,
+        "pii": "none", "title": "统一社会信用代码",
+    }  # fmt: skip
+    levels = {f["path"]: f["level"] for f in described["response"]}
+    assert levels["$.data.legal_person_id"] == 4 and described["call"].endswith("/call")
+    assert "127.0.0.1" not in json.dumps(described)
+    assert {s["id"] for s in world["client"].get("/api/v1/services").json()["data"]} == {
+        CREDIT,
+        SOCIAL,
+    }
     # A dataset route on a service, and a call of a dataset: clear refusals.
     records = world["client"].get(f"/api/v1/datasets/{CREDIT}/records", headers=world["app"])
     assert records.status_code == 404 and "接口服务" in records.json()["detail"]
