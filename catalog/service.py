@@ -98,6 +98,18 @@ DCAT_CONTEXT = {
 }
 
 
+def _described(d: Dataset) -> dict[str, Any]:
+    """What a DCAT dataset and a data service both say of themselves."""
+    return {
+        "dct:identifier": d.id,
+        "dct:title": {"@value": d.title, "@language": "zh-CN"},
+        "dct:description": {"@value": d.description, "@language": "zh-CN"},
+        "dct:publisher": {"@type": "foaf:Organization", "foaf:name": d.publisher},
+        "dcat:keyword": d.keywords,
+        "dct:accessRights": d.open_type,
+    }
+
+
 def dcat_catalog(session: Session, *, base_url: str) -> dict[str, Any]:
     """The public catalog as DCAT 2 in JSON-LD (closed datasets are not published)."""
     datasets = session.exec(
@@ -112,12 +124,7 @@ def dcat_catalog(session: Session, *, base_url: str) -> dict[str, Any]:
                 {
                     "@id": f"{base_url}/api/v1/services/{d.id}",
                     "@type": "dcat:DataService",
-                    "dct:identifier": d.id,
-                    "dct:title": {"@value": d.title, "@language": "zh-CN"},
-                    "dct:description": {"@value": d.description, "@language": "zh-CN"},
-                    "dct:publisher": {"@type": "foaf:Organization", "foaf:name": d.publisher},
-                    "dcat:keyword": d.keywords,
-                    "dct:accessRights": d.open_type,
+                    **_described(d),
                     "dcat:endpointURL": {"@id": f"{base_url}/api/v1/services/{d.id}/call"},
                     "dcat:endpointDescription": {"@id": f"{base_url}/api/v1/services/{d.id}"},
                 }
@@ -146,15 +153,10 @@ def dcat_catalog(session: Session, *, base_url: str) -> dict[str, Any]:
             {
                 "@id": f"{api}/{d.id}",
                 "@type": "dcat:Dataset",
-                "dct:identifier": d.id,
-                "dct:title": {"@value": d.title, "@language": "zh-CN"},
-                "dct:description": {"@value": d.description, "@language": "zh-CN"},
-                "dct:publisher": {"@type": "foaf:Organization", "foaf:name": d.publisher},
+                **_described(d),
                 "dcat:theme": d.theme,
-                "dcat:keyword": d.keywords,
                 "dct:license": d.license,
                 "dct:accrualPeriodicity": d.update_frequency,
-                "dct:accessRights": d.open_type,
                 "dct:issued": {"@value": iso_utc(d.created_at), "@type": "xsd:dateTime"},
                 "dct:modified": {"@value": iso_utc(d.updated_at), "@type": "xsd:dateTime"},
                 "dcat:distribution": distributions,
