@@ -204,3 +204,17 @@ class IdentityTokenSeen(SQLModel, table=True):
     issuer: str = Field(primary_key=True, max_length=64)  # SHA-256 of the issuer URL
     token_key: str = Field(primary_key=True, max_length=220)
     expires_at: datetime = Field(index=True)
+
+
+class AppSigningSecret(SQLModel, table=True):
+    """An app's signing secret for signed calls (接口签名, contract §12; decision 0018): 32
+    random bytes, shown once, kept sealed with AES-256-GCM under a key derived from the
+    installation's master key. One per app; a new one replaces the old at once."""
+
+    __tablename__ = "app_signing_secrets"
+
+    client_id: str = Field(foreign_key="apps.client_id", primary_key=True, max_length=64)
+    kid: str = Field(max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+    nonce: bytes
+    sealed: bytes

@@ -93,6 +93,14 @@ class RotatedSecret(BaseModel):
     client_secret: str = Field(description="shown once")
 
 
+class SigningSecretOut(BaseModel):
+    client_id: str
+    kid: str = Field(description="签名密钥编号")
+    signing_secret: str = Field(
+        description="仅显示这一次：签名调用以其 UTF-8 字节为 HMAC-SHA256 密钥（见契约 §12）"
+    )
+
+
 # --- OAuth 2.0 (RFC 6749, 7662, 7009, 8414, 7517) ----------------------------------------
 
 

@@ -27,9 +27,11 @@ from auth.schemas import (
     CreatedApp,
     Registered,
     RotatedSecret,
+    SigningSecretOut,
     UserSummary,
     UserToken,
 )
+from auth.signing_secrets import SigningSecrets
 from auth.strict_limits import strict_limit
 from auth.tokens import TokenIssuer
 from catalog.request_state import SessionDep
@@ -71,6 +73,7 @@ class AccountServices:
     allow_registration: bool
     jwks_uri_allowlist: list[str]
     client_ip: Callable[[Request], str]
+    signing_secrets: SigningSecrets | None = None  # signed calls (contract §12)
 
 
 REGISTERED = (
@@ -290,3 +293,23 @@ def rotate_secret(
     secret = app_service.rotate_secret(db, app=app, revocations=services.revocations)
     rotated = RotatedSecret(client_id=app.client_id, client_secret=secret)
     return answer(RotatedSecret, rotated, headers=NO_STORE)
+
+
+@router.post(
+    "/api/v1/apps/{client_id}/signing-secret",
+    summary="生成接口签名密钥（签名调用，旧密钥立即失效）",
+    response_model=SigningSecretOut,
+    responses=problem_responses(401, 403, 404, 429, 503),
+)
+@audited("app.signing_secret")
+def signing_secret(
+    client_id: str, principal: Developer, db: SessionDep, request: Request, services: Services
+) -> JSONResponse:
+    app: App = app_service.own_app(db, owner=current_user(db, principal), client_id=client_id)
+    note(request, resource=f"apps/{app.client_id}", client_id=app.client_id)
+    if services.signing_secrets is None:
+        raise Problem(503, "unavailable", "本网关未启用签名调用")
+    kid, secret = services.signing_secrets.create(db, app.client_id)  # type: ignore[arg-type]
+    note(request, detail={"kid": kid})
+    made = SigningSecretOut(client_id=app.client_id, kid=kid, signing_secret=secret)
+    return answer(SigningSecretOut, made, headers=NO_STORE)

@@ -21,6 +21,7 @@ from auth import admin_views, identity_views, oauth_views
 from auth import views as account_views
 from auth.principal import principal_of
 from auth.scopes import ScopeTarget
+from auth.signing_secrets import SigningSecrets
 from catalog import views as catalog_views
 from catalog.cursors import CursorBox
 from catalog.hosted import HostedCatalog
@@ -39,6 +40,7 @@ from gateway.ratelimit import RateLimitMiddleware, RateLimits
 from gateway.route_marks import RouteMarks
 from gateway.security import Security, client_ip
 from gateway.settings import Settings
+from gateway.signed_calls import SignedCalls
 from kernel.responses import JSONResponse
 from operation import views as operation_views
 from participation import views as participation_views
@@ -72,6 +74,7 @@ from portal.session import WebSessions, account_key, current_account
 from services import views as service_views
 from services.breaker import Breaker, BreakerConfig, MemoryBreaker, RedisBreaker
 from services.catalog import load_service
+from services.signing import MemoryNonces, NonceStore, RedisNonces
 from services.upstream import UpstreamLimits, Upstreams
 
 
@@ -107,6 +110,14 @@ def verify_brake(settings: Settings) -> VerifyBrake:
     )
 
 
+def nonce_store(settings: Settings) -> NonceStore:
+    """Where signed calls' nonces are remembered: every host (Redis) or this process."""
+    if settings.redis_url:
+        prefix = f"{settings.rate_limit_prefix}:nonce:"
+        return RedisNonces(aioredis.from_url(settings.redis_url), prefix=prefix)
+    return MemoryNonces()
+
+
 def service_breaker(settings: Settings) -> Breaker:
     """Interface services' circuit breaker: shared by every worker and host through Redis
     when the installation has one, else this process's own."""
@@ -137,6 +148,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     # Every host of the installation reads the same keys from the database (contract §9).
     keys = installation_keys(settings, engine, create=True)
     security = Security.build(settings, engine, keys)
+    # Signed calls (contract §12): apps' signing secrets sealed under the master key, the
+    # nonces of the last 10 minutes on every host (Redis) or in this process.
+    signing_secrets = SigningSecrets(engine, keys.ring.master.key)
+    signed_calls = SignedCalls(signing_secrets, nonce_store(settings), settings.max_body_bytes)
     signer = keys.audit_signer
     writer = AuditWriter(engine, signer, checkpoint_seconds=settings.audit_checkpoint_seconds)
     sink: Sink = writer
@@ -188,6 +203,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         allow_registration=settings.allow_registration,
         jwks_uri_allowlist=settings.jwks_uri_prefixes,
         client_ip=client_ip,
+        signing_secrets=signing_secrets,
     )
     # 纠错 messages keep a quoted level-3/4 value as the audit log keeps a filter value.
     app.state.quote_digest = partial(keyed_digest, keys.audit_digest)
@@ -305,7 +321,9 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         marks=marks,
         web_account=account_key,
     )
-    app.add_middleware(AuthenticationMiddleware, authenticator=security.authenticator)
+    app.add_middleware(
+        AuthenticationMiddleware, authenticator=security.authenticator, signed=signed_calls
+    )
     app.add_middleware(
         AuditMiddleware,
         sink=sink,

@@ -563,6 +563,31 @@ def apps_enable(client_id: Annotated[str, typer.Argument(help="the app's client_
     _change_app(client_id, enabled=True)
 
 
+@apps_app.command("signing-secret")
+def apps_signing_secret(
+    client_id: Annotated[str, typer.Argument(help="the app's client_id")],
+) -> None:
+    """Make the app's signing secret for signed calls (shown once; the old one stops)."""
+    from sqlmodel import Session
+
+    from auth.signing_secrets import SigningSecrets
+    from kernel.problems import Problem
+
+    settings = _settings()
+    _require_schema(settings)
+    engine = installation_engine(settings)
+    with user_errors(settings), Session(engine) as session:
+        store = SigningSecrets(engine, _keys(settings).ring.master.key)
+        try:
+            kid, secret = store.create(session, client_id)
+        except Problem as problem:
+            raise UserError(problem.detail) from None
+        record_cli_event(
+            engine, "app.signing_secret", resource=f"apps/{client_id}", detail={"kid": kid}
+        )
+    out.print(f"client_id:      {client_id}\nsigning_secret: {secret}  (shown once, key {kid})")
+
+
 @apps_app.command("create")
 def apps_create(
     owner: Annotated[str, typer.Option(help="the developer who owns the app")],

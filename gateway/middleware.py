@@ -15,6 +15,7 @@ import os
 import re
 import threading
 import time
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +25,9 @@ from gateway.database import WRITES
 from gateway.logging_config import access_line_handler
 from gateway.problems import failure_problem
 from kernel.problems import Problem, problem_document
+
+if TYPE_CHECKING:
+    from gateway.signed_calls import SignedCalls
 
 log = logging.getLogger("opengate")
 # The access log names query parameters but never their values: a filter value may be an
@@ -170,15 +174,20 @@ class AuthenticationMiddleware:
     that they do not work.
     """
 
-    def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
+    def __init__(
+        self, app: ASGIApp, authenticator: Authenticator, signed: SignedCalls | None = None
+    ) -> None:
         self.app = app
         self.authenticator = authenticator
+        self.signed = signed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            bearer = False
             for name, value in scope["headers"]:
                 if name == b"authorization":
                     if value[:7].lower() == b"bearer ":
+                        bearer = True
                         try:
                             principal = await self.authenticator.authenticate(
                                 value.decode("latin-1")
@@ -188,4 +197,17 @@ class AuthenticationMiddleware:
                             return
                         scope["state"]["principal"] = principal
                     break
+            if not bearer and self.signed is not None:
+                headers = {
+                    k.decode("latin-1"): v.decode("latin-1")
+                    for k, v in scope["headers"]
+                    if k.startswith(b"x-")
+                }
+                if self.signed.tried(headers):
+                    try:
+                        principal, receive = await self.signed.authenticate(scope, receive, headers)
+                    except Problem as problem:
+                        await send_problem(send, problem, scope["state"].get("request_id"))
+                        return
+                    scope["state"]["principal"] = principal
         await self.app(scope, receive, send)

@@ -181,6 +181,7 @@ EXPECTED_ROLES = {
     ("POST", "/api/v1/apps"): {"developer"},
     ("GET", "/api/v1/apps"): {"developer"},
     ("POST", "/api/v1/apps/{client_id}/rotate-secret"): {"developer"},
+    ("POST", "/api/v1/apps/{client_id}/signing-secret"): {"developer"},
     ("POST", "/api/v1/applications"): {"developer"},
     ("GET", "/api/v1/applications"): {"developer"},
     ("GET", "/api/v1/applications/{application_id}"): {"developer"},

@@ -296,3 +296,62 @@ def test_calls_under_a_product_bound_grant_are_metered_like_records(world: dict,
     (line,) = statements.compute(engine, statements.current_month())
     assert (line["calls"], line["amount_fen"]) == (3, 15)
     assert statements.reconcile(engine, statements.current_month()) == []
+
+
+def test_signed_calls_run_as_the_app_and_refuse_replays_and_forgeries(
+    world: dict, engine: Engine, settings: Settings, redis_url: str
+):
+    import uuid
+
+    from gateway.app import create_app
+    from services.signing import sign_request
+
+    client = world["client"]
+    grant(world, CREDIT)
+    developer = client.post("/auth/login", json={"username": "bank-dev", "password": PASSWORD})
+    owner = {"Authorization": f"Bearer {developer.json()['access_token']}"}
+    made = client.post(f"/api/v1/apps/{world['client_id']}/signing-secret", headers=owner)
+    assert made.status_code == 200, made.text
+    assert made.headers["cache-control"] == "no-store"
+    secret = made.json()["signing_secret"].encode()
+    path = f"/api/v1/services/{CREDIT}/call"
+    body = json.dumps({"credit_code": "91370202MA3C1PQ52K"}).encode()
+
+    def signed(**change: Any) -> dict[str, str]:
+        args: dict[str, Any] = {"client_id": world["client_id"], "secret": secret, "body": body}
+        return {"Content-Type": "application/json", **sign_request("POST", path, **(args | change))}
+
+    good = signed()
+    answer = client.post(path, content=body, headers=good)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["data"]["legal_person"] == "王**"
+    served = events(engine)[-1]
+    detail = json.loads(served["detail"]) if isinstance(served["detail"], str) else served["detail"]
+    assert detail["auth"] == "signature" and served["outcome"] == "allowed"
+    stale = int(time.time() * 1000) - 6 * 60 * 1000
+    refusals = {
+        "replayed": (path, body, good),
+        "stale": (path, body, signed(timestamp_ms=stale)),
+        "another path": (f"/api/v1/services/{SOCIAL}/call", body, signed()),
+        "another body": (path, b'{"credit_code": "91370211MA3D2RT17X"}', signed()),
+        "another secret": (path, body, signed(secret=b"not the secret")),
+        "missing header": (path, body, {k: v for k, v in signed().items() if k != "X-Nonce"}),
+    }
+    for why, (where, content, headers) in refusals.items():
+        refused = client.post(where, content=content, headers=headers)
+        assert refused.status_code == 401, (why, refused.text)
+        assert refused.json()["code"] == "unauthorized", why
+        assert secret.decode() not in refused.text
+    denied = [e for e in events(engine, "access.denied") if e["status"] == 401]
+    assert len(denied) >= len(refusals)
+    # Two hosts sharing Redis: a nonce used on one is refused on the other.
+    shared = settings.model_copy(
+        update={"redis_url": redis_url, "rate_limit_prefix": f"T{uuid.uuid4().hex[:12]}"}
+    )
+    with (
+        TestClient(create_app(shared, engine=engine)) as host_a,
+        TestClient(create_app(shared, engine=engine)) as host_b,
+    ):
+        once = signed()
+        assert host_a.post(path, content=body, headers=once).status_code == 200
+        assert host_b.post(path, content=body, headers=once).status_code == 401
