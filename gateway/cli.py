@@ -254,11 +254,17 @@ def demo(
     serve_after: Annotated[
         bool, typer.Option("--serve/--no-serve", help="serve after loading")
     ] = True,
+    upstream_port: Annotated[
+        int, typer.Option(help="loopback port of the demo's department APIs")
+    ] = 8701,
 ) -> None:
-    """Migrate, load the Qingdao demo catalog, accounts and app (idempotent), then serve."""
+    """Migrate, load the Qingdao demo catalog, accounts, apps and interface services
+    (idempotent), then serve (with the two department APIs on loopback)."""
     from gateway.demo_accounts import ACCOUNTS, DEMO_PASSWORD, demo_app, ensure_demo_accounts
     from gateway.demo_catalog import write_demo_packages
     from gateway.demo_operation import WELFARE_APP, ensure_demo_operation
+    from gateway.demo_services import ensure_demo_services
+    from gateway.demo_upstreams import DemoUpstreams
     from gateway.demo_usage import ensure_demo_usage
     from gateway.migrate import upgrade
 
@@ -285,6 +291,15 @@ def demo(
         ensure_demo_operation(
             installation_engine(settings), credentials["client_id"], welfare["client_id"]
         )
+        upstream_url = f"http://127.0.0.1:{upstream_port}"
+        for service in ensure_demo_services(
+            installation_engine(settings),
+            target / "services",
+            upstream_url,
+            credentials["client_id"],
+        ):
+            state = "unchanged" if service.unchanged else f"{service.paths} response paths"
+            out.print(f"  {service.service_id:<22} v{service.version}  {state} (service)")
         calls = ensure_demo_usage(settings, credentials, welfare)
         if calls:
             out.print(f"  metered:   {calls} calls by the two demo apps this month")
@@ -296,6 +311,7 @@ def demo(
         f"  catalog:   {base}/api/v1/datasets?q=空气\n"
         f"  records:   {base}/api/v1/datasets/air-quality-hourly/records?limit=5\n"
         f"  operation: {base}/zones, {base}/products (信贷风险评估, metered per 1000 rows)\n"
+        f"  services:  {base}/api/v1/services (department APIs on {upstream_url})\n"
         f"  accounts:  {accounts}, password {DEMO_PASSWORD!r}\n"
         f"  sign in:   curl -s {base}/auth/login -H 'content-type: application/json' "
         f'-d \'{{"username":"bank-dev","password":"{DEMO_PASSWORD}"}}\'\n'
@@ -303,7 +319,11 @@ def demo(
         f"client_secret {credentials['client_secret']} (POST {base}/oauth/token)\n"
     )
     if serve_after:
-        serve(host=host, port=port, workers=1)
+        upstreams = DemoUpstreams(port=upstream_port).start()
+        try:
+            serve(host=host, port=port, workers=1)
+        finally:
+            upstreams.stop()
 
 
 @users_app.command("create")

@@ -100,7 +100,11 @@ def ensure_demo_operation(engine: Engine, client_id: str, welfare_client_id: str
         )
         for app_id, scenario in bindings:
             grant = session.exec(
-                select(Grant).where(Grant.client_id == app_id, Grant.status == "active")
+                select(Grant).where(
+                    Grant.client_id == app_id,
+                    Grant.dataset_id == "social-insurance",
+                    Grant.status == "active",
+                )
             ).first()
             if grant is not None and grant.product_id is None:
                 grant.scenario_id = scenarios[scenario].id

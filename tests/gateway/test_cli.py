@@ -98,7 +98,9 @@ def test_demo_loads_once_and_is_idempotent(tmp_path: Path):
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     credentials = saved.read_bytes()
     second = run(["demo", "--no-serve"], tmp_path)
-    assert second.returncode == 0 and second.stdout.count("unchanged") == 5
+    assert (
+        second.returncode == 0 and second.stdout.count("unchanged") == 7
+    )  # 5 datasets, 2 services
     assert saved.read_bytes() == credentials
     # Authorized operation (issue 17): zones, the operator's product, the demo app metered.
     import json
