@@ -139,8 +139,33 @@ def build_router(enforcer: Enforcer, upstreams: Upstreams) -> APIRouter:
             "请求体为服务声明的参数组成的 JSON 对象；应答为上游接口的 JSON，"
             "每个声明的应答字段按调用方授权（call 方式）处理，未声明的成员一律去除。"
         ),
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "description": (
+                                "服务声明的参数（GET /api/v1/services/{service_id} 的 parameters）"
+                            ),
+                        }
+                    }
+                },
+            }
+        },
         responses={
-            200: {"description": "上游应答（按授权处理后）", "content": {"application/json": {}}},
+            200: {
+                "description": "上游应答（按授权处理后）",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "oneOf": [{"type": "object"}, {"type": "array"}],
+                            "description": "形状由服务声明的 response 字段决定；未声明的成员已去除",
+                        }
+                    }
+                },
+            },
             **problem_responses(400, 401, 403, 404, 413, 429, 502, 503, 504),
         },
     )
