@@ -66,6 +66,7 @@ class Ticket:
     epoch: int
     probe: str = ""
     local: bool = False  # admitted by the in-process fallback (Redis did not answer)
+    failures: int = -1  # the count seen at admission, when the backend says (Redis)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,12 +181,12 @@ class MemoryBreaker:
 
 
 # KEYS[1] the service's hash; ARGV: now (ms), cool-down (ms), lease (ms), probe token, ttl (s).
-# Answers {0, epoch, ""} to a closed call, {0, epoch, token} to the probe, {1, wait ms} when
-# refused.
+# Answers {0, epoch, "", failures} to a closed call, {0, epoch, token, 0} to the probe,
+# {1, wait ms} when refused.
 _ADMIT = """
-local s = redis.call('HMGET', KEYS[1], 'opened_at', 'epoch', 'probe', 'probe_at')
+local s = redis.call('HMGET', KEYS[1], 'opened_at', 'epoch', 'probe', 'probe_at', 'failures')
 local epoch = tonumber(s[2]) or 0
-if not s[1] then return {0, epoch, ''} end
+if not s[1] then return {0, epoch, '', tonumber(s[5]) or 0} end
 local now = tonumber(ARGV[1])
 local reopens = tonumber(s[1]) + tonumber(ARGV[2])
 if now < reopens then return {1, reopens - now} end
@@ -195,7 +196,7 @@ if s[3] and s[3] ~= '' then
 end
 redis.call('HSET', KEYS[1], 'probe', ARGV[4], 'probe_at', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
-return {0, epoch, ARGV[4]}
+return {0, epoch, ARGV[4], 0}
 """
 
 # ARGV: epoch, probe token (or ""), ok (1/0), now (ms), threshold, ttl (s).
@@ -283,9 +284,15 @@ class RedisBreaker:
         if int(reply[0]) == 1:
             raise CircuitOpen(service, int(reply[1]) / 1000)
         probe = reply[2].decode() if isinstance(reply[2], bytes) else str(reply[2])
-        return Ticket(service, int(reply[1]), probe)
+        return Ticket(service, int(reply[1]), probe, failures=int(reply[3]))
 
     async def success(self, ticket: Ticket) -> None:
+        # The healthy case costs one round trip, not two: a closed call that saw no failure
+        # at admission has nothing to reset. (A failure reported by another call between
+        # this one's admission and its success then stays counted: the count of
+        # "consecutive" failures across hosts is approximate by one in that race.)
+        if ticket.failures == 0 and not ticket.probe and not ticket.local:
+            return
         await self._send(ticket, ok=True)
 
     async def failure(self, ticket: Ticket) -> None:

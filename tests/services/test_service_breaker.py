@@ -225,3 +225,25 @@ def test_the_open_breaker_answers_503_with_retry_after():
 def test_config_is_checked(config: dict[str, float]):
     with pytest.raises(ValueError):
         BreakerConfig(**config)
+
+
+def test_a_healthy_call_costs_one_round_trip(redis_prefix: str, clock: Clock):
+    async def scenario(client: aioredis.Redis):
+        breaker = RedisBreaker(client, CONFIG, prefix=redis_prefix, clock=clock)
+        sent = []
+        report = breaker._report
+
+        async def counted(**kwargs: Any) -> Any:
+            sent.append(kwargs["args"][2])
+            return await report(**kwargs)
+
+        breaker._report = counted  # type: ignore[method-assign]
+        for _ in range(3):
+            await breaker.success(await breaker.admit("svc"))
+        assert sent == []  # nothing to reset: no report at all
+        await fail(breaker)
+        await breaker.success(await breaker.admit("svc"))  # saw one failure: resets it
+        assert sent == [0, 1]
+        assert (await breaker.status("svc")).failures == 0
+
+    run(scenario)

@@ -343,3 +343,23 @@ def test_without_redis_signed_calls_are_refused_503(clock: Clock):
 def test_the_nonce_must_outlive_the_window():
     with pytest.raises(ValueError, match="twice the timestamp window"):
         SignatureVerifier(secret_for, MemoryNonces(), window=300, nonce_ttl=599)
+
+
+def test_the_client_in_the_contract_page_signs_alike(monkeypatch: pytest.MonkeyPatch):
+    """docs/contract-services.md shows a standalone client; it must agree with sign_request."""
+    import re
+    import secrets as secrets_module
+    import time as time_module
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "contract-services.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
+    scope: dict[str, Any] = {}
+    exec(code, scope)  # the page's own code
+    monkeypatch.setattr(time_module, "time", lambda: 1_800_000_000.123)
+    monkeypatch.setattr(secrets_module, "token_urlsafe", lambda n: "fixed-nonce-0123456789")
+    url = f"https://gw.example{PATH}?q=a+b&year=2025&q=青岛"
+    theirs = scope["sign"]("POST", url, BODY, "app-1", SECRET)
+    ours = sign_request("POST", url, client_id="app-1", secret=SECRET, body=BODY)
+    assert theirs == ours
+    assert ours[TIMESTAMP] == "1800000000123"
