@@ -131,23 +131,29 @@ class MemoryNonces:
     def __init__(self, *, clock: Clock = time.time, most: int = 1_000_000) -> None:
         self._clock = clock
         self._most = most
+        # Insertion order is expiry order (one ttl per verifier, a clock that moves on), so
+        # the expired ones are always at the front: each use drops those, in O(1) amortized,
+        # instead of sweeping a dict of up to `most` entries under the lock.
         self._seen: dict[tuple[str, str], float] = {}  # → expiry
         self._lock = threading.Lock()
-        self._next_sweep = 0.0
 
     async def first_use(self, client_id: str, nonce: str, ttl: int) -> bool:
         now = self._clock()
         key = (client_id, nonce)
         with self._lock:
-            if now >= self._next_sweep or len(self._seen) >= self._most:
-                self._seen = {k: t for k, t in self._seen.items() if t > now}
-                self._next_sweep = now + 10
-            expiry = self._seen.get(key)
+            seen = self._seen
+            while seen:
+                oldest = next(iter(seen))
+                if seen[oldest] > now:
+                    break
+                del seen[oldest]
+            expiry = seen.get(key)
             if expiry is not None and expiry > now:
                 return False
-            if len(self._seen) >= self._most:
+            if len(seen) >= self._most:
                 raise _nonces_unavailable()
-            self._seen[key] = now + ttl
+            seen.pop(key, None)  # an expired entry behind a live one: re-insert at the end
+            seen[key] = now + ttl
             return True
 
 
