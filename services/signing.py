@@ -34,9 +34,9 @@ from typing import Protocol
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from redis import asyncio as aioredis
-from redis.exceptions import RedisError
 
 from kernel.problems import Problem
+from services.scripts import ERRORS, ScriptFactory, as_bytes, factory_of
 
 CLIENT_ID = "X-Client-Id"
 TIMESTAMP = "X-Timestamp"
@@ -160,19 +160,28 @@ class MemoryNonces:
 class RedisNonces:
     """Nonces in Redis, `{prefix}{client_id}:{nonce}` set with `SET NX EX`: one host's use
     is seen by every other at once. If Redis does not answer, the call is refused with 503:
-    without the check a replay could not be told apart."""
+    without the check a replay could not be told apart. `store`: a redis-py asyncio client
+    or a `services.scripts.ScriptFactory`; `errors`: what it raises when Redis is away."""
 
-    def __init__(self, redis: aioredis.Redis, *, prefix: str = "og:nonce:") -> None:
-        self._redis = redis
+    _SET = "return redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) and 1 or 0"
+
+    def __init__(
+        self,
+        store: aioredis.Redis | ScriptFactory,
+        *,
+        prefix: str = "og:nonce:",
+        errors: tuple[type[Exception], ...] = ERRORS,
+    ) -> None:
+        self._set = factory_of(store)(self._SET)
         self._prefix = prefix
+        self._errors = errors
 
     async def first_use(self, client_id: str, nonce: str, ttl: int) -> bool:
         try:
-            return bool(
-                await self._redis.set(f"{self._prefix}{client_id}:{nonce}", 1, nx=True, ex=ttl)
-            )
-        except RedisError:
+            reply = await self._set([f"{self._prefix}{client_id}:{nonce}"], as_bytes([ttl]))
+        except self._errors:
             raise _nonces_unavailable() from None
+        return reply == 1
 
 
 def _nonces_unavailable() -> Problem:

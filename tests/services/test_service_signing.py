@@ -28,7 +28,7 @@ from services.signing import (
     sorted_query,
 )
 from tests.conftest import REDIS_URL
-from tests.services.helpers import Clock, run
+from tests.services.helpers import Clock, pipe_scripts, run
 
 SECRET = b"k3y-of-app-1-for-signing-32bytes"
 PATH = "/api/v1/services/company-credit/call"
@@ -323,6 +323,28 @@ def test_a_replayed_nonce_on_another_host(redis_prefix: str, clock: Clock):
             await second.aclose()
 
     run(scenario)
+
+
+def test_replays_across_hosts_on_the_gateway_pipe(redis_prefix: str, clock: Clock):
+    """The same with the gateway's pipelined script runner as the Redis client."""
+
+    async def scenario():
+        with pipe_scripts() as (scripts, errors):
+            hosts = [
+                SignatureVerifier(
+                    secret_for,
+                    RedisNonces(scripts, prefix=redis_prefix, errors=errors),
+                    clock=clock,
+                )
+                for _ in range(2)
+            ]
+            request = signed(clock)
+            assert await hosts[0].verify(**request) == "app-1"
+            with pytest.raises(Problem) as caught:
+                await hosts[1].verify(**request)
+            return caught.value
+
+    assert asyncio.run(scenario()).detail == REPLAYED
 
 
 def test_without_redis_signed_calls_are_refused_503(clock: Clock):
