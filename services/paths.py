@@ -296,8 +296,14 @@ def _fill_paths(node: Node) -> frozenset[str]:
 # --- projection --------------------------------------------------------------------------
 
 
-def _is_date(v: str) -> bool:
-    if len(v) != 10:
+# Python's fromisoformat also reads week dates (`2026-W01-1`) and other digits than ASCII's;
+# a date is `YYYY-MM-DD` here, as in contract §2.
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def is_date_text(v: str) -> bool:
+    """`YYYY-MM-DD`, a real date."""
+    if not _DATE.fullmatch(v):
         return False
     try:
         date.fromisoformat(v)
@@ -306,8 +312,10 @@ def _is_date(v: str) -> bool:
     return True
 
 
-def _is_datetime(v: str) -> bool:
-    if len(v) > 40 or len(v) < 10:
+def is_datetime_text(v: str) -> bool:
+    """ISO 8601 date and time (or a date), as `datetime.fromisoformat` reads it, starting
+    with a `YYYY-MM-DD` date, at most 40 characters."""
+    if len(v) > 40 or not _DATE.match(v):
         return False
     try:
         datetime.fromisoformat(v)
@@ -345,9 +353,9 @@ def _leaf_step(leaf_type: str, fn: Transform) -> Step:
     if leaf_type == "boolean":
         return lambda v, _b: fn(v) if type(v) is bool else None
     if leaf_type == "date":
-        return lambda v, _b: fn(v) if type(v) is str and _is_date(v) else None
+        return lambda v, _b: fn(v) if type(v) is str and is_date_text(v) else None
     assert leaf_type == "datetime"
-    return lambda v, _b: fn(v) if type(v) is str and _is_datetime(v) else None
+    return lambda v, _b: fn(v) if type(v) is str and is_datetime_text(v) else None
 
 
 def _too_many(limit: int, what: str) -> ProjectionError:
