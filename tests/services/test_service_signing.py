@@ -12,6 +12,8 @@ import hmac
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis import asyncio as aioredis
 
 from kernel.problems import Problem
@@ -385,3 +387,27 @@ def test_the_client_in_the_contract_page_signs_alike(monkeypatch: pytest.MonkeyP
     ours = sign_request("POST", url, client_id="app-1", secret=SECRET, body=BODY)
     assert theirs == ours
     assert ours[TIMESTAMP] == "1800000000123"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["method", "path", "query", "body", CLIENT_ID, TIMESTAMP, NONCE, SIGNATURE]),
+    st.text(st.characters(codec="utf-8"), max_size=20),
+)
+def test_any_change_to_a_signed_request_is_refused(part: str, replacement: str):
+    clock = Clock()
+    request = signed(clock)
+    if part in request["headers"]:
+        if request["headers"][part] == replacement:
+            return
+        request["headers"][part] = replacement
+    else:
+        value = replacement.encode() if part == "body" else replacement
+        if request[part] == value or (part == "method" and replacement.upper() == "POST"):
+            return
+        if part == "query" and sorted_query(replacement) == sorted_query(request["query"]):
+            return  # the same query in another spelling
+        request[part] = value
+    with pytest.raises(Problem) as caught:
+        asyncio.run(memory_verifier(clock).verify(**request))
+    assert caught.value.status == 401
