@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from redis import asyncio as aioredis
-from redis.exceptions import RedisError
 
 from kernel.problems import Problem
+from services.scripts import ERRORS, ScriptFactory, as_bytes, factory_of, text
 
 log = logging.getLogger("opengate.services")
 
@@ -66,6 +66,7 @@ class Ticket:
     epoch: int
     probe: str = ""
     local: bool = False  # admitted by the in-process fallback (Redis did not answer)
+    failures: int = -1  # the count seen at admission, when the backend says (Redis)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,12 +181,12 @@ class MemoryBreaker:
 
 
 # KEYS[1] the service's hash; ARGV: now (ms), cool-down (ms), lease (ms), probe token, ttl (s).
-# Answers {0, epoch, ""} to a closed call, {0, epoch, token} to the probe, {1, wait ms} when
-# refused.
+# Answers {0, epoch, "", failures} to a closed call, {0, epoch, token, 0} to the probe,
+# {1, wait ms} when refused.
 _ADMIT = """
-local s = redis.call('HMGET', KEYS[1], 'opened_at', 'epoch', 'probe', 'probe_at')
+local s = redis.call('HMGET', KEYS[1], 'opened_at', 'epoch', 'probe', 'probe_at', 'failures')
 local epoch = tonumber(s[2]) or 0
-if not s[1] then return {0, epoch, ''} end
+if not s[1] then return {0, epoch, '', tonumber(s[5]) or 0} end
 local now = tonumber(ARGV[1])
 local reopens = tonumber(s[1]) + tonumber(ARGV[2])
 if now < reopens then return {1, reopens - now} end
@@ -195,7 +196,7 @@ if s[3] and s[3] ~= '' then
 end
 redis.call('HSET', KEYS[1], 'probe', ARGV[4], 'probe_at', ARGV[1])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
-return {0, epoch, ARGV[4]}
+return {0, epoch, ARGV[4], 0}
 """
 
 # ARGV: epoch, probe token (or ""), ok (1/0), now (ms), threshold, ttl (s).
@@ -228,6 +229,8 @@ redis.call('EXPIRE', KEYS[1], ARGV[6])
 return 1
 """
 
+_STATUS = "return redis.call('HMGET', KEYS[1], 'opened_at', 'failures')"
+
 
 class RedisBreaker:
     """Each service's state in one Redis hash, `{prefix}{service}`, shared by every worker
@@ -241,20 +244,24 @@ class RedisBreaker:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        store: aioredis.Redis | ScriptFactory,
         config: BreakerConfig = BreakerConfig(),
         *,
         prefix: str = "og:breaker:",
         clock: Clock = time.time,
         ttl: int = 86_400,
+        errors: tuple[type[Exception], ...] = ERRORS,
     ) -> None:
+        """`store`: a redis-py asyncio client, or a `services.scripts.ScriptFactory`;
+        `errors`: what a call to it raises when Redis does not answer."""
         self.config = config
-        self._redis = redis
         self._prefix = prefix
         self._clock = clock
+        self._errors = errors
         self._ttl = max(ttl, math.ceil(config.cool_down + config.probe_lease) + 60)
-        self._admit = redis.register_script(_ADMIT)
-        self._report = redis.register_script(_REPORT)
+        scripts = factory_of(store)
+        self._admit, self._report = scripts(_ADMIT), scripts(_REPORT)
+        self._status = scripts(_STATUS)
         self.fallback = MemoryBreaker(config, clock=clock)
         self._warned_at = -math.inf
 
@@ -264,7 +271,7 @@ class RedisBreaker:
     def _ms(self) -> int:
         return int(self._clock() * 1000)
 
-    def _redis_failed(self, exc: RedisError) -> None:
+    def _redis_failed(self, exc: Exception) -> None:
         now = time.monotonic()
         if now - self._warned_at >= 60:
             self._warned_at = now
@@ -275,17 +282,23 @@ class RedisBreaker:
         token = secrets.token_hex(8)
         args = [self._ms(), int(c.cool_down * 1000), int(c.probe_lease * 1000), token, self._ttl]
         try:
-            reply = await self._admit(keys=[self._key(service)], args=args)
-        except RedisError as exc:
+            reply = await self._admit([self._key(service)], as_bytes(args))
+        except self._errors as exc:
             self._redis_failed(exc)
             ticket = self.fallback.admit_now(service)
             return Ticket(ticket.service, ticket.epoch, ticket.probe, local=True)
+        assert isinstance(reply, list)
         if int(reply[0]) == 1:
             raise CircuitOpen(service, int(reply[1]) / 1000)
-        probe = reply[2].decode() if isinstance(reply[2], bytes) else str(reply[2])
-        return Ticket(service, int(reply[1]), probe)
+        return Ticket(service, int(reply[1]), text(reply[2]), failures=int(reply[3]))
 
     async def success(self, ticket: Ticket) -> None:
+        # The healthy case costs one round trip, not two: a closed call that saw no failure
+        # at admission has nothing to reset. (A failure reported by another call between
+        # this one's admission and its success then stays counted: the count of
+        # "consecutive" failures across hosts is approximate by one in that race.)
+        if ticket.failures == 0 and not ticket.probe and not ticket.local:
+            return
         await self._send(ticket, ok=True)
 
     async def failure(self, ticket: Ticket) -> None:
@@ -304,13 +317,14 @@ class RedisBreaker:
             self._ttl,
         ]
         try:
-            await self._report(keys=[self._key(ticket.service)], args=args)
-        except RedisError as exc:  # the report is lost; the next failures count again
+            await self._report([self._key(ticket.service)], as_bytes(args))
+        except self._errors as exc:  # the report is lost; the next failures count again
             self._redis_failed(exc)
 
     async def status(self, service: str) -> Status:
-        raw = await self._redis.hmget(self._key(service), ["opened_at", "failures"])
-        opened_at, failures = raw
+        reply = await self._status([self._key(service)], [])
+        assert isinstance(reply, list)
+        opened_at, failures = reply
         if opened_at is None:
             return Status(CLOSED, int(failures or 0), 0.0)
         wait = (int(opened_at) + int(self.config.cool_down * 1000) - self._ms()) / 1000

@@ -45,6 +45,12 @@ def projector(
     limits: ProjectionLimits = DEFAULT_PROJECTION_LIMITS,
 ) -> Projector:
     """A projector showing the paths of `specs`, each under its spec; every other member of
-    the answer, declared or not, is dropped. Compile once per plan, call per answer."""
+    the answer, declared or not, is dropped. Compile once per plan, call per answer.
+
+    A grant that shows no path at all has nothing to answer with: the caller refuses the
+    call (`field_not_permitted`) before it gets here, and an empty `specs` is a ValueError.
+    """
+    if not specs:
+        raise ValueError(f"no response path of {service.name} is shown")
     tree = service.tree if len(specs) == len(service.fields) else service.tree.only(specs)
     return tree.bind(compile_specs(service, specs, key=key), limits)

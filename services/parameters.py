@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -19,6 +18,7 @@ import orjson
 from catalog.models import FieldType
 from kernel.problems import Problem, invalid_parameter
 from services.package import Parameter, ServiceSpec
+from services.paths import is_date_text, is_datetime_text
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_STRING_CHARS = 4096
@@ -63,16 +63,9 @@ def _fits(p: Parameter, value: Any, limits: CallLimits) -> bool:
         return (type(value) is int and -_INT64 <= value < _INT64) or type(value) is float
     if t is FieldType.boolean:
         return type(value) is bool
-    if type(value) is not str or len(value) > 40:
+    if type(value) is not str:
         return False
-    try:
-        if t is FieldType.date:
-            date.fromisoformat(value)
-            return len(value) == 10
-        datetime.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
+    return is_date_text(value) if t is FieldType.date else is_datetime_text(value)
 
 
 def _query_text(value: Any) -> str:

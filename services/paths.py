@@ -296,8 +296,14 @@ def _fill_paths(node: Node) -> frozenset[str]:
 # --- projection --------------------------------------------------------------------------
 
 
-def _is_date(v: str) -> bool:
-    if len(v) != 10:
+# Python's fromisoformat also reads week dates (`2026-W01-1`) and other digits than ASCII's;
+# a date is `YYYY-MM-DD` here, as in contract §2.
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def is_date_text(v: str) -> bool:
+    """`YYYY-MM-DD`, a real date."""
+    if not _DATE.fullmatch(v):
         return False
     try:
         date.fromisoformat(v)
@@ -306,8 +312,10 @@ def _is_date(v: str) -> bool:
     return True
 
 
-def _is_datetime(v: str) -> bool:
-    if len(v) > 40 or len(v) < 10:
+def is_datetime_text(v: str) -> bool:
+    """ISO 8601 date and time (or a date), as `datetime.fromisoformat` reads it, starting
+    with a `YYYY-MM-DD` date, at most 40 characters."""
+    if len(v) > 40 or not _DATE.match(v):
         return False
     try:
         datetime.fromisoformat(v)
@@ -324,6 +332,7 @@ CLEAR: Transform = compile_transform("clear", key=None, pii="none")
 _LO, _HI = -(2**63), 2**64 - 1
 
 Step = Callable[[Any, list[int]], Any]
+_INLINE: dict[str, type] = {"string": str, "boolean": bool}
 
 
 def _leaf_step(leaf_type: str, fn: Transform) -> Step:
@@ -344,9 +353,9 @@ def _leaf_step(leaf_type: str, fn: Transform) -> Step:
     if leaf_type == "boolean":
         return lambda v, _b: fn(v) if type(v) is bool else None
     if leaf_type == "date":
-        return lambda v, _b: fn(v) if type(v) is str and _is_date(v) else None
+        return lambda v, _b: fn(v) if type(v) is str and is_date_text(v) else None
     assert leaf_type == "datetime"
-    return lambda v, _b: fn(v) if type(v) is str and _is_datetime(v) else None
+    return lambda v, _b: fn(v) if type(v) is str and is_datetime_text(v) else None
 
 
 def _too_many(limit: int, what: str) -> ProjectionError:
@@ -358,13 +367,30 @@ def _step(node: Node, transforms: Mapping[str, Transform], limits: ProjectionLim
         assert node.type is not None
         return _leaf_step(node.type, transforms[node.leaf])
     if node.members is not None:
-        members = tuple((k, _step(c, transforms, limits)) for k, c in node.members.items())
+        # String and boolean leaves, the most common, are tested inline: `type(x) is kind`
+        # and the transform (none when clear), without a call per leaf for the type test.
+        inline: list[tuple[str, type, Transform | None]] = []
+        members: list[tuple[str, Step]] = []
+        for key, child in node.members.items():
+            if child.leaf is not None and child.type in _INLINE:
+                fn = transforms[child.leaf]
+                inline.append((key, _INLINE[child.type], None if fn is CLEAR else fn))
+            else:
+                members.append((key, _step(child, transforms, limits)))
+        simple, nested = tuple(inline), tuple(members)
 
         def obj(v: Any, budget: list[int]) -> Any:
             if type(v) is not dict:
                 return None
             out = {}
-            for key, step in members:
+            for key, kind, fn in simple:
+                if key in v:
+                    x = v[key]
+                    if type(x) is not kind:
+                        out[key] = None
+                    else:
+                        out[key] = x if fn is None else fn(x)
+            for key, step in nested:
                 if key in v:
                     out[key] = step(v[key], budget)
             return out

@@ -34,9 +34,9 @@ from typing import Protocol
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from redis import asyncio as aioredis
-from redis.exceptions import RedisError
 
 from kernel.problems import Problem
+from services.scripts import ERRORS, ScriptFactory, as_bytes, factory_of
 
 CLIENT_ID = "X-Client-Id"
 TIMESTAMP = "X-Timestamp"
@@ -131,42 +131,57 @@ class MemoryNonces:
     def __init__(self, *, clock: Clock = time.time, most: int = 1_000_000) -> None:
         self._clock = clock
         self._most = most
+        # Insertion order is expiry order (one ttl per verifier, a clock that moves on), so
+        # the expired ones are always at the front: each use drops those, in O(1) amortized,
+        # instead of sweeping a dict of up to `most` entries under the lock.
         self._seen: dict[tuple[str, str], float] = {}  # → expiry
         self._lock = threading.Lock()
-        self._next_sweep = 0.0
 
     async def first_use(self, client_id: str, nonce: str, ttl: int) -> bool:
         now = self._clock()
         key = (client_id, nonce)
         with self._lock:
-            if now >= self._next_sweep or len(self._seen) >= self._most:
-                self._seen = {k: t for k, t in self._seen.items() if t > now}
-                self._next_sweep = now + 10
-            expiry = self._seen.get(key)
+            seen = self._seen
+            while seen:
+                oldest = next(iter(seen))
+                if seen[oldest] > now:
+                    break
+                del seen[oldest]
+            expiry = seen.get(key)
             if expiry is not None and expiry > now:
                 return False
-            if len(self._seen) >= self._most:
+            if len(seen) >= self._most:
                 raise _nonces_unavailable()
-            self._seen[key] = now + ttl
+            seen.pop(key, None)  # an expired entry behind a live one: re-insert at the end
+            seen[key] = now + ttl
             return True
 
 
 class RedisNonces:
     """Nonces in Redis, `{prefix}{client_id}:{nonce}` set with `SET NX EX`: one host's use
     is seen by every other at once. If Redis does not answer, the call is refused with 503:
-    without the check a replay could not be told apart."""
+    without the check a replay could not be told apart. `store`: a redis-py asyncio client
+    or a `services.scripts.ScriptFactory`; `errors`: what it raises when Redis is away."""
 
-    def __init__(self, redis: aioredis.Redis, *, prefix: str = "og:nonce:") -> None:
-        self._redis = redis
+    _SET = "return redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) and 1 or 0"
+
+    def __init__(
+        self,
+        store: aioredis.Redis | ScriptFactory,
+        *,
+        prefix: str = "og:nonce:",
+        errors: tuple[type[Exception], ...] = ERRORS,
+    ) -> None:
+        self._set = factory_of(store)(self._SET)
         self._prefix = prefix
+        self._errors = errors
 
     async def first_use(self, client_id: str, nonce: str, ttl: int) -> bool:
         try:
-            return bool(
-                await self._redis.set(f"{self._prefix}{client_id}:{nonce}", 1, nx=True, ex=ttl)
-            )
-        except RedisError:
+            reply = await self._set([f"{self._prefix}{client_id}:{nonce}"], as_bytes([ttl]))
+        except self._errors:
             raise _nonces_unavailable() from None
+        return reply == 1
 
 
 def _nonces_unavailable() -> Problem:

@@ -4,6 +4,8 @@ told, and a runner for async scenarios with a Redis client of their own loop."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from tests.conftest import REDIS_URL
@@ -60,3 +62,24 @@ def run(coroutine_function: Any) -> Any:
             await client.aclose()
 
     return asyncio.run(scenario())
+
+
+@contextlib.contextmanager
+def pipe_scripts() -> Iterator[tuple[Any, tuple[type[Exception], ...]]]:
+    """A `services.scripts.ScriptFactory` on the gateway's pipelined runner (what the gateway
+    will pass), and the errors it raises; its connections are closed on leaving."""
+    from gateway.redis_pipe import RedisError, ScriptRunner
+    from services.scripts import ERRORS
+
+    runners: list[ScriptRunner] = []
+
+    def factory(text: str) -> ScriptRunner:
+        runners.append(ScriptRunner(REDIS_URL, text))
+        return runners[-1]
+
+    try:
+        yield factory, (*ERRORS, RedisError)
+    finally:
+        for runner in runners:
+            if runner._connection is not None and runner._connection.transport is not None:
+                runner._connection.transport.close()

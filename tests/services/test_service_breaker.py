@@ -21,18 +21,32 @@ from services.breaker import (
     Ticket,
 )
 from tests.conftest import REDIS_URL
-from tests.services.helpers import Clock, run
+from tests.services.helpers import Clock, pipe_scripts, run
 
 CONFIG = BreakerConfig(failure_threshold=3, cool_down=30, probe_lease=60)
 Scenario = Callable[[Any], Awaitable[Any]]
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "redis-pipe"])
 def on_breaker(request: pytest.FixtureRequest, clock: Clock) -> Callable[[Scenario], Any]:
-    """Run `scenario(breaker)` on the backend of this parameter."""
+    """Run `scenario(breaker)` on the backend of this parameter: in-process, Redis through
+    redis-py, Redis through the gateway's own pipelined script runner."""
     if request.param == "memory":
         return lambda scenario: asyncio.run(scenario(MemoryBreaker(CONFIG, clock=clock)))
     prefix = request.getfixturevalue("redis_prefix")
+    if request.param == "redis-pipe":
+
+        def on_pipe(scenario: Scenario) -> Any:
+            async def go() -> Any:
+                with pipe_scripts() as (scripts, errors):
+                    breaker = RedisBreaker(
+                        scripts, CONFIG, prefix=prefix, clock=clock, errors=errors
+                    )
+                    return await scenario(breaker)
+
+            return asyncio.run(go())
+
+        return on_pipe
 
     def on_redis(scenario: Scenario) -> Any:
         return run(
@@ -225,3 +239,25 @@ def test_the_open_breaker_answers_503_with_retry_after():
 def test_config_is_checked(config: dict[str, float]):
     with pytest.raises(ValueError):
         BreakerConfig(**config)
+
+
+def test_a_healthy_call_costs_one_round_trip(redis_prefix: str, clock: Clock):
+    async def scenario(client: aioredis.Redis):
+        breaker = RedisBreaker(client, CONFIG, prefix=redis_prefix, clock=clock)
+        sent = []
+        report = breaker._report
+
+        async def counted(keys: list[str], args: list[bytes]) -> Any:
+            sent.append(args[2])
+            return await report(keys, args)
+
+        breaker._report = counted  # type: ignore[method-assign]
+        for _ in range(3):
+            await breaker.success(await breaker.admit("svc"))
+        assert sent == []  # nothing to reset: no report at all
+        await fail(breaker)
+        await breaker.success(await breaker.admit("svc"))  # saw one failure: resets it
+        assert sent == [b"0", b"1"]
+        assert (await breaker.status("svc")).failures == 0
+
+    run(scenario)

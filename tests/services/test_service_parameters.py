@@ -88,6 +88,7 @@ SECRET = "370202199001011234"
         ({"uscc": "x", "score": False}, "score", "参数 score 须为数值"),
         ({"uscc": "x", "since": "2025-02-30"}, "since", "参数 since 须为日期（YYYY-MM-DD）"),
         ({"uscc": "x", "since": "20250131"}, "since", "参数 since 须为日期"),
+        ({"uscc": "x", "since": "2025-W05-5"}, "since", "参数 since 须为日期"),
         ({"uscc": "x", "at": "yesterday"}, "at", "参数 at 须为日期时间（ISO 8601）"),
         ({"uscc": "x" * 4097}, "uscc", "参数 uscc 须为字符串，至多 4096 个字符"),
         ({"uscc": "x", "n" * 300: 1}, "n" * 40 + "…", "没有参数 " + "n" * 40 + "…；"),

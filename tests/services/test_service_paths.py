@@ -209,6 +209,9 @@ def test_only_declared_members_each_through_its_transform():
         ({"born": "1990-02-30"}, {"born": None}),
         ({"born": "1990-05-17T00:00:00"}, {"born": None}),
         ({"born": 19900517}, {"born": None}),
+        ({"born": "2026-W01-1"}, {"born": None}),
+        ({"born": "２０２６-01-01"}, {"born": None}),
+        ({"seen": "2026-W01-1T08:00"}, {"seen": None}),
         ({"seen": "not a time"}, {"seen": None}),
         # null stays null and is not given to the transform.
         ({"name": None, "items": None, "tags": None}, {"name": None, "items": None, "tags": None}),
@@ -402,3 +405,5 @@ def test_a_grant_showing_some_paths(service):
         compile_specs(service, {"$.data.legal_id": "pseudonym"}, key=None)
     with pytest.raises(ValueError, match="not declared by company-credit"):
         compile_specs(service, {"$.data.secret": "clear"}, key=None)
+    with pytest.raises(ValueError, match="no response path of company-credit is shown"):
+        projector(service, {}, key=None)

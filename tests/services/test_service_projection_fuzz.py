@@ -111,7 +111,9 @@ def shaped(node: Node, *, top: bool = False) -> st.SearchStrategy[Any]:
             "integer": st.integers(),
             "number": st.one_of(st.integers(), st.floats(allow_nan=False, allow_infinity=False)),
             "boolean": st.booleans(),
-            "date": st.sampled_from(["1990-05-17", "2026-02-30", "x"]),
+            "date": st.sampled_from(
+                ["1990-05-17", "2026-02-30", "x", "2026-W01-1", "２０２６-01-01"]
+            ),
             "datetime": st.sampled_from(["2026-12-04T01:00:00+08:00", "2026-12-04", "later"]),
         }[node.type or ""]
         return weighted((4, right), (1, scalars), (1, documents))
@@ -213,12 +215,15 @@ def reference(node: Node, value: Any, budget: list[int]) -> Any:
 
 
 def _valid(kind: str, text: str) -> bool:
+    import re
     from datetime import date, datetime
 
+    if not re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text, re.ASCII):
+        return False
     try:
         if kind == "date":
             return len(text) == 10 and bool(date.fromisoformat(text))
-        return 10 <= len(text) <= 40 and bool(datetime.fromisoformat(text))
+        return len(text) <= 40 and bool(datetime.fromisoformat(text))
     except ValueError:
         return False
 

@@ -12,6 +12,8 @@ import hmac
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis import asyncio as aioredis
 
 from kernel.problems import Problem
@@ -28,7 +30,7 @@ from services.signing import (
     sorted_query,
 )
 from tests.conftest import REDIS_URL
-from tests.services.helpers import Clock, run
+from tests.services.helpers import Clock, pipe_scripts, run
 
 SECRET = b"k3y-of-app-1-for-signing-32bytes"
 PATH = "/api/v1/services/company-credit/call"
@@ -325,6 +327,28 @@ def test_a_replayed_nonce_on_another_host(redis_prefix: str, clock: Clock):
     run(scenario)
 
 
+def test_replays_across_hosts_on_the_gateway_pipe(redis_prefix: str, clock: Clock):
+    """The same with the gateway's pipelined script runner as the Redis client."""
+
+    async def scenario():
+        with pipe_scripts() as (scripts, errors):
+            hosts = [
+                SignatureVerifier(
+                    secret_for,
+                    RedisNonces(scripts, prefix=redis_prefix, errors=errors),
+                    clock=clock,
+                )
+                for _ in range(2)
+            ]
+            request = signed(clock)
+            assert await hosts[0].verify(**request) == "app-1"
+            with pytest.raises(Problem) as caught:
+                await hosts[1].verify(**request)
+            return caught.value
+
+    assert asyncio.run(scenario()).detail == REPLAYED
+
+
 def test_without_redis_signed_calls_are_refused_503(clock: Clock):
     async def scenario():
         dead = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
@@ -343,3 +367,47 @@ def test_without_redis_signed_calls_are_refused_503(clock: Clock):
 def test_the_nonce_must_outlive_the_window():
     with pytest.raises(ValueError, match="twice the timestamp window"):
         SignatureVerifier(secret_for, MemoryNonces(), window=300, nonce_ttl=599)
+
+
+def test_the_client_in_the_contract_page_signs_alike(monkeypatch: pytest.MonkeyPatch):
+    """docs/contract-services.md shows a standalone client; it must agree with sign_request."""
+    import re
+    import secrets as secrets_module
+    import time as time_module
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "contract-services.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
+    scope: dict[str, Any] = {}
+    exec(code, scope)  # the page's own code
+    monkeypatch.setattr(time_module, "time", lambda: 1_800_000_000.123)
+    monkeypatch.setattr(secrets_module, "token_urlsafe", lambda n: "fixed-nonce-0123456789")
+    url = f"https://gw.example{PATH}?q=a+b&year=2025&q=青岛"
+    theirs = scope["sign"]("POST", url, BODY, "app-1", SECRET)
+    ours = sign_request("POST", url, client_id="app-1", secret=SECRET, body=BODY)
+    assert theirs == ours
+    assert ours[TIMESTAMP] == "1800000000123"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["method", "path", "query", "body", CLIENT_ID, TIMESTAMP, NONCE, SIGNATURE]),
+    st.text(st.characters(codec="utf-8"), max_size=20),
+)
+def test_any_change_to_a_signed_request_is_refused(part: str, replacement: str):
+    clock = Clock()
+    request = signed(clock)
+    if part in request["headers"]:
+        if request["headers"][part] == replacement:
+            return
+        request["headers"][part] = replacement
+    else:
+        value = replacement.encode() if part == "body" else replacement
+        if request[part] == value or (part == "method" and replacement.upper() == "POST"):
+            return
+        if part == "query" and sorted_query(replacement) == sorted_query(request["query"]):
+            return  # the same query in another spelling
+        request[part] = value
+    with pytest.raises(Problem) as caught:
+        asyncio.run(memory_verifier(clock).verify(**request))
+    assert caught.value.status == 401
