@@ -24,7 +24,7 @@ from portal import admin_data
 from portal.admin_conditions import QUOTA_LABELS, field_choices, form_values, read_conditions
 from portal.admin_pages import admin_page, need_admin, next_grant, problem_page, row_id
 from portal.console_access import conditional_datasets
-from portal.console_data import MODE_LABELS
+from portal.console_data import modes_of
 from portal.forms import CheckedForm, see_other, text
 
 router = APIRouter(include_in_schema=False)
@@ -114,7 +114,7 @@ def _direct_page(
         "fields": [{"choices": field_choices(f), "requested": True} for f in hosted.fields]
         if hosted
         else [],
-        "mode_labels": MODE_LABELS,
+        "mode_labels": modes_of(hosted),
         "quota_labels": QUOTA_LABELS,
         "values": values,
         "error": error,

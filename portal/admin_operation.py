@@ -28,7 +28,7 @@ from portal.forms import CheckedForm, see_other, text
 
 router = APIRouter(include_in_schema=False)
 
-ALL_MODES = {**MODE_LABELS, "call": "接口调用"}
+ALL_MODES = MODE_LABELS  # agreements and products may name `call` (services)
 ACTIONS = {
     AgreementStatus.active: "生效",
     AgreementStatus.suspended: "暂停",

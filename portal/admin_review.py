@@ -33,7 +33,7 @@ from portal.admin_conditions import (
     read_conditions,
 )
 from portal.admin_pages import admin_page, need_admin, next_grant, problem_page, row_id
-from portal.console_data import MODE_LABELS
+from portal.console_data import modes_of
 from portal.field_preview import preview
 from portal.forms import CheckedForm, see_other, text
 
@@ -128,7 +128,7 @@ def _detail_page(
         "scenario": db.get(Scenario, row.scenario_id) if row.scenario_id else None,
         "product": db.get(Product, row.product_id) if row.product_id else None,
         "categories": CATEGORY_LABELS,
-        "mode_labels": MODE_LABELS,
+        "mode_labels": modes_of(hosted),
         "quota_labels": QUOTA_LABELS,
         "values": values or {},
         "error": error,

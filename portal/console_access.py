@@ -24,7 +24,7 @@ from operation import products as operation
 from policies import grants as grant_service
 from policies.views import note_application
 from portal.console_apps import console_page
-from portal.console_data import MODE_LABELS, applications, grants, my_apps, usage_by_day
+from portal.console_data import applications, grants, modes_of, my_apps, usage_by_day
 from portal.field_preview import preview
 from portal.forms import CheckedForm, need_account, see_other, text
 
@@ -60,7 +60,7 @@ def _apply_page(
         "apps": list(my_apps(db, user).values()),
         "dataset": hosted,
         "fields": [preview(f) for f in hosted.fields] if hosted else [],
-        "mode_labels": MODE_LABELS,
+        "mode_labels": modes_of(hosted),
         "scenarios": operation.approved_scenarios(db),
         "categories": operation.CATEGORY_LABELS,
         "products": operation.products_on(db, hosted.id) if hosted else [],
@@ -78,7 +78,7 @@ def apply_page(request: Request, db: SessionDep, catalog: HostedCatalogDep) -> R
     params = request.query_params
     values = {
         "client_id": params.get("client_id", ""),
-        "modes": ["records"],
+        "modes": ["records", "call"],  # whichever of them the dataset or service has
         "fields": None,  # None: every field ticked
         "purpose": "",
         "duration_days": DEFAULT_DAYS,

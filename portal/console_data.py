@@ -27,7 +27,15 @@ STATUS_LABELS = {
     "revoked": "已撤销",
     "expired": "已到期",
 }
-MODE_LABELS = {"records": "明细查询", "aggregate": "统计分析", "verify": "核验"}
+MODE_LABELS = {"records": "明细查询", "aggregate": "统计分析", "verify": "核验", "call": "接口调用"}
+
+
+def modes_of(hosted: Any) -> dict[str, str]:
+    """The modes a grant on this dataset (records, aggregate, verify) or interface service
+    (call) may name, with their labels; none before one is chosen."""
+    return {m: MODE_LABELS[m] for m in (hosted.modes if hosted is not None else ())}
+
+
 QUOTA_LABELS = {
     "requests_per_day": ("每日请求", "requests"),
     "rows_per_day": ("每日行数", "rows"),

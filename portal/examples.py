@@ -3,9 +3,11 @@ filter on, and — for conditional data — the token step an app needs first.""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from catalog.hosted import HostedDataset
+from services.catalog import HostedService
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,3 +77,40 @@ def for_dataset(base: str, hosted: HostedDataset) -> Examples:
             '    params["cursor"] = page["next_cursor"]'
         )
     return Examples(curl=curl, python=python, records_url=records)
+
+
+def for_service(base: str, service: HostedService) -> Examples:
+    """An interface service's call: the token step, then POST its declared parameters."""
+    call = f"{base}/api/v1/services/{service.id}/call"
+    sample = {p.name: _sample(p.type.value) for p in service.spec.parameters if p.required}
+    body = json.dumps(sample, ensure_ascii=False)
+    token = (
+        "# 1. 用应用的 client_id / client_secret 换取访问令牌（需已获 call 授权）\n"
+        f'TOKEN=$(curl -s -u "$CLIENT_ID:$CLIENT_SECRET" -d grant_type=client_credentials \\\n'
+        f'  -d scope="dataset:{service.id}:call" {base}/oauth/token | jq -r .access_token)\n'
+    )
+    curl = (
+        token + "# 2. 调用接口服务（应答按授权脱敏，未声明的成员已去除）\n"
+        f'curl -X POST -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\\n'
+        f"  -d '{body}' {call}"
+    )
+    python = (
+        "import httpx\n\n"
+        f'BASE = "{base}"\n'
+        "token = httpx.post(\n"
+        '    f"{BASE}/oauth/token",\n'
+        "    auth=(CLIENT_ID, CLIENT_SECRET),\n"
+        f'    data={{"grant_type": "client_credentials", "scope": "dataset:{service.id}:call"}},\n'
+        ').json()["access_token"]\n'
+        "answer = httpx.post(\n"
+        f'    f"{{BASE}}/api/v1/services/{service.id}/call",\n'
+        f"    json={body},\n"
+        '    headers={"Authorization": f"Bearer {token}"},\n'
+        ").json()\n"
+        "# 服务器间调用也可用接口签名代替令牌：services.signing.sign_request（契约 §12）"
+    )
+    return Examples(curl=curl, python=python, records_url=call)
+
+
+def _sample(kind: str) -> object:
+    return {"integer": 1, "number": 1.0, "boolean": True, "date": "2026-01-01"}.get(kind, "…")

@@ -28,6 +28,7 @@ from portal import examples, preview
 from portal.dictionary import AUDIENCES, dictionary
 from portal.forms import CheckedForm, see_other, text
 from portal.templating import render
+from services.catalog import HostedService
 
 router = APIRouter(include_in_schema=False)
 
@@ -214,8 +215,10 @@ async def dataset_page(
             status_code=404,
             section="datasets",
         )
-    sample = await preview.fetch(request, dataset_id)
     base = request.app.state.settings.issuer.rstrip("/")
+    service = hosted if isinstance(hosted, HostedService) else None
+    # A service has no rows to preview: its page shows its parameters and how to call it.
+    sample = None if service else await preview.fetch(request, dataset_id)
     return render(
         request,
         "dataset.html",
@@ -226,7 +229,10 @@ async def dataset_page(
             "entries": dictionary(hosted),
             "audiences": AUDIENCES,
             "preview": sample,
-            "examples": examples.for_dataset(base, hosted),
+            "service": service,
+            "examples": examples.for_service(base, service)
+            if service
+            else examples.for_dataset(base, hosted),
             "open_type_labels": OPEN_TYPE_LABELS,
             "level_labels": LEVEL_LABELS,
             "form_error": form_error,

@@ -355,3 +355,42 @@ def test_signed_calls_run_as_the_app_and_refuse_replays_and_forgeries(
         once = signed()
         assert host_a.post(path, content=body, headers=once).status_code == 200
         assert host_b.post(path, content=body, headers=once).status_code == 401
+
+
+def test_the_portal_shows_a_service_and_a_developer_applies_for_it(
+    world: dict, upstream: DemoUpstreams
+):
+    from tests.portal.web import TOKEN, web_login
+
+    client = world["client"]
+    page = client.get(f"/datasets/{SOCIAL}")
+    assert page.status_code == 200
+    assert "接口服务" in page.text and f"/api/v1/services/{SOCIAL}/call" in page.text
+    assert 'id="service-parameters"' in page.text and "id_number" in page.text
+    assert "数据预览" not in page.text and "/export?format=csv" not in page.text
+    assert upstream.url not in page.text and "/hrss/" not in page.text  # no upstream address
+    web_login(client, "bank-dev", PASSWORD)
+    form = client.get("/console/apply", params={"dataset": SOCIAL})
+    assert 'value="call"' in form.text and 'value="records"' not in form.text
+    submitted = client.post(
+        "/console/applications",
+        data={
+            "csrf_token": TOKEN.search(form.text).group(1),
+            "dataset_id": SOCIAL,
+            "client_id": world["client_id"],
+            "fields": ["$.code", "$.data.insured", "$.data.months"],
+            "modes": ["call"],
+            "purpose": "授信前核验借款人参保状态",
+            "duration_days": "90",
+        },
+        follow_redirects=False,
+    )
+    assert submitted.status_code == 303, submitted.text
+    (pending,) = client.get("/api/v1/admin/applications", headers=world["admin"]).json()["data"]
+    approved = client.post(
+        f"/api/v1/admin/applications/{pending['id']}/approve", json={}, headers=world["admin"]
+    )
+    assert approved.status_code == 200 and approved.json()["modes"] == ["call"], approved.text
+    answer = call(world, SOCIAL, {"id_number": "370202198507114517"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"code": 0, "data": {"insured": True, "months": 118}}
