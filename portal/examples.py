@@ -42,15 +42,7 @@ def for_dataset(base: str, hosted: HostedDataset) -> Examples:
             f'curl -H "Authorization: Bearer $TOKEN" "{records}{query}"'
         )
         python = (
-            "import httpx\n\n"
-            f'BASE = "{base}"\n'
-            "token = httpx.post(\n"
-            '    f"{BASE}/oauth/token",\n'
-            "    auth=(CLIENT_ID, CLIENT_SECRET),\n"
-            '    data={"grant_type": "client_credentials",\n'
-            f'          "scope": "dataset:{hosted.id}:records"}},\n'
-            ').json()["access_token"]\n'
-            "page = httpx.get(\n"
+            _python_token(base, f"dataset:{hosted.id}:records") + "page = httpx.get(\n"
             f'    f"{{BASE}}/api/v1/datasets/{hosted.id}/records",\n'
             f'    params={{"fields": "{",".join(names)}", "limit": 10}},\n'
             '    headers={"Authorization": f"Bearer {token}"},\n'
@@ -95,14 +87,7 @@ def for_service(base: str, service: HostedService) -> Examples:
         f"  -d '{body}' {call}"
     )
     python = (
-        "import httpx\n\n"
-        f'BASE = "{base}"\n'
-        "token = httpx.post(\n"
-        '    f"{BASE}/oauth/token",\n'
-        "    auth=(CLIENT_ID, CLIENT_SECRET),\n"
-        f'    data={{"grant_type": "client_credentials", "scope": "dataset:{service.id}:call"}},\n'
-        ').json()["access_token"]\n'
-        "answer = httpx.post(\n"
+        _python_token(base, f"dataset:{service.id}:call") + "answer = httpx.post(\n"
         f'    f"{{BASE}}/api/v1/services/{service.id}/call",\n'
         f"    json={body},\n"
         '    headers={"Authorization": f"Bearer {token}"},\n'
@@ -110,6 +95,19 @@ def for_service(base: str, service: HostedService) -> Examples:
         "# 服务器间调用也可用接口签名代替令牌：services.signing.sign_request（契约 §12）"
     )
     return Examples(curl=curl, python=python, records_url=call)
+
+
+def _python_token(base: str, scope: str) -> str:
+    return (
+        "import httpx\n\n"
+        f'BASE = "{base}"\n'
+        "token = httpx.post(\n"
+        '    f"{BASE}/oauth/token",\n'
+        "    auth=(CLIENT_ID, CLIENT_SECRET),\n"
+        '    data={"grant_type": "client_credentials",\n'
+        f'          "scope": "{scope}"}},\n'
+        ').json()["access_token"]\n'
+    )
 
 
 def _sample(kind: str) -> object:
