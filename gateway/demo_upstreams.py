@@ -4,7 +4,7 @@ interface services: 企业信用信息核验 (市市场监督管理局) and 社�
 gateway must drop them) and level-3/4 values (it must mask them).
 
 The social-insurance one misbehaves on request — `POST /_control` with `{"delay_ms": 0,
-"fail": false, "answer": "json"}` (`answer`: `html`, `redirect` or `huge` instead) — for the
+"fail": false, "answer": "json"}` (`answer`: `html`, `redirect`, `huge`, or `raw`: the bytes of `raw` as JSON) — for the
 resilience tests and benches; `calls` counts what reached it. Standard library only: a
 threaded HTTP server in a daemon thread.
 """
@@ -112,6 +112,9 @@ class _Upstream(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        if control["answer"] == "raw":  # whatever bytes the test set, as JSON
+            self._send(200, control["raw"].encode())
+            return
         if control["answer"] == "huge":
             self._send(200, {"code": 0, "data": {"name": "x" * (5 << 20)}})
             return
@@ -130,6 +133,7 @@ class _Upstream(BaseHTTPRequestHandler):
                 delay_ms=int(body.get("delay_ms", 0)),
                 fail=bool(body.get("fail", False)),
                 answer=str(body.get("answer", "json")),
+                raw=str(body.get("raw", "")),
             )
             self._send(200, self.server.control)
             return
@@ -154,7 +158,13 @@ class DemoUpstreams:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.server = self.Server((host, port), _Upstream)
-        self.server.control = {"delay_ms": 0, "fail": False, "answer": "json", "calls": 0}
+        self.server.control = {
+            "delay_ms": 0,
+            "fail": False,
+            "answer": "json",
+            "raw": "",
+            "calls": 0,
+        }
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

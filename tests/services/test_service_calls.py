@@ -15,6 +15,9 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given
+from hypothesis import settings as fuzzing
+from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from gateway.demo_upstreams import DemoUpstreams, service_packages
@@ -394,3 +397,73 @@ def test_the_portal_shows_a_service_and_a_developer_applies_for_it(
     answer = call(world, SOCIAL, {"id_number": "370202198507114517"})
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"code": 0, "data": {"insured": True, "months": 118}}
+
+
+SENTINEL = "机密值-370202198507114517"
+# What a fuzzed upstream may answer: JSON of any shape, the declared members often present
+# with wrong types or sensitive sentinel values, deep and wide.
+_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.just(SENTINEL),
+    st.text(max_size=8),
+)  # fmt: skip
+_json = st.recursive(
+    _leaf,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=6),
+        st.dictionaries(
+            st.sampled_from(["code", "data", "name", "phone", "unit", "insured", "x"]),
+            inner,
+            max_size=6,
+        ),
+    ),
+    max_leaves=40,
+)
+_answers = st.one_of(
+    _json.map(lambda v: json.dumps(v, ensure_ascii=False)),
+    st.builds(
+        lambda name, phone, extra: json.dumps(
+            {"code": 0, "data": {"name": name, "phone": phone, "secret": extra}},
+            ensure_ascii=False,
+        ),
+        _json,
+        _json,
+        _json,
+    ),
+    st.sampled_from(["", "{", "[1,", "null", '"text"', "{" * 2000 + "}" * 2000]),
+)
+
+
+def test_fuzzed_upstream_answers_never_500_never_leak(
+    world: dict, engine: Engine, settings: Settings, upstream: DemoUpstreams
+):
+    from gateway.app import create_app
+
+    grant(world, SOCIAL)
+    patient = settings.model_copy(update={"service_breaker_failures": 1000})  # keep calling
+    with TestClient(create_app(patient, engine=engine)) as client:
+
+        @fuzzing(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+        @given(raw=_answers)
+        def one(raw: str) -> None:
+            control(upstream, answer="raw", raw=raw)
+            answer = client.post(
+                f"/api/v1/services/{SOCIAL}/call",
+                json={"id_number": "370202198507114517"},
+                headers=world["app"],
+            )
+            assert answer.status_code in (200, 502), (raw[:200], answer.text)
+            if answer.status_code == 502:
+                assert answer.json()["code"] == "upstream_error"
+                assert SENTINEL not in answer.text  # nothing of the upstream's answer
+                return
+            body = answer.json()
+            assert isinstance(body, dict) and set(body) <= {"code", "message", "data"}
+            data = body.get("data")
+            if isinstance(data, dict):
+                assert set(data) <= {"name", "insured", "unit", "months", "phone"}
+                for key in ("insured", "unit", "months"):
+                    assert not isinstance(data.get(key), dict | list), (key, data)
+                for key in ("name", "phone"):  # level 3: never the value as sent
+                    assert SENTINEL not in json.dumps(data.get(key), ensure_ascii=False)
+
+        one()
