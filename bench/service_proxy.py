@@ -559,9 +559,11 @@ def profile(args: argparse.Namespace, tmp: Path) -> None:
     import uvicorn
 
     script = post_script(tmp, CALL_BODY)
-    with static_upstream(tmp, upstream_answer()) as upstream:
+    with contextlib.ExitStack() as stack:
+        upstream = stack.enter_context(static_upstream(tmp, upstream_answer()))
         services = {"bench-credit": service_document("bench-credit", upstream + UPSTREAM_PATH)}
-        with service_gateway(f"sqlite:///{tmp}/bench.db", tmp / "gw", services) as gateway:
+        url = stack.enter_context(database(args.only, tmp))  # outlives the serve process
+        with service_gateway(url, tmp / "gw", services) as gateway:
             auth = granted_caller(gateway, "bench-credit")
             environment = dict(gateway.env)
         os.environ.update(environment)
