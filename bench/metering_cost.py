@@ -17,7 +17,9 @@ reconciliation is printed), so the figure is of metering that really happened.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import statistics
 import tempfile
 from datetime import date, timedelta
 from pathlib import Path
@@ -28,6 +30,7 @@ import sqlalchemy as sa
 
 from bench.common import each_backend
 from bench.masking_cost import classified_gateway, classified_package
+from bench.proc import cpu_seconds, listening_pid
 from bench.wrk import WrkResult, median, require_wrk, run_wrk
 from catalog.identifiers import org_code_check_char, uscc_check_char
 from gateway.database import create_engine
@@ -103,6 +106,27 @@ def use_trigger(engine: sa.Engine, kind: str) -> None:
         conn.exec_driver_sql(sql.ROW_TRIGGER if kind == "row" else sql.STATEMENT_TRIGGER)
 
 
+def _cpu(engine: sa.Engine, worker: int) -> dict[int, float]:
+    """CPU seconds so far of the gateway's worker and of the database's server processes
+    serving it (PostgreSQL: every backend of this database but the bench's own)."""
+    pids = [worker]
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            pids += conn.execute(
+                sa.text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND pid <> pg_backend_pid()")
+            ).scalars()  # fmt: skip
+    seconds = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):  # a backend that ended meanwhile
+            seconds[pid] = cpu_seconds(pid)
+    return seconds
+
+
+def _used(before: dict[int, float], after: dict[int, float]) -> float:
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
+
+
 def compare(label: str, url: str, args: argparse.Namespace) -> None:
     engine = create_engine(url)
     with (
@@ -127,14 +151,18 @@ def compare(label: str, url: str, args: argparse.Namespace) -> None:
                 use_trigger(engine, trigger)
             run_wrk(target, seconds=2, connections=args.connections, headers=auth[app])
         runs: dict[str, list[WrkResult]] = {side: [] for side, _, _ in sides}
+        cpu: dict[str, list[float]] = {side: [] for side, _, _ in sides}
+        worker = listening_pid(int(gateway.base.rsplit(":", 1)[1]))
         for r in range(args.rounds):  # each round in another order: no side always first
             for side, app, trigger in sides[r % len(sides) :] + sides[: r % len(sides)]:
                 if trigger:
                     use_trigger(engine, trigger)
-                runs[side].append(
-                    run_wrk(target, seconds=args.seconds, connections=args.connections,
-                            headers=auth[app])
-                )  # fmt: skip
+                before = _cpu(engine, worker)
+                result = run_wrk(target, seconds=args.seconds, connections=args.connections,
+                                 headers=auth[app])  # fmt: skip
+                used = _used(before, _cpu(engine, worker))
+                runs[side].append(result)
+                cpu[side].append(used / (result.requests_per_second * args.seconds) * 1e6)
         with engine.connect() as conn:
             ledger = conn.execute(
                 sa.text("SELECT coalesce(sum(calls), 0) FROM usage_ledger")
@@ -143,6 +171,10 @@ def compare(label: str, url: str, args: argparse.Namespace) -> None:
                 sa.text("SELECT count(*) FROM audit_events WHERE client_id = :c AND "
                         "action = 'data.records' AND outcome = 'allowed'"), {"c": metered},
             ).scalar()  # fmt: skip
+            # One batch of the writer shares one ts: how many events a COPY carried.
+            per_batch = conn.execute(
+                sa.text("SELECT count(*) * 1.0 / count(DISTINCT ts) FROM audit_events")
+            ).scalar()
         differences = statements.reconcile(engine, statements.current_month())
     engine.dispose()
     base = median(runs["unmetered"])
@@ -150,19 +182,24 @@ def compare(label: str, url: str, args: argparse.Namespace) -> None:
     print(
         f"{label:<11} unmetered {base.requests_per_second:7.0f} req/s p99 {base.p99_ms:6.1f} ms"
         f" | ledger calls {ledger} = audited {audited}: {'yes' if ledger == audited else 'NO'},"
-        f" reconcile differences {len(differences)}"
+        f" reconcile differences {len(differences)}; {per_batch:.1f} events a writer batch"
     )
     for side, _, _ in sides[1:]:
         b = median(runs[side])
         ratio = b.requests_per_second / base.requests_per_second
         verdict = "INVALID (non-2xx answers)" if errors else "ok" if ratio >= BAR else "BELOW"
+        cost = statistics.median(cpu[side]) / statistics.median(cpu["unmetered"])
         print(
             f"{'':<11} {side}: {b.requests_per_second:7.0f} req/s p99 {b.p99_ms:6.1f} ms"
-            f" | ratio {ratio:.3f} (bar ≥ {BAR}) {verdict}"
+            f" | ratio {ratio:.3f} (bar ≥ {BAR}) {verdict} | CPU a request"
+            f" {statistics.median(cpu[side]):.0f} µs: {cost:.3f} × unmetered"
         )
+    print(f"{'':<11} unmetered: CPU a request {statistics.median(cpu['unmetered']):.0f} µs"
+          " (gateway worker + database backends)")  # fmt: skip
     for side, _, _ in sides:
         print(f"{'':<11} {side} rounds: " + ", ".join(
-            f"{r.requests_per_second:.0f}" for r in runs[side]))  # fmt: skip
+            f"{r.requests_per_second:.0f} req/s {c:.0f} µs" for r, c in zip(
+                runs[side], cpu[side], strict=True)))  # fmt: skip
 
 
 def main() -> None:
