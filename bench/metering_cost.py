@@ -164,13 +164,13 @@ def compare(label: str, url: str, args: argparse.Namespace) -> None:
                 runs[side].append(result)
                 cpu[side].append(used / (result.requests_per_second * args.seconds) * 1e6)
         with engine.connect() as conn:
-            ledger = conn.execute(
-                sa.text("SELECT coalesce(sum(calls), 0) FROM usage_ledger")
-            ).scalar()
-            audited = conn.execute(
-                sa.text("SELECT count(*) FROM audit_events WHERE client_id = :c AND "
-                        "action = 'data.records' AND outcome = 'allowed'"), {"c": metered},
-            ).scalar()  # fmt: skip
+            # One statement, one snapshot: requests still in flight after wrk stopped are
+            # audited (and metered) meanwhile, so two reads could disagree by their events.
+            ledger, audited = conn.execute(
+                sa.text("SELECT (SELECT coalesce(sum(calls), 0) FROM usage_ledger), "
+                        "(SELECT count(*) FROM audit_events WHERE client_id = :c AND "
+                        "action = 'data.records' AND outcome = 'allowed')"), {"c": metered},
+            ).one()  # fmt: skip
             # One batch of the writer shares one ts: how many events a COPY carried.
             per_batch = conn.execute(
                 sa.text("SELECT count(*) * 1.0 / count(DISTINCT ts) FROM audit_events")

@@ -95,3 +95,38 @@ def test_a_batch_is_metered_as_its_rows_add_up(
             assert statements.ledger_units(conn, first, until) == statements.audit_units(
                 conn, first, until
             )
+
+
+def test_reconcile_reads_the_ledger_and_the_log_at_one_moment(
+    client: TestClient,
+    world: dict,  # noqa: F811
+    engine: Engine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A call metered while a month is reconciled (between the ledger's read and the log's
+    count) is in neither: no difference that a second look would not find."""
+    made = setup_operation(client, world)
+    grant_id = direct_grant(client, world, world["bank"]).json()["id"]
+    client.post(
+        f"/api/v1/admin/grants/{grant_id}/operation",
+        json={"scenario_id": made["scenarios"]["industry"], "product_id": made["product_id"]},
+        headers=world["admin"],
+    )
+    answer = client.get(
+        "/api/v1/datasets/credit-records/records?limit=2", headers=world["bank_token"]
+    )
+    assert answer.status_code == 200, answer.text
+    month = statements.current_month()
+    read_ledger = statements.ledger_units
+
+    def ledger_then_a_call(*args: Any, **kwargs: Any) -> list[statements.Units]:
+        units = read_ledger(*args, **kwargs)
+        append(engine, [_event(client_id=world["bank"], grant_id=grant_id, row_count=3)])
+        return units
+
+    monkeypatch.setattr(statements, "ledger_units", ledger_then_a_call)
+    assert statements.reconcile(engine, month) == []
+    monkeypatch.setattr(statements, "ledger_units", read_ledger)
+    assert statements.reconcile(engine, month) == []
+    (line,) = statements.compute(engine, month)
+    assert line["calls"] == 2 and line["rows"] == 2 + 3
