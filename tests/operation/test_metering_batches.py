@@ -28,6 +28,20 @@ def _event(**fields: Any) -> dict[str, Any]:
     return dict.fromkeys(EVENT_KEYS) | {"action": "data.records", "outcome": "allowed"} | fields
 
 
+def bind(client: Any, world: dict, made: dict, client_id: str, category: str) -> int:  # noqa: F811
+    """A direct grant to `client_id`, bound to the product under the `category` scenario;
+    its id. `client` is the ASGI TestClient or an httpx.Client of a real server."""
+    grant = direct_grant(client, world, client_id)
+    assert grant.status_code == 201, grant.text
+    bound = client.post(
+        f"/api/v1/admin/grants/{grant.json()['id']}/operation",
+        json={"scenario_id": made["scenarios"][category], "product_id": made["product_id"]},
+        headers=world["admin"],
+    )
+    assert bound.status_code == 200, bound.text
+    return grant.json()["id"]
+
+
 def _append_at(engine: Engine, ts: str, events: list[dict[str, Any]]) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("audit.writer.now_ts", lambda: ts)
@@ -41,19 +55,8 @@ def test_a_batch_is_metered_as_its_rows_add_up(
 ) -> None:
     made = setup_operation(client, world)
     bank = world["bank"]
-    metered = direct_grant(client, world, bank).json()["id"]
-    bound = client.post(
-        f"/api/v1/admin/grants/{metered}/operation",
-        json={"scenario_id": made["scenarios"]["industry"], "product_id": made["product_id"]},
-        headers=world["admin"],
-    )
-    assert bound.status_code == 200, bound.text
-    free = direct_grant(client, world, world["operator_app"]).json()["id"]
-    client.post(
-        f"/api/v1/admin/grants/{free}/operation",
-        json={"scenario_id": made["scenarios"]["public_welfare"], "product_id": made["product_id"]},
-        headers=world["admin"],
-    )
+    metered = bind(client, world, made, bank, "industry")
+    free = bind(client, world, made, world["operator_app"], "public_welfare")
     product = made["product_id"]
     call = {"client_id": bank, "grant_id": metered, "status": 200}
     batch = [
@@ -106,12 +109,7 @@ def test_reconcile_reads_the_ledger_and_the_log_at_one_moment(
     """A call metered while a month is reconciled (between the ledger's read and the log's
     count) is in neither: no difference that a second look would not find."""
     made = setup_operation(client, world)
-    grant_id = direct_grant(client, world, world["bank"]).json()["id"]
-    client.post(
-        f"/api/v1/admin/grants/{grant_id}/operation",
-        json={"scenario_id": made["scenarios"]["industry"], "product_id": made["product_id"]},
-        headers=world["admin"],
-    )
+    grant_id = bind(client, world, made, world["bank"], "industry")
     answer = client.get(
         "/api/v1/datasets/credit-records/records?limit=2", headers=world["bank_token"]
     )

@@ -27,7 +27,8 @@ from operation import statements
 from tests.audit.test_crash import workers_of
 from tests.auth.helpers import PASSWORD, developer_with_app, user
 from tests.conftest import GatewayProcess
-from tests.operation.test_operation_api import direct_grant, setup_operation
+from tests.operation.test_metering_batches import bind
+from tests.operation.test_operation_api import setup_operation
 from tests.packages import write_package
 
 CLIENTS = 6
@@ -129,17 +130,7 @@ def test_kill_9_under_metered_load_keeps_the_ledger_equal_to_the_audit_log(
                 "operator_app": operator_app.client_id,
             }
             made = setup_operation(http, world)  # type: ignore[arg-type]
-            grant = direct_grant(http, world, bank.client_id)  # type: ignore[arg-type]
-            assert grant.status_code == 201, grant.text
-            bound = http.post(
-                f"/api/v1/admin/grants/{grant.json()['id']}/operation",
-                json={
-                    "scenario_id": made["scenarios"]["industry"],
-                    "product_id": made["product_id"],
-                },
-                headers=world["admin"],
-            )
-            assert bound.status_code == 200, bound.text
+            bind(http, world, made, bank.client_id, "industry")
             token = _app_token(http, bank.client_id, bank.client_secret)
         victim = workers_of(gateway, 2)[0]
         with Load(gateway.url, token) as load:
