@@ -71,6 +71,21 @@ class Upstreams:
             )
         return self._session
 
+    def refuse_if_full(self, service_id: str, title: str) -> asyncio.Semaphore:
+        """The service's slots, or 503 at once when this worker's calls to it are all in
+        flight (checked before the call is counted against the grant's quota, too)."""
+        slots = self._slots.get(service_id)
+        if slots is None:
+            slots = self._slots.setdefault(service_id, asyncio.Semaphore(self.limits.per_service))
+        if slots.locked():
+            raise Problem(
+                503,
+                "unavailable",
+                f"接口服务 {title} 的调用已满，请 1 秒后重试",
+                headers={"Retry-After": "1"},
+            )
+        return slots
+
     def services(self) -> list[str]:
         """The services this worker has called (their circuits are worth reporting)."""
         return list(self._slots)
@@ -90,16 +105,7 @@ class Upstreams:
         body: Mapping[str, Any],
         request_id: str | None = None,
     ) -> Any:
-        slots = self._slots.get(service_id)
-        if slots is None:
-            slots = self._slots.setdefault(service_id, asyncio.Semaphore(self.limits.per_service))
-        if slots.locked():
-            raise Problem(
-                503,
-                "unavailable",
-                f"接口服务 {title} 的调用已满，请 1 秒后重试",
-                headers={"Retry-After": "1"},
-            )
+        slots = self.refuse_if_full(service_id, title)
         try:
             ticket = await self.breaker.admit(service_id)
         except CircuitOpen as exc:

@@ -179,6 +179,7 @@ def build_router(enforcer: Enforcer, upstreams: Upstreams) -> APIRouter:
         if not isinstance(service, HostedService):  # a dataset: decide() refused it already
             raise not_found(f"接口服务 {service_id} 不存在")
         arguments = check_call(service.spec, raw)
+        upstreams.refuse_if_full(service.id, service.title)  # a refused call costs no quota
         await run_in_threadpool(access.admit, None)
         document = await upstreams.call(
             service.id,
