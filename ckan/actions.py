@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import Text
 from sqlmodel import Session, col, func, select
 
+from audit.events import note_into
 from auth.principal import Principal
 from catalog.models import Dataset, DatasetField, OpenType
 from catalog.service import dataset_fields, get_dataset
@@ -374,6 +375,9 @@ class Actions:
 
     def datastore_search(self, call: Call) -> dict[str, Any]:
         resource_id = _required(call, "resource_id")
+        # What a refused call's event names, as /records's path does (the Access notes
+        # the same once it has a plan).
+        note_into(call.notes, resource=f"datasets/{resource_id[:64]}")
         hosted = self.enforcer.catalog.get(resource_id)
         if hosted is not None and not hasattr(hosted, "table"):  # an interface service
             if hosted.open_type == OpenType.closed.value and not sees_closed(call.principal):

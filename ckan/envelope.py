@@ -39,9 +39,9 @@ class CkanAnswer(BaseModel):
 
 
 class CkanFailure(BaseModel):
-    help: str
+    help: str = Field(description="where the action is described")
     success: bool = Field(description="false")
-    error: CkanError
+    error: CkanError = Field(description="CKAN's error type and the reason")
 
 
 def error_type(problem: Problem) -> tuple[str, int]:

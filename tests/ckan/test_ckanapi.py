@@ -18,7 +18,9 @@ from sqlalchemy.engine import Engine
 from auth.secrets import identity_hmac
 from catalog.importer import import_package
 from gateway.settings import Settings
-from tests.auth.helpers import PASSWORD, developer_with_app, user
+from tests.auth.helpers import developer_with_app, user
+from tests.ckan.helpers import grant as grant_to
+from tests.ckan.helpers import tokens
 from tests.conftest import LiveServer
 from tests.gateway.test_classified_access import SI_FIELDS, si_rows
 from tests.keys import keys_of
@@ -62,30 +64,11 @@ def world(live: LiveServer, engine: Engine, packages: Path, settings: Settings) 
     reg = developer_with_app(engine, "bank")
     user(engine, "admin1", "data_admin")
     http = httpx.Client(base_url=live.url, timeout=60)
-    admin = http.post("/auth/login", json={"username": "admin1", "password": PASSWORD})
-    token = http.post(
-        "/oauth/token",
-        auth=(reg.client_id, reg.client_secret),
-        data={"grant_type": "client_credentials"},
-    ).json()["access_token"]
-    return {
-        "http": http,
-        "admin": {"Authorization": f"Bearer {admin.json()['access_token']}"},
-        "client_id": reg.client_id,
-        "token": token,
-    }
+    return {"http": http, **tokens(http, "admin1", reg)}
 
 
 def grant(world: dict, **terms: Any) -> None:
-    body = {
-        "client_id": world["client_id"],
-        "dataset_id": "social-insurance",
-        "purpose": "个人贷款授信评估",
-        "modes": ["records"],
-        **terms,
-    }
-    response = world["http"].post("/api/v1/admin/grants", json=body, headers=world["admin"])
-    assert response.status_code == 201, response.text
+    grant_to(world["http"], world, **terms)
 
 
 def test_catalog_actions(live: LiveServer, world: dict):
