@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from catalog.importer import import_package
 from gateway.app import create_app
 from gateway.demo_upstreams import service_packages
+from gateway.ratelimit import limiter_unavailable
 from gateway.settings import Settings
 from services.registry import import_service
 from tests.auth.helpers import developer_with_app, user
@@ -29,13 +30,14 @@ SEARCH = "/api/3/action/datastore_search"
 
 
 @pytest.fixture
-def rate_data() -> str:
-    return "1000000/minute"
+def overrides() -> dict[str, str]:
+    """Settings a test changes (by parametrizing this fixture)."""
+    return {}
 
 
 @pytest.fixture
 def world(
-    engine: Engine, settings: Settings, tmp_path: Path, rate_data: str
+    engine: Engine, settings: Settings, tmp_path: Path, overrides: dict[str, str]
 ) -> Iterator[dict[str, Any]]:
     import_conditional(engine, tmp_path / "p", fields=SI_FIELDS, rows=si_rows())
     import_package(engine, write_package(tmp_path / "p"))
@@ -46,7 +48,7 @@ def world(
         import_service(engine, folder)
     reg = developer_with_app(engine, "bank")
     user(engine, "admin1", "data_admin")
-    limited = settings.model_copy(update={"rate_data": rate_data})
+    limited = settings.model_copy(update=overrides)
     with TestClient(create_app(limited, engine=engine)) as client:
         yield {"client": client, **tokens(client, "admin1", reg)}
 
@@ -115,7 +117,7 @@ def test_no_level_3_or_4_value_without_the_grant(world: dict[str, Any]):
     assert hidden.json()["error"]["__type"] == "Authorization Error"
 
 
-@pytest.mark.parametrize("rate_data", ["3/minute"])
+@pytest.mark.parametrize("overrides", [{"rate_data": "3/minute"}])
 def test_refusals_are_audited_and_limited_as_data(world: dict[str, Any], engine: Engine):
     client = world["client"]
     key = {"X-CKAN-API-Key": world["token"]}
@@ -137,3 +139,14 @@ def test_refusals_are_audited_and_limited_as_data(world: dict[str, Any], engine:
     assert statuses == [200, 200, 429]
     # catalog actions are not in the data window
     assert client.get("/api/3/action/status_show", headers=key).status_code == 200
+
+
+@pytest.mark.parametrize("overrides", [{"redis_url": "redis://127.0.0.1:1/0"}])
+def test_the_data_window_fails_closed_on_conditional_data(world: dict[str, Any]):
+    client = world["client"]
+    grant(world)
+    key = {"Authorization": world["token"]}
+    down = client.post(SEARCH, json={"resource_id": "social-insurance"}, headers=key)
+    assert down.status_code == 503
+    assert down.json()["detail"] == limiter_unavailable().detail
+    assert client.post(SEARCH, json={"resource_id": "air-readings"}).status_code == 200
