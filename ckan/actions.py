@@ -395,6 +395,8 @@ class Actions:
         total = _flag(call, "include_total", True)
         params = [*_filters(call), *_fields(call), *_order(call)]
         q = call.params.get("q")
+        if isinstance(q, str) and q.lstrip().startswith("{"):  # a dict sent as text (GET)
+            q = _json(call, "q")
         search = None
         if isinstance(q, dict):  # CKAN: {field: text}, each a substring of that field
             params.extend((f"{k}__contains", _scalar("q", v)) for k, v in q.items())

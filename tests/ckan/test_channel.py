@@ -84,6 +84,10 @@ def test_get_form_and_total_only(world: dict[str, Any]):
     ).json()["result"]
     assert len(form["records"]) == 10 and "total" not in form
     assert form["records"][0]["reading_id"] == 241
+    by_field = client.get(
+        SEARCH, params={"resource_id": "air-readings", "q": '{"district": "李沧"}', "limit": 5}
+    ).json()["result"]
+    assert by_field["total"] > 0 and {r["district"] for r in by_field["records"]} == {"李沧区"}
 
 
 def test_no_level_3_or_4_value_without_the_grant(world: dict[str, Any]):
