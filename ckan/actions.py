@@ -25,6 +25,7 @@ from catalog.models import Dataset, DatasetField, OpenType
 from catalog.service import dataset_fields, get_dataset
 from ckan.envelope import invalid, not_found
 from kernel.clock import iso_utc
+from kernel.problems import Problem
 from policies.access import Enforcer, sees_closed
 
 MAX_ROWS = 1000  # package_search
@@ -315,8 +316,8 @@ class Actions:
                 return get_dataset(
                     s, dataset_id=dataset_id, include_closed=sees_closed(call.principal)
                 )
-            except Exception as exc:
-                raise not_found(f"数据集 {dataset_id[:64]} 不存在") from exc
+            except Problem:  # its detail echoes the id in full; cut it as the others do
+                raise not_found(f"数据集 {dataset_id[:64]} 不存在") from None
 
     def package_show(self, call: Call) -> dict[str, Any]:
         d = self._dataset(call, _required(call, "id"))

@@ -42,7 +42,13 @@ from catalog.aggregate import parse_aggregate_query, run_aggregate
 from catalog.cursors import BoundCursors, CursorBox
 from catalog.hosted import HostedCatalog, HostedDataset
 from catalog.models import FieldType
-from catalog.query import FieldAccess, RecordQuery, parse_key, parse_record_query
+from catalog.query import (
+    MAX_VALUE_LENGTH,
+    FieldAccess,
+    RecordQuery,
+    parse_key,
+    parse_record_query,
+)
 from catalog.statements import (
     StatementCache,
     count_rows,
@@ -496,6 +502,8 @@ class Access:
         applied. The caller bounds `limit` and `offset`."""
         hosted, plan = self.hosted, self.plan
         query = self.parse(params, paged=False)
+        if search and len(search) > MAX_VALUE_LENGTH:
+            raise invalid_parameter("q", f"参数 q 过长：最多 {MAX_VALUE_LENGTH} 个字符")
         if search:
             searched = tuple(
                 n
@@ -507,7 +515,9 @@ class Access:
                 limit, total = 0, False
         names = query.fields
         self.notes.plan(plan, hosted, names, filters=query.filters, format=format)
-        self.notes.add(detail={"channel": channel, "offset": offset})
+        # The search text is not noted (it may be a level-3 value the grant shows in
+        # clear); that there was one is.
+        self.notes.add(detail={"channel": channel, "offset": offset, "search": bool(search)})
         allowed = self.admit(limit) if limit else self.admit(None)
         trimmed = allowed < limit
         rows: Rows = []

@@ -181,6 +181,8 @@ def test_refusals(live: LiveServer, world: dict):
         {"resource_id": "social-insurance", "limit": 32001},
         {"resource_id": "social-insurance", "offset": -1},
         {"resource_id": "social-insurance", "sort": "record_id sideways"},
+        {"resource_id": "social-insurance", "q": "市" * 1001},
+        {"resource_id": "social-insurance", "fields": ["record_id", "nope"]},
     ):
         bad = http.post(
             "/api/3/action/datastore_search", json=body, headers={"X-CKAN-API-Key": token}
