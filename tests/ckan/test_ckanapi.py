@@ -197,7 +197,6 @@ def test_refusals(live: LiveServer, world: dict):
     assert http.get("/api/v1/me", headers={"Authorization": token}).status_code in (401, 403)
 
 
-@pytest.mark.slow
 def test_pages_100k_rows(live: LiveServer, engine: Engine, packages: Path, world: dict):
     import_package(engine, write_package(packages, name="big-readings", rows=station_rows(100_000)))
     seen = 0
