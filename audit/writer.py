@@ -355,8 +355,12 @@ class AuditWriter:
         checkpoint_seconds: float = 60.0,
         max_batch: int = 5000,
         gather_seconds: float = 0.015,
+        observe: Callable[[int, float, int], None] | None = None,
     ) -> None:
         self.engine = engine
+        # Told after every stored batch: its size, seconds to commit, events still queued
+        # (the gateway's /metrics; the writer knows nothing of how they are shown).
+        self.observe = observe
         self.gather_seconds = gather_seconds
         # Set when no request is left in flight: wakes a gathering batch.
         self._quiet = threading.Event()
@@ -504,6 +508,7 @@ class AuditWriter:
                 if claim is not None and not claim.claim():  # its caller gave up waiting
                     events[i] = prepare(claim.instead, postgres=self._postgres)
 
+        began = time.perf_counter()
         try:
             seqs = self._append(events, granted)
         except (sa.exc.DataError, psycopg.DataError, sqlite3.DataError) as exc:
@@ -521,6 +526,8 @@ class AuditWriter:
             return
         self._unsigned = True
         _settle([(waiter, seq) for (_, waiter, _), seq in zip(batch, seqs, strict=True)])
+        if self.observe is not None:
+            self.observe(len(events), time.perf_counter() - began, self._queue.qsize())
 
     @staticmethod
     def _fail(batch: list[Item], exc: Exception) -> None:

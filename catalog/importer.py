@@ -17,9 +17,12 @@ import io
 import random
 import re
 import secrets
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
+from dataclasses import replace as changed
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from catalog import csv_copy
+from catalog import csv_copy, sources
 from catalog.hosted import ROW_COLUMN, SUBJECT_COLUMN, build_table, table_name
 from catalog.models import Dataset, DatasetField, DatasetVersion, OpenType
 from catalog.package import FieldSpec, PackageError, PackageSpec, read_package
@@ -120,6 +123,38 @@ def import_package(
     """
     started = time.perf_counter()
     spec = read_package(path)
+    converting = sources.needs_conversion(spec)  # an .xlsx, a GBK CSV, JSON: to CSV first
+    with (
+        tempfile.TemporaryDirectory(prefix="opengate-source-")
+        if converting
+        else nullcontext(None) as folder
+    ):
+        if folder is not None:
+            converted = sources.convert(spec, Path(folder))
+            spec = changed(spec, data_path=converted.path, line_map=converted.line_map)
+        return _import(
+            engine,
+            path,
+            spec,
+            replace=replace,
+            skip_unchanged=skip_unchanged,
+            progress=progress,
+            subject_hmac=subject_hmac,
+            started=started,
+        )
+
+
+def _import(
+    engine: Engine,
+    path: Path,
+    spec: PackageSpec,
+    *,
+    replace: bool,
+    skip_unchanged: bool,
+    progress: ProgressCallback | None,
+    subject_hmac: Callable[[str], str] | None,
+    started: float,
+) -> ImportResult:
     descriptor = path / "datapackage.json" if path.is_dir() else path
     digest, plain = _scan(spec, descriptor)
     try:
@@ -188,6 +223,7 @@ def _rows(
     fields = spec.fields
     where = where if where is not None else [0]
     source = spec.data_path.name
+    shown_line = _source_line(spec)
     total = spec.data_path.stat().st_size
     pk_pos = next(i for i, f in enumerate(fields) if f.name == spec.primary_key)
     typed = [(i, conv) for i, conv in enumerate(converters) if conv is not None]
@@ -200,7 +236,7 @@ def _rows(
         except StopIteration:
             raise PackageError(f"{source}：文件为空（第 1 行须为表头）") from None
         except UnicodeDecodeError:
-            raise PackageError(f"{source} 第 1 行：表头不是有效的 UTF-8 编码") from None
+            raise PackageError(f"{source} 第 1 行：表头不是有效的 UTF-8 编码{GBK_HINT}") from None
         order = _column_order(source, header, spec)
         width = len(header)
         in_order = order == list(range(len(fields)))
@@ -210,7 +246,8 @@ def _rows(
                 line = reader.line_num
                 if len(row) != width:
                     raise PackageError(
-                        f"{source} 第 {line} 行：有 {len(row)} 个值，表头却有 {width} 列"
+                        f"{source} 第 {shown_line(line)} 行：有 {len(row)} 个值，"
+                        f"表头却有 {width} 列"
                     )
                 if not in_order:
                     row = [row[i] for i in order]
@@ -227,14 +264,16 @@ def _rows(
                         if v:
                             row[i] = conv(v)
                 except (ValueError, OverflowError):
-                    raise _value_error(source, line, fields[i], row[i]) from None
+                    raise _value_error(source, shown_line(line), fields[i], row[i]) from None
                 key = row[pk_pos]
                 if key is None or key == "":
-                    raise PackageError(f"{source} 第 {line} 行，字段 {spec.primary_key}：主键为空")
+                    raise PackageError(
+                        f"{source} 第 {shown_line(line)} 行，字段 {spec.primary_key}：主键为空"
+                    )
                 if key in seen_keys:
                     shown = f" {str(key)[:40]!r}" if fields[pk_pos].level <= 2 else ""
                     raise PackageError(
-                        f"{source} 第 {line} 行，字段 {spec.primary_key}：主键{shown} "
+                        f"{source} 第 {shown_line(line)} 行，字段 {spec.primary_key}：主键{shown} "
                         "与前面某一行重复"
                     )
                 seen_keys.add(key)
@@ -243,14 +282,28 @@ def _rows(
                     progress(raw.tell(), total)
                 yield row
         except UnicodeDecodeError:
-            raise PackageError(f"{source} 第 {line + 1} 行附近：不是有效的 UTF-8 编码") from None
+            raise PackageError(
+                f"{source} 第 {shown_line(line + 1)} 行附近：不是有效的 UTF-8 编码{GBK_HINT}"
+            ) from None
         except csv.Error as exc:
             raise PackageError(f"{source} 第 {reader.line_num} 行：{_csv_reason(exc)}") from None
     if progress is not None:
         progress(total, total)
 
 
+GBK_HINT = '（如为 GBK/GB18030 编码，请在 resource 中声明 encoding，或写 "auto" 自动识别）'
+
+
+def _source_line(spec: PackageSpec) -> Callable[[int], int]:
+    """The department file's row of a line of the (converted) CSV."""
+    lines = spec.line_map
+    if lines is None:
+        return lambda line: line
+    return lambda line: lines[line - 1] if 0 < line <= len(lines) else line
+
+
 def _column_order(source: str, header: list[str], spec: PackageSpec) -> list[int]:
+    header = sources.header_names(source, header, spec.fields)  # titles name columns too
     position: dict[str, int] = {}
     for i, name in enumerate(header):
         if name in position:

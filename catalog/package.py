@@ -25,6 +25,15 @@ _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
 
 
+FORMATS = ("csv", "xlsx", "json", "jsonl")
+ENCODINGS = ("utf-8", "gbk", "gb18030", "auto")
+_SUFFIXES = {".xlsx": "xlsx", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def _format_of(path: str) -> str:
+    return _SUFFIXES.get(Path(path).suffix.lower(), "csv")
+
+
 class PackageError(ValueError):
     """A package that cannot be imported. The message is one line naming what and where."""
 
@@ -56,6 +65,12 @@ class PackageSpec:
     fields: tuple[FieldSpec, ...]
     data_path: Path
     warnings: tuple[str, ...] = ()  # importable, but the importer should say so
+    # A department's real file (catalog/sources.py): its format, a CSV's encoding, the
+    # workbook's sheet; after conversion, the source row of each line when they differ.
+    data_format: str = "csv"
+    encoding: str = "utf-8"
+    sheet: str | None = None
+    line_map: tuple[int, ...] | None = None
 
     @property
     def level(self) -> int:
@@ -225,8 +240,21 @@ def read_package(folder: Path) -> PackageSpec:
     resource = resources[0]
     if not isinstance(resource, dict) or not isinstance(resource.get("path"), str):
         raise PackageError("resource：缺少 path（CSV 数据文件的路径）")
-    if resource.get("format", "csv") != "csv":
-        raise PackageError(f"resource：format 的取值 {resource.get('format')!r} 无效，可选：csv")
+    data_format = resource.get("format") or _format_of(resource["path"])
+    if data_format not in FORMATS:
+        raise PackageError(
+            f"resource：format 的取值 {data_format!r} 无效，可选：{'、'.join(FORMATS)}"
+        )
+    encoding = str(resource.get("encoding") or "utf-8").lower().replace("_", "-")
+    encoding = {"utf8": "utf-8", "utf-8-sig": "utf-8", "cp936": "gbk"}.get(encoding, encoding)
+    if encoding not in ENCODINGS:
+        raise PackageError(
+            f"resource：encoding 的取值 {resource.get('encoding')!r} 无效，可选："
+            f"{'、'.join(ENCODINGS)}（auto：自动识别 UTF-8 或 GB18030）"
+        )
+    sheet = resource.get("sheet")
+    if sheet is not None and not isinstance(sheet, str):
+        raise PackageError("resource：sheet 须为工作表名称（字符串）")
     data_path = (descriptor.parent / resource["path"]).resolve()
     if descriptor.parent.resolve() not in data_path.parents:
         raise PackageError(f"resource：path {resource['path']!r} 指向数据包目录之外")
@@ -275,6 +303,9 @@ def read_package(folder: Path) -> PackageSpec:
         fields=fields,
         data_path=data_path,
         warnings=warnings,
+        data_format=data_format,
+        encoding=encoding,
+        sheet=sheet,
     )
     if spec.open_type is OpenType.unconditional:
         for f in fields:

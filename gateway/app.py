@@ -25,7 +25,16 @@ from catalog import views as catalog_views
 from catalog.cursors import CursorBox
 from catalog.hosted import HostedCatalog
 from ckan import views as ckan_views
-from gateway import analysis_api, data_api, docs, health, openapi_document, problems, redoc
+from gateway import (
+    analysis_api,
+    data_api,
+    docs,
+    health,
+    metrics,
+    openapi_document,
+    problems,
+    redoc,
+)
 from gateway.audit_trail import AuditMiddleware, NullSink, Sink
 from gateway.client_ip import ClientAddress
 from gateway.database import create_engine
@@ -168,7 +177,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     signing_secrets = SigningSecrets(engine, keys.ring.master.key)
     signed_calls = SignedCalls(signing_secrets, nonce_store(settings), settings.max_body_bytes)
     signer = keys.audit_signer
-    writer = AuditWriter(engine, signer, checkpoint_seconds=settings.audit_checkpoint_seconds)
+    writer = AuditWriter(
+        engine,
+        signer,
+        checkpoint_seconds=settings.audit_checkpoint_seconds,
+        observe=metrics.observe_audit,
+    )
     sink: Sink = writer
     if settings.audit_sink == "null":
         log.warning("OPENGATE_AUDIT_SINK=null: nothing is audited (benchmarks only)")
@@ -191,6 +205,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         writer.start()
         yield
         await upstreams.close()
+        metrics.worker_stopped()
         enforcer.close()  # the usage counts gathered in this worker
         writer.close()  # flush, then sign a shutdown checkpoint
         engine.dispose()
@@ -278,6 +293,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(audit_views.router)
     app.state.readiness = health.ReadinessProbe(engine, redis_url=settings.redis_url)
     app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.state.count_import = lambda dataset, rows: metrics.IMPORTED_ROWS.labels(dataset).inc(rows)
     app.include_router(participation_views.router)
     app.include_router(participation_views.admin_router)
     app.include_router(operation_views.router)
@@ -346,6 +363,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         client_address=ClientAddress(settings.trusted_proxies),
         marks=marks,
     )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        RequestContextMiddleware,
+        metrics=metrics.RequestMetrics(lambda: getattr(app.state, "route_marks", None))
+        if settings.metrics_enabled
+        else None,
+        json_lines=settings.log_format == "json",
+    )
     app.add_middleware(SecurityHeadersMiddleware, https=https)
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +29,7 @@ from gateway.installation import (
 )
 from gateway.installation import engine as installation_engine
 from gateway.keys import InstallationKeys, installation_keys, open_ring
-from gateway.logging_config import LOG_CONFIG
+from gateway.logging_config import log_config
 from gateway.operation_cli import operation_app
 from gateway.settings import Settings
 from keystore.errors import KeyRingError
@@ -139,13 +140,19 @@ def serve(
         os.environ["OPENGATE_ISSUER"] = issuer
         err.print(f"issuer {issuer} (from --host/--port; set OPENGATE_ISSUER to choose another)")
     announce()  # after every refusal (each stays one line), before the server's own log
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics adds up every worker's figures, written here (gateway/metrics.py).
+        figures = settings.data_dir / "metrics"
+        shutil.rmtree(figures, ignore_errors=True)
+        figures.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(figures)
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
-        log_config=LOG_CONFIG,
+        log_config=log_config(settings.log_format),
         proxy_headers=False,  # client IPs come from OPENGATE_TRUSTED_PROXIES only
         access_log=False,  # ours (gateway.middleware) logs parameter names, never values
         server_header=False,

@@ -4,8 +4,9 @@ interface services: 企业信用信息核验 (市市场监督管理局) and 社�
 gateway must drop them) and level-3/4 values (it must mask them).
 
 The social-insurance one misbehaves on request — `POST /_control` with `{"delay_ms": 0,
-"fail": false, "answer": "json"}` (`answer`: `html`, `redirect`, `huge`, or `raw`: the bytes of `raw` as JSON) — for the
-resilience tests and benches; `calls` counts what reached it. Standard library only: a
+"fail": false, "answer": "json"}` (`answer`: `html`, `redirect`, `huge`, or `raw`: the
+text of `raw` as its JSON) — for the resilience tests and benches; `calls` counts what
+reached it. Standard library only: a
 threaded HTTP server in a daemon thread.
 """
 

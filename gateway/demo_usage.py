@@ -5,7 +5,7 @@ first start. Idempotent: nothing is called once the month has use."""
 
 from __future__ import annotations
 
-from fastapi.testclient import TestClient
+import warnings
 
 from gateway.app import create_app
 from gateway.settings import Settings
@@ -31,6 +31,9 @@ def ensure_demo_usage(settings: Settings, credit: dict[str, str], welfare: dict[
     if {credit["client_id"], welfare["client_id"]} & used:
         return 0
     made = 0
+    with warnings.catch_warnings():  # starlette's notice about httpx2, not the demo's news
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
     # In process, through every middleware and the enforcement door, as a served call.
     with TestClient(app, base_url="http://127.0.0.1") as client:
         for credentials, calls in ((credit, CREDIT_CALLS), (welfare, WELFARE_CALLS)):

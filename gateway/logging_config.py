@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import copy
 import logging
 import threading
 import time
 from typing import Any
+
+import orjson
 
 REPEAT_SECONDS = 60.0
 
@@ -71,15 +74,18 @@ class AccessLineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         atexit.register(self.flush_lines)
 
     def line(self, message: str) -> None:
-        now = time.time()
-        second = int(now)
-        if second != self._second:  # strftime once a second, not once a line
-            self._second = second
-            self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+        if message.startswith("{"):  # a JSON line (OPENGATE_LOG_FORMAT=json) has its time
+            entry = message + "\n"
+        else:
+            now = time.time()
+            second = int(now)
+            if second != self._second:  # strftime once a second, not once a line
+                self._second = second
+                self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+            millis = int((now - second) * 1000)
+            entry = f"{self._stamp},{millis:03d} INFO opengate.access {message}\n"
         lines = self._lines
-        lines.append(
-            f"{self._stamp},{int((now - second) * 1000):03d} INFO opengate.access {message}\n"
-        )
+        lines.append(entry)
         if len(lines) == 1:
             try:
                 asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self.flush_lines)
@@ -114,6 +120,32 @@ def access_line_handler() -> AccessLineHandler | None:
     ):
         return handlers[0]
     return None
+
+
+class JsonFormatter(logging.Formatter):
+    """Every other log record as one JSON object, beside the JSON access lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + "Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+def log_config(log_format: str = "plain") -> dict[str, Any]:
+    """LOG_CONFIG, with every handler writing JSON when `log_format` is `json`."""
+    if log_format != "json":
+        return LOG_CONFIG
+    config = copy.deepcopy(LOG_CONFIG)
+    config["formatters"]["json"] = {"()": JsonFormatter}
+    for handler in config["handlers"].values():
+        handler["formatter"] = "json"
+    return config
 
 
 LOG_CONFIG: dict[str, Any] = {

@@ -15,7 +15,7 @@ import os
 import re
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,6 +27,7 @@ from gateway.problems import failure_problem
 from kernel.problems import Problem, problem_document
 
 if TYPE_CHECKING:
+    from gateway.metrics import RequestMetrics
     from gateway.signed_calls import SignedCalls
 
 log = logging.getLogger("opengate")
@@ -51,6 +52,28 @@ def loggable_target(scope: Scope) -> str:
         return path
     names = sorted({p.split(b"=")[0].decode("latin-1", "replace") for p in query.split(b"&") if p})
     return f"{path} ?{','.join(names)}" if names else path
+
+
+def access_object(scope: Scope, status: int, seconds: float, rid: str) -> dict[str, Any]:
+    """One request in the JSON log: who (client id), what (the route's template, query
+    parameter names), how it ended — never a value, a record key or a token."""
+    route = scope.get("route")
+    template = getattr(route, "path", None)
+    principal = scope.get("state", {}).get("principal")
+    client = scope.get("client") or ("-", 0)
+    return {
+        "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z",
+        "level": "INFO",
+        "logger": "opengate.access",
+        "request_id": rid,
+        "method": scope["method"],
+        "route": template or loggable_target(scope).split(" ?", 1)[0],
+        "query": loggable_target(scope).partition(" ?")[2] or None,
+        "status": status,
+        "duration_ms": round(seconds * 1000, 2),
+        "client_id": principal.client_id if principal is not None else None,
+        "ip": client[0],
+    }
 
 
 class _RandomIds:
@@ -79,8 +102,13 @@ new_request_id = _RandomIds()
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: RequestMetrics | None = None, json_lines: bool = False
+    ) -> None:
         self.app = app
+        self.metrics = metrics
+        # OPENGATE_LOG_FORMAT=json: the access line is one JSON object (see access_object).
+        self.json_lines = json_lines
         # Under `serve` (logging configured before the app is built) the access line is
         # handed to the batching handler, without a LogRecord.
         self.access_lines = access_line_handler()
@@ -119,12 +147,18 @@ class RequestContextMiddleware:
                 return  # the answer is under way: the server closes the connection
             await send_problem(send_with_id, problem, rid)
         finally:
+            seconds = time.perf_counter() - began
+            if self.metrics is not None:
+                self.metrics.record(scope["path"], status, seconds)
             if access_log.isEnabledFor(logging.INFO):
                 client = scope.get("client") or ("-", 0)
-                line = (
-                    f'{client[0]} "{scope["method"]} {loggable_target(scope)}" {status} '
-                    f"{(time.perf_counter() - began) * 1000:.1f}ms rid={rid}"
-                )
+                if self.json_lines:
+                    line = orjson.dumps(access_object(scope, status, seconds, rid)).decode()
+                else:
+                    line = (
+                        f'{client[0]} "{scope["method"]} {loggable_target(scope)}" {status} '
+                        f"{seconds * 1000:.1f}ms rid={rid}"
+                    )
                 if self.access_lines is not None:
                     self.access_lines.line(line)
                 else:
@@ -188,7 +222,7 @@ class AuthenticationMiddleware:
         self.signed = signed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and scope["path"] != "/metrics":  # its own token
             bearer = False
             ckan = scope["path"].startswith(CKAN_PREFIXES)
             for name, value in scope["headers"]:

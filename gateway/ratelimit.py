@@ -61,6 +61,7 @@ UNCOUNTED_PREFIXES = (
     "/favicon.ico",
     "/healthz",
     "/readyz",
+    "/metrics",  # scraped by Prometheus every few seconds; optionally behind a token
     "/openapi.json",
     "/.well-known/",
 )

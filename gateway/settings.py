@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     # breaker — open after this many consecutive failures, for this many seconds, shared
     # through Redis when `redis_url` is set.
     service_concurrency: int = Field(default=32, ge=1, le=4096)
+    # /metrics: open to whoever reaches it unless this bearer token is set (Prometheus'
+    # `authorization: {credentials: …}`).
+    metrics_token: SecretStr | None = None
+    metrics_enabled: bool = True  # false: nothing counted, /metrics empty (benchmarks)
+    # `json`: every log line one JSON object (the access line: request id, method, route,
+    # status, duration, client id — never a value); `plain`: text, as before.
+    log_format: Literal["plain", "json"] = "plain"
     service_breaker_failures: int = Field(default=5, ge=1, le=1000)
     service_breaker_seconds: float = Field(default=30.0, gt=0, le=3600)
     db_pool_size: int = Field(default=10, ge=1)

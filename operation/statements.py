@@ -192,11 +192,22 @@ def issue(session: Session, engine: Engine, month: str, *, signer: Signer, by: s
     return statement
 
 
+def _one_snapshot(engine: Engine) -> Connection:
+    """A connection whose reads all see one moment. The gateway keeps metering while a
+    month is reconciled: PostgreSQL's default (READ COMMITTED) would let the calls committed
+    between the ledger's read and the log's count show up as differences. SQLite's read
+    transaction (the engine begins one on the first statement) is one snapshot already."""
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="REPEATABLE READ")
+    return conn
+
+
 def reconcile(engine: Engine, month: str) -> list[dict[str, Any]]:
     """Every difference between the ledger, the audit log and the issued statement of
     `month` (an empty list when they agree)."""
     first, after = month_of(month)
-    with engine.connect() as conn:
+    with _one_snapshot(engine) as conn:
         ledger = {(u.client_id, u.product_id, u.free): u for u in ledger_units(conn, first, after)}
         audit = {(u.client_id, u.product_id, u.free): u for u in audit_units(conn, first, after)}
         issued = conn.execute(

@@ -95,4 +95,7 @@ async def upload_package(request: Request, form: AdminUpload) -> Response:
             **({"warnings": list(result.warnings)} if result.warnings else {}),
         },
     )
+    counted = getattr(request.app.state, "count_import", None)  # /metrics, when composed
+    if counted is not None:
+        counted(result.dataset_id, result.row_count)
     return see_other(f"/admin/datasets/{result.dataset_id}?imported={result.version}")

@@ -71,6 +71,10 @@ class Upstreams:
             )
         return self._session
 
+    def services(self) -> list[str]:
+        """The services this worker has called (their circuits are worth reporting)."""
+        return list(self._slots)
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
