@@ -49,6 +49,11 @@ class RecordQuery:
     order: tuple[tuple[str, bool], ...]  # (field, descending); always ends with the key
     limit: int
     after: tuple[Any, ...] | None = None
+    # The CKAN channel's window (docs/contract-ckan.md): rows skipped in the query's order,
+    # None on keyset pages. Only `Access.fetch_window` sets it.
+    offset: int | None = None
+    # A substring of any of these (clear, string) fields: CKAN's `q`; None: no search.
+    search: tuple[tuple[str, ...], str] | None = None
 
     @property
     def order_signature(self) -> str:

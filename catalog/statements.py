@@ -70,6 +70,8 @@ def bound_values(query: RecordQuery, row_filter: Mapping[str, Any]) -> dict[str,
         for i, value in enumerate(query.after):
             if value is not None:
                 values[f"a{i}"] = value
+    if query.search is not None:
+        values["q"] = _like_pattern("contains", query.search[1])
     return values
 
 
@@ -123,6 +125,28 @@ def _after(hosted: HostedDataset, query: RecordQuery) -> sa.ColumnElement[bool]:
     return sa.or_(*alternatives) if alternatives else sa.false()
 
 
+def _conditions(
+    hosted: HostedDataset, query: RecordQuery, row_filter: Mapping[str, Any]
+) -> list[sa.ColumnElement[bool]]:
+    table = hosted.table
+    conditions = [
+        condition(table.c[f.field], f.op, f"f{i}", f.value) for i, f in enumerate(query.filters)
+    ]
+    conditions.extend(table.c[name] == sa.bindparam(f"r{i}") for i, name in enumerate(row_filter))
+    if query.search is not None:
+        conditions.append(
+            sa.or_(
+                *(
+                    table.c[name].like(sa.bindparam("q"), escape=LIKE_ESCAPE)
+                    for name in query.search[0]
+                )
+            )
+        )
+    if query.after is not None:
+        conditions.append(_after(hosted, query))
+    return conditions
+
+
 def build_select(
     hosted: HostedDataset, query: RecordQuery, row_filter: Mapping[str, Any]
 ) -> tuple[sa.Select, list[str]]:
@@ -130,12 +154,7 @@ def build_select(
     table = hosted.table
     names = list(query.fields)
     names.extend(name for name, _ in query.order if name not in names)
-    conditions = [
-        condition(table.c[f.field], f.op, f"f{i}", f.value) for i, f in enumerate(query.filters)
-    ]
-    conditions.extend(table.c[name] == sa.bindparam(f"r{i}") for i, name in enumerate(row_filter))
-    if query.after is not None:
-        conditions.append(_after(hosted, query))
+    conditions = _conditions(hosted, query, row_filter)
     order_by = []
     for name, desc in query.order:
         clause = table.c[name].desc() if desc else table.c[name].asc()
@@ -148,7 +167,26 @@ def build_select(
         # does not know a bound LIMIT and may sort the whole table instead of walking the
         # index. The value is a validated int. One more row tells whether a page follows.
         statement = statement.limit(sa.literal_column(str(int(query.limit) + 1)))
+    if query.offset:
+        # A literal for the same reason; the order ends with a unique key, so a window is
+        # exact on a published version (whose table never changes).
+        statement = statement.offset(sa.literal_column(str(int(query.offset))))
     return statement, names
+
+
+def count_rows(
+    engine: Engine, hosted: HostedDataset, query: RecordQuery, row_filter: Mapping[str, Any]
+) -> int:
+    """How many rows `query`'s filters, search and the row filter let through (CKAN's
+    `total`: what the caller may see, never the table's size)."""
+    plain = replace(query, after=None)
+    statement = (
+        sa.select(sa.func.count())
+        .select_from(hosted.table)
+        .where(*_conditions(hosted, plain, row_filter))
+    )
+    with engine.connect() as conn:
+        return int(conn.execute(statement, bound_values(plain, row_filter)).scalar_one())
 
 
 class StatementCache:
@@ -173,6 +211,8 @@ class StatementCache:
             tuple(row_filter),
             None if query.after is None else tuple(v is None for v in query.after),
             query.limit,
+            query.offset,
+            None if query.search is None else query.search[0],
         )
 
     def get(
@@ -247,9 +287,10 @@ def fetch_page(
     if len(rows) > query.limit:
         rows = rows[: query.limit]
         last = rows[-1]
-        if cursors is None:
-            raise ValueError("a page with a successor needs a cursor binding")
-        next_cursor = encode_cursor(query, [last[i] for i in compiled.key_positions], cursors)
+        if query.offset is None:  # a window (CKAN's offset) has no cursor
+            if cursors is None:
+                raise ValueError("a page with a successor needs a cursor binding")
+            next_cursor = encode_cursor(query, [last[i] for i in compiled.key_positions], cursors)
     if rows and compiled.width < len(rows[0]):
         rows = [row[: compiled.width] for row in rows]
     return Page(rows, next_cursor)

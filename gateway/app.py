@@ -24,6 +24,7 @@ from auth.signing_secrets import SigningSecrets
 from catalog import views as catalog_views
 from catalog.cursors import CursorBox
 from catalog.hosted import HostedCatalog
+from ckan import views as ckan_views
 from gateway import (
     analysis_api,
     data_api,
@@ -258,6 +259,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     )
     app.include_router(data_api.build_router(enforcer, settings))
     app.include_router(analysis_api.build_router(enforcer))
+    app.include_router(ckan_views.build_router(enforcer))  # CKAN Action API (contract §11)
     upstreams = app.state.upstreams = Upstreams(
         service_breaker(settings),
         UpstreamLimits(per_service=settings.service_concurrency),

@@ -199,6 +199,12 @@ class WriteIntentMiddleware:
             WRITES.reset(token)
 
 
+# The CKAN Action API's routes, where `Authorization: <token>` (no scheme) and
+# `X-CKAN-API-Key: <token>` are accepted as bearer tokens (contract §11).
+CKAN_PREFIXES = ("/api/3/action/", "/api/action/")
+CKAN_HEADERS = frozenset({b"authorization", b"x-ckan-api-key"})
+
+
 class AuthenticationMiddleware:
     """Turns `Authorization: Bearer …` into a `Principal` on the request (scope state).
 
@@ -218,7 +224,12 @@ class AuthenticationMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] != "/metrics":  # its own token
             bearer = False
+            ckan = scope["path"].startswith(CKAN_PREFIXES)
             for name, value in scope["headers"]:
+                if ckan and name in CKAN_HEADERS and value[:7].lower() != b"bearer ":
+                    # ckanapi sends the bare token (contract §11), on these routes only
+                    value = b"Bearer " + value.strip()
+                    name = b"authorization"
                 if name == b"authorization":
                     if value[:7].lower() == b"bearer ":
                         bearer = True

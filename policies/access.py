@@ -4,6 +4,7 @@ next) passes here.
 
     enforcer.enforce(principal, dataset_id, mode, notes=…) -> Access      (raises Problem)
     access.fetch(params, format=…)        -> RecordsPage   records, one page
+    access.fetch_window(params, offset=…) -> RecordsWindow records by offset (CKAN), a total
     access.fetch_one(key, fields, …)      -> OneRecord     one record by primary key
     access.export(params, format=…)       -> Export        every permitted row, in chunks
     access.aggregate(params)              -> dict          grouped counts/sums (k, ε)
@@ -40,8 +41,21 @@ from auth.scopes import covers, insufficient_scope
 from catalog.aggregate import parse_aggregate_query, run_aggregate
 from catalog.cursors import BoundCursors, CursorBox
 from catalog.hosted import HostedCatalog, HostedDataset
-from catalog.query import FieldAccess, RecordQuery, parse_key, parse_record_query
-from catalog.statements import StatementCache, fetch_one, fetch_page, stream_rows
+from catalog.models import FieldType
+from catalog.query import (
+    MAX_VALUE_LENGTH,
+    FieldAccess,
+    RecordQuery,
+    parse_key,
+    parse_record_query,
+)
+from catalog.statements import (
+    StatementCache,
+    count_rows,
+    fetch_one,
+    fetch_page,
+    stream_rows,
+)
 from catalog.values import parse_value, to_storage
 from kernel.clock import aware, utcnow
 from kernel.problems import Problem, invalid_parameter, not_found
@@ -104,6 +118,19 @@ class RecordsPage:
     rows: Rows
     next_cursor: str | None
     trimmed: bool  # cut to the day's remaining rows quota
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsWindow:
+    """Records by offset and limit (CKAN's `datastore_search`), masked, and how many rows
+    the caller may see in all when asked."""
+
+    hosted: HostedDataset
+    names: tuple[str, ...]
+    transforms: tuple[str, ...]
+    rows: Rows
+    total: int | None
+    trimmed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -455,6 +482,66 @@ class Access:
         mask = self.masker(names)
         rows = mask(page.rows) if mask else page.rows
         return RecordsPage(hosted, names, self.transforms(names), rows, page.next_cursor, trimmed)
+
+    def fetch_window(
+        self,
+        params: Sequence[tuple[str, str]],
+        *,
+        offset: int,
+        limit: int,
+        search: str | None = None,
+        total: bool = False,
+        format: str,
+        channel: str = "ckan",
+    ) -> RecordsWindow:
+        """`limit` rows after skipping `offset` in the query's order (which ends with the
+        key, so windows neither skip nor repeat a row of a published version): the same
+        parse, field check, quota, row filter, masking and audit notes as `fetch`. `search`
+        is a substring of any string field the caller receives in clear (never a hidden
+        one: it would be an oracle). `total`: the rows the caller may see, row filter
+        applied. The caller bounds `limit` and `offset`."""
+        hosted, plan = self.hosted, self.plan
+        query = self.parse(params, paged=False)
+        if search and len(search) > MAX_VALUE_LENGTH:
+            raise invalid_parameter("q", f"参数 q 过长：最多 {MAX_VALUE_LENGTH} 个字符")
+        if search:
+            searched = tuple(
+                n
+                for n in plan.visible
+                if n in plan.clear and hosted.by_name[n].type is FieldType.string
+            )
+            query = replace(query, search=(searched, search) if searched else None)
+            if not searched:  # nothing the caller may search in: nothing matches
+                limit, total = 0, False
+        names = query.fields
+        self.notes.plan(plan, hosted, names, filters=query.filters, format=format)
+        # The search text is not noted (it may be a level-3 value the grant shows in
+        # clear); that there was one is.
+        self.notes.add(detail={"channel": channel, "offset": offset, "search": bool(search)})
+        allowed = self.admit(limit) if limit else self.admit(None)
+        trimmed = allowed < limit
+        rows: Rows = []
+        if allowed:
+            window = replace(query, limit=allowed, offset=offset)
+            page = fetch_page(
+                self.engine,
+                self.enforcer.statements,
+                hosted,
+                window,
+                row_filter=plan.row_filter,
+            )
+            rows = page.rows
+            self.refund(allowed - len(rows))
+        self.notes.add(row_count=len(rows))
+        counted = None
+        if total:
+            counted = count_rows(self.engine, hosted, query, plan.row_filter)
+        elif search and query.search is None:
+            counted = 0
+        mask = self.masker(names)
+        if mask and rows:
+            rows = mask(rows)
+        return RecordsWindow(hosted, names, self.transforms(names), rows, counted, trimmed)
 
     def fetch_one(self, key: str, fields: str | None, *, format: str) -> OneRecord:
         """The record whose primary key is `key` — only when the key is clear to the

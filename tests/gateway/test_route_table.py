@@ -32,6 +32,14 @@ PUBLIC = {
     ("POST", "/api/v1/datasets/{dataset_id}/verify"),
     ("GET", "/api/v1/datasets/{dataset_id}/policy"),
     ("POST", "/api/v1/services/{service_id}/call"),  # decided per service, as the above
+    # the CKAN Action API (contract §11): catalog reads; datastore_search decided per
+    # dataset by the same door as /records
+    *(
+        (method, f"{prefix}/{tail}")
+        for method in ("GET", "POST")
+        for prefix in ("/api/3/action", "/api/action")
+        for tail in ("datastore_search", "{action}")
+    ),
     ("GET", "/api/v1/services"),
     ("GET", "/api/v1/services/{service_id}"),
     # OAuth endpoints authenticate the client or the person themselves
