@@ -34,6 +34,7 @@ KNOWN_DATA = {
     "/api/v1/datasets/{dataset_id}/aggregate",
     "/api/v1/datasets/{dataset_id}/verify",
     "/api/v1/datasets/{dataset_id}/policy",
+    "/api/v1/services/{service_id}/call",  # an interface service's data (issue 18)
 }
 
 
@@ -42,7 +43,7 @@ def calls(app: FastAPI) -> Iterator[tuple[str, str, str, str]]:
     for n, route in enumerate(walk(app.router.routes)):
         if isinstance(route, Mount):
             continue
-        url = route.path.replace("{dataset_id}", DATASET)
+        url = route.path.replace("{dataset_id}", DATASET).replace("{service_id}", DATASET)
         url = re.sub(r"\{[^}]+\}", "1", url)
         for method in sorted((route.methods or set()) - {"HEAD"}):
             yield route.path, method, url, f"walk-{n}-{method.lower()}"
@@ -110,7 +111,8 @@ def test_audit_and_limiter_see_exactly_the_marked_routes(
     audited = set()
     for path, _method, _url, request_id in calls(app):
         if request_id in refused:
-            assert refused[request_id] == f"datasets/{DATASET}"  # never a record key
+            kind = "services" if "{service_id}" in path else "datasets"
+            assert refused[request_id] == f"{kind}/{DATASET}"  # never a record key
             audited.add(path)
 
     assert audited == limiter == fail_closed == marked

@@ -20,6 +20,7 @@ from gateway.settings import Settings
 PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/metrics"),  # Prometheus; behind OPENGATE_METRICS_TOKEN when set
     ("GET", "/openapi.json"),
     ("GET", "/api/v1/datasets"),
     ("GET", "/api/v1/datasets/{dataset_id}"),
