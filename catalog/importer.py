@@ -194,12 +194,15 @@ def _import(
 
 def _lock_current(conn: Connection, dataset_id: str) -> DatasetVersion | None:
     """The current version of the dataset, with its row locked against concurrent imports."""
-    query = sa.select(Dataset.current_version).where(Dataset.id == dataset_id)
+    query = sa.select(Dataset.current_version, Dataset.kind).where(Dataset.id == dataset_id)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
-    version = conn.execute(query).scalar_one_or_none()
-    if version is None:
+    found = conn.execute(query).first()
+    if found is None:
         return None
+    version, kind = found
+    if kind != "table":
+        raise PackageError(f"名称 {dataset_id} 已是一个接口服务，数据集须另取名称")
     with Session(bind=conn) as session:
         return session.exec(
             select(DatasetVersion).where(

@@ -467,3 +467,20 @@ def test_fuzzed_upstream_answers_never_500_never_leak(
                     assert SENTINEL not in json.dumps(data.get(key), ensure_ascii=False)
 
         one()
+
+
+def test_a_dataset_and_a_service_never_share_a_name(world: dict, engine: Engine, tmp_path: Path):
+    from catalog.importer import import_package
+    from catalog.package import PackageError
+    from tests.packages import write_package
+
+    with pytest.raises(PackageError, match="已是一个接口服务"):
+        import_package(engine, write_package(tmp_path / "pkgs", name=SOCIAL), replace=True)
+    assert world["client"].get(f"/api/v1/services/{SOCIAL}").status_code == 200
+    import_package(engine, write_package(tmp_path / "pkgs2", name="plain-table"))
+    folder = tmp_path / "svc"
+    folder.mkdir()
+    doc = {**service_packages("http://127.0.0.1:9")[SOCIAL], "name": "plain-table"}
+    (folder / "service.json").write_text(json.dumps(doc, ensure_ascii=False))
+    with pytest.raises(PackageError, match="已是一个数据集"):
+        import_service(engine, folder)
