@@ -85,6 +85,9 @@ class _Builder:
             self.g.add((node, RDF.type, FOAF.Agent))
             self.g.add((node, RDF.type, FOAF.Organization))
             self.g.add((node, FOAF.name, Literal(name, lang=ZH)))
+            kind = self.typed(vocab.LOCAL_AUTHORITY, SKOS.Concept)
+            self.g.add((kind, SKOS.prefLabel, Literal("地方政府部门", lang=ZH)))
+            self.g.add((node, DCTERMS.type, kind))
             code = vocab.PUBLISHER_CREDIT_CODES.get(name)
             if code:
                 self.g.add((node, DCTERMS.identifier, Literal(code)))
@@ -149,17 +152,27 @@ class _Builder:
         # Only an unconditional dataset can be downloaded by anyone: a conditional one
         # answers its export with 403 until an app holds a grant, so it gets accessURL only.
         downloadable = d.open_type == OpenType.unconditional.value
-        for fmt, media, file_type, title in (
-            ("json", "application/json", "JSON", "JSON（分页接口）"),
-            ("csv", "text/csv", "CSV", "CSV 文件"),
+        licence = vocab.licence_iri(d.license)
+        for fmt, media, file_type, title, description in (
+            (
+                "json",
+                "application/json",
+                "JSON",
+                "JSON（分页接口）",
+                "按字段过滤、分页读取记录",
+            ),
+            ("csv", "text/csv", "CSV", "CSV 文件", "整表导出为 CSV（UTF-8）"),
             # JSON Lines has no IANA registration (application/jsonl is not one): its
             # distribution names no media type rather than a wrong one.
-            ("jsonl", None, None, "JSON Lines 文件（每行一个 JSON 对象）"),
+            ("jsonl", None, None, "JSON Lines 文件（每行一个 JSON 对象）", "整表导出为 JSON Lines"),
         ):
             dist = URIRef(f"{api}#distribution-{fmt}")
             g.add((dist, RDF.type, DCAT.Distribution))
             g.add((node, DCAT.distribution, dist))
             self.zh(dist, DCTERMS.title, title)
+            self.zh(dist, DCTERMS.description, description)
+            if licence:
+                g.add((dist, DCTERMS.license, self.typed(licence, DCTERMS.LicenseDocument)))
             g.add((dist, DCAT.accessURL, URIRef(f"{api}/records?format={fmt}")))
             g.add((dist, DCAT.accessService, records_api))
             if downloadable and fmt != "json":
@@ -179,6 +192,7 @@ class _Builder:
         self.zh(node, DCTERMS.description, "按字段过滤、分页读取已开放数据集的记录（REST，JSON）。")
         g.add((node, DCAT.endpointURL, node))
         g.add((node, DCAT.endpointDescription, URIRef(f"{self.base}/openapi.json")))
+        g.add((node, DCTERMS.conformsTo, self.typed(vocab.OPENAPI_3_1, DCTERMS.Standard)))
         g.add((node, DCTERMS.publisher, self.agent(self.info.publisher)))
         g.add((node, DCAT.contactPoint, self.contact))
         return node

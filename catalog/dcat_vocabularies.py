@@ -48,6 +48,12 @@ ACCESS_RIGHTS: dict[str, str] = {
 
 CHINESE = LANGUAGE["ZHO"]
 
+# ADMS publisher type: the gateway serves a city's departments (市…局), local authorities.
+LOCAL_AUTHORITY = "http://purl.org/adms/publishertype/LocalAuthority"
+
+# What the records API's description (/openapi.json) conforms to.
+OPENAPI_3_1 = "https://spec.openapis.org/oas/v3.1.0"
+
 # The departments' 统一社会信用代码 (GB 32100-2015), by the publisher name the packages use.
 # Empty on purpose: the project knows no verified codes, and an invented one would be
 # published as fact. An installation fills this in (or a later package field replaces it);
@@ -73,6 +79,8 @@ __all__ = [
     "FREQUENCIES",
     "IANA",
     "LICENCES",
+    "LOCAL_AUTHORITY",
+    "OPENAPI_3_1",
     "PUBLISHER_CREDIT_CODES",
     "licence_iri",
 ]

@@ -221,6 +221,8 @@ def test_vocabulary_terms_are_iris(api: TestClient):
     assert media["JSON（分页接口）"] == URIRef(IANA + "application/json")
     # JSON Lines has no IANA registration: no media type rather than a wrong one.
     assert media["JSON Lines 文件（每行一个 JSON 对象）"] is None
+    for dist in graph.objects(air, DCAT.distribution):  # each distribution under its licence
+        assert graph.value(dist, DCTERMS.license) == URIRef(EU + "licence/CC_BY_4_0")
     for predicate in (DCAT.theme, DCTERMS.license, DCTERMS.accrualPeriodicity, DCAT.mediaType):
         assert all(isinstance(o, URIRef) for o in graph.objects(None, predicate)), predicate
 
@@ -252,6 +254,8 @@ def test_catalog_metadata_publisher_and_contact(api: TestClient):
     publisher = graph.value(ds(api, "bus-stops"), DCTERMS.publisher)
     assert (publisher, RDF.type, FOAF.Organization) in graph
     assert graph.value(publisher, FOAF.name).value == "市交通运输局"
+    authority = URIRef("http://purl.org/adms/publishertype/LocalAuthority")
+    assert graph.value(publisher, DCTERMS.type) == authority
     contact = graph.value(ds(api, "bus-stops"), DCAT.contactPoint)
     assert (contact, RDF.type, VCARD.Kind) in graph
     assert graph.value(contact, VCARD.hasEmail) == URIRef(f"mailto:{CONTACT}")
