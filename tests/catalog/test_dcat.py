@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from pyshacl import validate
-from rdflib import RDF, Graph, Literal, URIRef
+from rdflib import RDF, Graph, Literal, Namespace, URIRef
 from rdflib.compare import isomorphic
-from rdflib.namespace import DCAT, DCTERMS, FOAF, SKOS
+from rdflib.namespace import DCTERMS, FOAF, SKOS
 from sqlalchemy.engine import Engine
 
 from catalog import dcat_vocabularies
@@ -27,6 +27,8 @@ from tests.gateway.test_catalog_api import catalog as catalog_fixture  # noqa: F
 from tests.packages import write_package
 
 SHAPES_DIR = Path(__file__).parent / "shapes"
+# An open namespace: pytest probes module attributes, and rdflib's DCAT warns on each probe.
+DCAT = Namespace("http://www.w3.org/ns/dcat#")
 EU = "http://publications.europa.eu/resource/authority/"
 IANA = "https://www.iana.org/assignments/media-types/"
 CONTACT = "opendata-test@example.gov.cn"
