@@ -8,6 +8,7 @@ docs/contract-dcat.md is the contract."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -47,6 +48,12 @@ class CatalogInfo:
     description: str
     publisher: str
     contact_email: str
+
+
+def _instant(moment: datetime) -> Literal:
+    # SQLite hands back naive datetimes; they are UTC (kernel.clock), so say so.
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return Literal(aware, datatype=XSD.dateTime)
 
 
 def themes_iri(base_url: str) -> URIRef:
@@ -145,8 +152,8 @@ class _Builder:
         frequency = vocab.FREQUENCIES.get(d.update_frequency)
         if frequency:
             g.add((node, DCTERMS.accrualPeriodicity, self.typed(frequency, DCTERMS.Frequency)))
-        g.add((node, DCTERMS.issued, Literal(d.created_at, datatype=XSD.dateTime)))
-        g.add((node, DCTERMS.modified, Literal(d.updated_at, datatype=XSD.dateTime)))
+        g.add((node, DCTERMS.issued, _instant(d.created_at)))
+        g.add((node, DCTERMS.modified, _instant(d.updated_at)))
         g.add((node, DCTERMS.language, self.typed(vocab.CHINESE, DCTERMS.LinguisticSystem)))
         g.add((node, DCAT.landingPage, self.typed(f"{self.base}/datasets/{d.id}", FOAF.Document)))
         # Only an unconditional dataset can be downloaded by anyone: a conditional one
@@ -226,8 +233,8 @@ def catalog_graph(session: Session, *, base_url: str, info: CatalogInfo) -> Grap
     g.add((catalog, DCAT.themeTaxonomy, b.theme_scheme(themes)))
     if rows:
         first, last = min(d.created_at for d in rows), max(d.updated_at for d in rows)
-        g.add((catalog, DCTERMS.issued, Literal(first, datatype=XSD.dateTime)))
-        g.add((catalog, DCTERMS.modified, Literal(last, datatype=XSD.dateTime)))
+        g.add((catalog, DCTERMS.issued, _instant(first)))
+        g.add((catalog, DCTERMS.modified, _instant(last)))
     records_api = b.records_api()
     g.add((catalog, DCAT.service, records_api))
     for d in rows:

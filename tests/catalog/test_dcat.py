@@ -252,7 +252,8 @@ def test_catalog_metadata_publisher_and_contact(api: TestClient):
     for predicate in (DCTERMS.title, DCTERMS.description):
         assert graph.value(root, predicate).language == "zh-CN"
     assert graph.value(root, FOAF.homepage) == URIRef(f"{api.app.state.public_url}/")
-    assert graph.value(root, DCTERMS.issued) and graph.value(root, DCTERMS.modified)
+    for predicate in (DCTERMS.issued, DCTERMS.modified):  # instants, with their zone
+        assert graph.value(root, predicate).value.tzinfo is not None
     publisher = graph.value(ds(api, "bus-stops"), DCTERMS.publisher)
     assert (publisher, RDF.type, FOAF.Organization) in graph
     assert graph.value(publisher, FOAF.name).value == "市交通运输局"
