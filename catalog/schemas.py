@@ -74,12 +74,14 @@ class DatasetDetail(DatasetSummary):
 
 
 class DcatCatalog(BaseModel):
-    """DCAT 2 in JSON-LD; `dcat:dataset` holds one `dcat:Dataset` per open dataset."""
+    """DCAT-AP 3 in compacted JSON-LD (rdflib): `@graph` holds one node per resource — the
+    dcat:Catalog, its dcat:Dataset, dcat:Distribution and dcat:DataService entries, the
+    publishers, the contact point and the theme concepts (docs/contract-dcat.md)."""
 
     model_config = ConfigDict(populate_by_name=True)
 
     context: dict[str, str] = Field(alias="@context")
-    id: str = Field(alias="@id")
-    type: str = Field(alias="@type")
-    title: dict[str, str] = Field(alias="dct:title")
-    datasets: list[dict[str, Any]] = Field(alias="dcat:dataset")
+    graph: list[dict[str, Any]] = Field(
+        alias="@graph",
+        description="目录中的各个节点：目录、数据集、分发、数据服务、发布机构、联系人与主题概念",
+    )

@@ -1,4 +1,5 @@
-"""Catalog reads: search, detail and the DCAT view. Keyword-only functions, session first."""
+"""Catalog reads: search and detail (the DCAT-AP graph is in catalog.dcat).
+Keyword-only functions, session first."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Any
 from sqlmodel import Session, col, func, select
 
 from catalog.models import Dataset, DatasetField, OpenType
-from kernel.clock import iso_utc
 from kernel.problems import not_found
 
 MAX_PER_PAGE = 100
@@ -90,93 +90,10 @@ def dataset_fields(session: Session, *, dataset: Dataset) -> list[DatasetField]:
     )
 
 
-DCAT_CONTEXT = {
-    "dcat": "http://www.w3.org/ns/dcat#",
-    "dct": "http://purl.org/dc/terms/",
-    "foaf": "http://xmlns.com/foaf/0.1/",
-    "xsd": "http://www.w3.org/2001/XMLSchema#",
-}
-
-
-def _described(d: Dataset) -> dict[str, Any]:
-    """What a DCAT dataset and a data service both say of themselves."""
-    return {
-        "dct:identifier": d.id,
-        "dct:title": {"@value": d.title, "@language": "zh-CN"},
-        "dct:description": {"@value": d.description, "@language": "zh-CN"},
-        "dct:publisher": {"@type": "foaf:Organization", "foaf:name": d.publisher},
-        "dcat:keyword": d.keywords,
-        "dct:accessRights": d.open_type,
-    }
-
-
-def dcat_catalog(session: Session, *, base_url: str) -> dict[str, Any]:
-    """The public catalog as DCAT 2 in JSON-LD (closed datasets are not published)."""
-    datasets = session.exec(
-        select(Dataset).where(Dataset.open_type != OpenType.closed.value).order_by(Dataset.id)
-    ).all()
-    api = f"{base_url}/api/v1/datasets"
-    entries = []
-    services = []
-    for d in datasets:
-        if d.kind == "service":  # a department's API: a data service, nothing to download
-            services.append(
-                {
-                    "@id": f"{base_url}/api/v1/services/{d.id}",
-                    "@type": "dcat:DataService",
-                    **_described(d),
-                    "dcat:endpointURL": {"@id": f"{base_url}/api/v1/services/{d.id}/call"},
-                    "dcat:endpointDescription": {"@id": f"{base_url}/api/v1/services/{d.id}"},
-                }
-            )
-            continue
-        distributions = [
-            {
-                "@type": "dcat:Distribution",
-                "dct:format": fmt,
-                "dcat:mediaType": media,
-                "dcat:accessURL": {"@id": f"{api}/{d.id}/records?format={fmt}"},
-                "dcat:downloadURL": {"@id": f"{api}/{d.id}/export?format={fmt}"}
-                if fmt != "json"
-                else None,
-            }
-            for fmt, media in (
-                ("json", "application/json"),
-                ("csv", "text/csv"),
-                ("jsonl", "application/jsonl"),
-            )
-        ]
-        for dist in distributions:
-            if dist["dcat:downloadURL"] is None:
-                del dist["dcat:downloadURL"]
-        entries.append(
-            {
-                "@id": f"{api}/{d.id}",
-                "@type": "dcat:Dataset",
-                **_described(d),
-                "dcat:theme": d.theme,
-                "dct:license": d.license,
-                "dct:accrualPeriodicity": d.update_frequency,
-                "dct:issued": {"@value": iso_utc(d.created_at), "@type": "xsd:dateTime"},
-                "dct:modified": {"@value": iso_utc(d.updated_at), "@type": "xsd:dateTime"},
-                "dcat:distribution": distributions,
-            }
-        )
-    return {
-        "@context": DCAT_CONTEXT,
-        "@id": f"{base_url}/api/v1/catalog.jsonld",
-        "@type": "dcat:Catalog",
-        "dct:title": {"@value": "公共数据开放目录", "@language": "zh-CN"},
-        "dcat:dataset": entries,
-        "dcat:service": services,
-    }
-
-
 __all__ = [
     "MAX_PER_PAGE",
     "CatalogFilter",
     "dataset_fields",
-    "dcat_catalog",
     "get_dataset",
     "search_datasets",
 ]

@@ -60,10 +60,6 @@ BY_SCHEMA: dict[str, str] = {
 # property → description, for every schema that has the property.
 BY_NAME: dict[str, str] = {
     "@context": "JSON-LD 上下文",
-    "@id": "目录的 URI",
-    "@type": "JSON-LD 类型（dcat:Catalog）",
-    "dct:title": "目录标题",
-    "dcat:dataset": "目录中的数据集（DCAT）",
     "access_token": "访问令牌（Bearer），请勿记录或外传",
     "token_type": "令牌类型，固定为 Bearer",
     "expires_in": "有效期（秒）",

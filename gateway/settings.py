@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     master_key: SecretStr | None = None
     master_key_file: Path | None = None
     issuer: str = "http://127.0.0.1:8000"
+    # What the DCAT catalog says of itself (docs/contract-dcat.md).
+    catalog_title: str = "公共数据开放目录"
+    catalog_description: str = "本平台开放的公共数据集与接口服务目录（无条件开放与有条件开放）。"
+    catalog_publisher: str = "公共数据开放平台"
+    catalog_contact_email: str = "opendata@example.gov.cn"
     trusted_proxies: str = ""
     rate_anon: str = "60/minute"
     rate_app: str = "1200/minute"

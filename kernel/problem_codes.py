@@ -34,6 +34,7 @@ CODES: dict[str, ProblemCode] = {
     "privacy_budget_exhausted": _code("隐私预算已用尽", 403),
     "not_found": _code("资源不存在", 404, names_status=404),
     "method_not_allowed": _code("方法不允许", 405, names_status=405),
+    "not_acceptable": _code("无法提供所请求的格式", 406, names_status=406),
     "conflict": _code("资源冲突", 409),
     "payload_too_large": _code("请求体过大", 413, names_status=413),
     "rate_limited": _code("请求过于频繁", 429, names_status=429),

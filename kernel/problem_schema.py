@@ -25,6 +25,7 @@ STATUS_MEANINGS: dict[int, str] = {
     "agreement), or `field_not_permitted` (a record by a key the caller does not receive in "
     "clear)",
     404: "No such resource (or one the caller may not know of): `not_found`",
+    406: "None of the media types the `Accept` header asks for is offered: `not_acceptable`",
     409: "The resource's state does not allow this: `conflict`",
     413: "The request body is too large: `payload_too_large`",
     415: "The request body has the wrong media type: `invalid_parameter`",

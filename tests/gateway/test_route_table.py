@@ -25,6 +25,8 @@ PUBLIC = {
     ("GET", "/api/v1/datasets"),
     ("GET", "/api/v1/datasets/{dataset_id}"),
     ("GET", "/api/v1/catalog.jsonld"),
+    ("GET", "/api/v1/catalog"),  # DCAT-AP by content negotiation (docs/contract-dcat.md)
+    ("GET", "/api/v1/themes"),  # the SKOS concept scheme dcat:theme points into
     # data routes decide per dataset: open data needs no token, the rest is refused by plan
     ("GET", "/api/v1/datasets/{dataset_id}/records"),
     ("GET", "/api/v1/datasets/{dataset_id}/records/{key}"),
