@@ -222,7 +222,7 @@ def test_a_person_proves_their_identity_from_the_consent_page(
         scope="dataset:social-insurance:self",
         purpose="贷款资格核验",
     )
-    browser = httpx.Client()  # keeps the consent page's og_csrf cookie
+    browser = httpx.Client(timeout=30)  # keeps the consent page's og_csrf cookie
     page = browser.get(url)
     assert page.status_code == 200 and "通过统一身份认证核验身份" in page.text
     signed = {**hidden_fields(page.text), "username": "zhangsan", "password": PASSWORD}

@@ -168,7 +168,9 @@ def authorize(live: LiveServer, client: OAuth2Client, verifier: str, **extra: st
         duration_days="30",
         **extra,
     )
-    with httpx.Client() as http:  # a browser: the page's cookie goes back with its form
+    # A browser: the page's cookie goes back with its form. A live server in this test
+    # process shares it with the suite's own threads: on a loaded machine 5 s was too short.
+    with httpx.Client(timeout=30) as http:
         page = http.get(url)
         assert page.status_code == 200, page.text
         for shown in (
@@ -303,7 +305,7 @@ def test_refusing_consent_redirects_with_access_denied(live: LiveServer, person:
         scope="dataset:social-insurance:self",
         purpose="贷款资格核验",
     )
-    with httpx.Client() as http:
+    with httpx.Client(timeout=30) as http:
         data = consent_form(http, url)
         data["decision"] = "deny"
         answer = http.post(f"{live.url}/oauth/authorize", data=data)

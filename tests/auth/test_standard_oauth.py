@@ -279,7 +279,7 @@ def test_openid_profile_never_reads_conditional_records(live: LiveServer, catalo
 
 
 def _consent(live: LiveServer, url: str, decision: str = "approve") -> httpx.Response:
-    with httpx.Client() as http:
+    with httpx.Client(timeout=30) as http:
         data = consent_form(http, url)
         data.update(username="zhangsan", password=PASSWORD, decision=decision)
         return http.post(f"{live.url}/oauth/authorize", data=data)
@@ -322,7 +322,7 @@ def test_purpose_is_required_only_for_a_persons_own_rows(
     refused = httpx.get(conditional)
     assert refused.status_code == 400 and "invalid_scope" in refused.text
     data = {k: v[0] for k, v in parse_qs(urlsplit(conditional).query).items()}
-    with httpx.Client() as http:
+    with httpx.Client(timeout=30) as http:
         # a forged request with a genuine form token: the scope is still checked on POST
         token = consent_form(http, open_data)["csrf_token"]
         signed = {"username": "zhangsan", "password": PASSWORD, "decision": "approve"}

@@ -72,7 +72,7 @@ def consent_url(live: LiveServer, client: OAuth2Client, days: int) -> str:
 
 
 def approve(live: LiveServer, url: str) -> str:
-    with httpx.Client() as http:
+    with httpx.Client(timeout=30) as http:
         data = consent_form(http, url)
         data.update(username="zhangsan", password=PASSWORD, decision="approve")
         answer = http.post(f"{live.url}/oauth/authorize", data=data)

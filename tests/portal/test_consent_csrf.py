@@ -35,7 +35,7 @@ def _unchanged(engine: Engine, answer: httpx.Response, failures: int = 0) -> Non
 def test_a_post_without_the_token_changes_nothing(
     engine: Engine, live: LiveServer, setup: OAuth2Client
 ):
-    with httpx.Client() as http:
+    with httpx.Client(timeout=30) as http:
         form = consent_form(http, consent_url(live, setup, 30))
         del form["csrf_token"]
         # a right password or a wrong one: neither is even tried
@@ -65,7 +65,7 @@ def test_another_browsers_token_or_no_cookie_is_refused(
     engine: Engine, live: LiveServer, setup: OAuth2Client
 ):
     url = consent_url(live, setup, 30)
-    with httpx.Client() as mine, httpx.Client() as theirs:
+    with httpx.Client(timeout=30) as mine, httpx.Client(timeout=30) as theirs:
         form = consent_form(mine, url)
         other = consent_form(theirs, url)
         assert other["csrf_token"] != form["csrf_token"]
@@ -83,7 +83,7 @@ def test_another_browsers_token_or_no_cookie_is_refused(
 def test_a_form_posted_from_another_site_is_refused_even_with_the_token(
     engine: Engine, live: LiveServer, setup: OAuth2Client
 ):
-    with httpx.Client() as http:
+    with httpx.Client(timeout=30) as http:
         form = consent_form(http, consent_url(live, setup, 30))
         data = {**form, "username": "zhangsan", "password": PASSWORD, "decision": "approve"}
         answer = _post(http, live, data, headers={"Origin": "https://evil.example"})
@@ -94,7 +94,7 @@ def test_a_form_posted_from_another_site_is_refused_even_with_the_token(
 def test_the_token_survives_a_wrong_password_and_the_approval_goes_through(
     engine: Engine, live: LiveServer, setup: OAuth2Client
 ):
-    with httpx.Client() as http:
+    with httpx.Client(timeout=30) as http:
         form = consent_form(http, consent_url(live, setup, 30))
         wrong = _post(
             http,

@@ -46,7 +46,7 @@ def test_the_consent_page_is_a_portal_page(live: LiveServer, setup: OAuth2Client
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert answer.headers["referrer-policy"] == "same-origin"
 
-    with httpx.Client() as http:
+    with httpx.Client(timeout=30) as http:
         url = consent_url(live, setup, 30)
         page = http.get(url)
         assert page.status_code == 200
